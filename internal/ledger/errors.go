@@ -1,0 +1,84 @@
+package ledger
+
+import "errors"
+
+// Result codes returned in ABCI responses and by the node API. This list is
+// append-only: a code never changes meaning.
+const (
+	CodeOK               uint32 = 0
+	CodeDecode           uint32 = 1
+	CodeBadSignature     uint32 = 2
+	CodeBadSequence      uint32 = 3
+	CodeHandleTaken      uint32 = 4
+	CodeInvalidHandle    uint32 = 5
+	CodeUnknownAccount   uint32 = 6
+	CodeInsufficientWork uint32 = 7
+	CodeInvalidKey       uint32 = 8
+	CodeWrongChain       uint32 = 9
+	CodeTooLarge         uint32 = 10
+	CodeInvalidPrekey    uint32 = 11
+	CodeUnknownMessage   uint32 = 12
+	CodeInternal         uint32 = 13
+)
+
+// Sentinel errors, one per code.
+var (
+	ErrDecode           = errors.New("transaction does not decode")
+	ErrBadSignature     = errors.New("signature does not verify with the signer's account key")
+	ErrBadSequence      = errors.New("wrong sequence number (replayed or out of order)")
+	ErrHandleTaken      = errors.New("handle is taken")
+	ErrInvalidHandle    = errors.New("invalid handle: 3-32 characters of a-z, 0-9 and _")
+	ErrUnknownAccount   = errors.New("unknown account")
+	ErrInsufficientWork = errors.New("proof of work below the chain's difficulty")
+	ErrInvalidKey       = errors.New("invalid key")
+	ErrWrongChain       = errors.New("transaction is for another chain")
+	ErrTooLarge         = errors.New("transaction too large")
+	ErrInvalidPrekey    = errors.New("signed prekey is not signed by the identity key")
+	ErrUnknownMessage   = errors.New("transaction carries no known message")
+	ErrInternal         = errors.New("internal ledger error")
+)
+
+var codeErrs = []struct {
+	code uint32
+	err  error
+}{
+	{CodeDecode, ErrDecode},
+	{CodeBadSignature, ErrBadSignature},
+	{CodeBadSequence, ErrBadSequence},
+	{CodeHandleTaken, ErrHandleTaken},
+	{CodeInvalidHandle, ErrInvalidHandle},
+	{CodeUnknownAccount, ErrUnknownAccount},
+	{CodeInsufficientWork, ErrInsufficientWork},
+	{CodeInvalidKey, ErrInvalidKey},
+	{CodeWrongChain, ErrWrongChain},
+	{CodeTooLarge, ErrTooLarge},
+	{CodeInvalidPrekey, ErrInvalidPrekey},
+	{CodeUnknownMessage, ErrUnknownMessage},
+	{CodeInternal, ErrInternal},
+}
+
+// Code maps an error from this package to its result code.
+func Code(err error) uint32 {
+	if err == nil {
+		return CodeOK
+	}
+	for _, c := range codeErrs {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return CodeInternal
+}
+
+// CodeError maps a result code back to its sentinel error (nil for CodeOK).
+func CodeError(code uint32) error {
+	if code == CodeOK {
+		return nil
+	}
+	for _, c := range codeErrs {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return ErrInternal
+}
