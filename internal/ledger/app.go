@@ -31,6 +31,7 @@ type App struct {
 
 	mu        sync.RWMutex
 	committed *iavl.ImmutableTree // latest saved version, read by queries and CheckTx
+	genesis   Reader              // the genesis state, until the first commit
 	onCommit  []func(height int64)
 }
 
@@ -86,10 +87,19 @@ func (a *App) Committed() (Reader, int64) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.committed == nil {
+		if a.genesis != nil {
+			return a.genesis, 0
+		}
 		return emptyReader{}, 0
 	}
 	return a.committed, a.committed.Version()
 }
+
+// memKV is a small in-memory KV (the genesis state before block 1).
+type memKV map[string][]byte
+
+func (m memKV) Get(k []byte) ([]byte, error) { return m[string(k)], nil }
+func (m memKV) Set(k, v []byte) error        { m[string(k)] = append([]byte(nil), v...); return nil }
 
 type emptyReader struct{}
 
@@ -131,6 +141,14 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if err := InitGenesis(treeKV{a.tree}, &g); err != nil {
 		return nil, err
 	}
+	// Until block 1 is committed, CheckTx and queries see the genesis state.
+	gen := memKV{}
+	if err := InitGenesis(gen, &g); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.genesis = gen
+	a.mu.Unlock()
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
 }
 

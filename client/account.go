@@ -1,0 +1,191 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/keystore"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"go.mau.fi/libsignal/util/keyhelper"
+)
+
+const (
+	bucketMeta        = "meta"
+	metaNextPrekey    = "next_prekey_id"
+	metaSignedPrekey  = "signed_prekey_id"
+	signedPrekeyFirst = 1
+)
+
+// Create makes a new account in cfg.Home: fresh keys, an encrypted
+// keystore, registration on chain (with the chain's proof of work) and the
+// upload of one-time prekeys to the node. On failure nothing is left behind.
+func Create(ctx context.Context, cfg Config, handle string) (*Client, error) {
+	h, err := ledger.NormalizeHandle(handle)
+	if err != nil {
+		return nil, err
+	}
+	dir := Dir(cfg.Home)
+	if keystore.Exists(dir) {
+		return nil, fmt.Errorf("%w: %s", ErrAccountExists, dir)
+	}
+	if len(cfg.Passphrase) == 0 {
+		return nil, ErrNoPassphrase
+	}
+	probe := dial(cfg)
+	st, err := probe.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := probe.Lookup(ctx, h); err == nil {
+		return nil, fmt.Errorf("%w: @%s", ErrHandleTaken, h)
+	} else if !errors.Is(err, ErrUnknownHandle) {
+		return nil, err
+	}
+	c, err := createLocal(cfg, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.register(ctx, st.ChainId, st.PowDifficulty); err != nil {
+		c.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := c.replenishPrekeys(ctx, InitialPrekeys); err != nil {
+		return c, fmt.Errorf("account registered, but uploading prekeys failed (retried on next sync): %w", err)
+	}
+	return c, nil
+}
+
+// createLocal writes the keystore and the Signal stores.
+func createLocal(cfg Config, handle string) (*Client, error) {
+	dir := Dir(cfg.Home)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	unlock, err := keystore.Lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := keystore.Generate(handle)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if err := keystore.Create(dir, s, cfg.Passphrase, keystore.Options{WorkFactor: cfg.KeystoreWorkFactor}); err != nil {
+		unlock()
+		return nil, err
+	}
+	c, err := open(cfg, s, unlock)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// register generates the signed prekey and sends RegisterAccount.
+func (c *Client) register(ctx context.Context, chainID string, difficulty uint32) error {
+	if difficulty > ledger.MaxPowDifficulty {
+		return fmt.Errorf("node asks for a proof of work of %d bits (cap %d)", difficulty, ledger.MaxPowDifficulty)
+	}
+	spk, err := c.newSignedPrekey(ctx, signedPrekeyFirst)
+	if err != nil {
+		return err
+	}
+	pub := c.secrets.AccountKey.Public().(ed25519.PublicKey)
+	reg := &tokenimv1.RegisterAccount{
+		Handle: c.Handle(), AccountKey: pub,
+		IdentityKey:    c.secrets.IdentityKeyPair.PublicKey().Serialize(),
+		RegistrationId: c.secrets.RegistrationID, SignedPrekey: spk,
+		PowNonce: ledger.SolveWork(chainID, c.Handle(), pub, difficulty),
+	}
+	body := &tokenimv1.TxBody{ChainId: chainID, Signer: c.Handle(), Msg: &tokenimv1.TxBody_RegisterAccount{RegisterAccount: reg}}
+	_, err = c.broadcast(ctx, body)
+	return err
+}
+
+// newSignedPrekey makes and stores a signed prekey, returning its public part.
+func (c *Client) newSignedPrekey(ctx context.Context, id uint32) (*tokenimv1.SignedPrekey, error) {
+	rec, err := keyhelper.GenerateSignedPreKey(c.secrets.IdentityKeyPair, id, c.store.Serializer().SignedPreKeyRecord)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.store.StoreSignedPreKey(ctx, id, rec); err != nil {
+		return nil, err
+	}
+	if err := c.store.Put(bucketMeta, metaSignedPrekey, binary.BigEndian.AppendUint32(nil, id)); err != nil {
+		return nil, err
+	}
+	sig := rec.Signature()
+	return &tokenimv1.SignedPrekey{Id: id, PublicKey: rec.KeyPair().PublicKey().Serialize(), Signature: sig[:]}, nil
+}
+
+// broadcast signs body with the account key and waits for its block.
+func (c *Client) broadcast(ctx context.Context, body *tokenimv1.TxBody) (int64, error) {
+	raw, err := ledger.SignTx(body, c.secrets.AccountKey)
+	if err != nil {
+		return 0, err
+	}
+	res, err := c.node.BroadcastTx(ctx, connect.NewRequest(&tokenimv1.BroadcastTxRequest{Tx: raw}))
+	if err != nil {
+		return 0, c.netErr("broadcast", err)
+	}
+	if res.Msg.Code != ledger.CodeOK {
+		return 0, fmt.Errorf("%w (%s)", ledger.CodeError(res.Msg.Code), res.Msg.Log)
+	}
+	return res.Msg.Height, nil
+}
+
+// RotateSignedPrekey replaces the account's signed prekey on chain.
+func (c *Client) RotateSignedPrekey(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	acct, err := c.Lookup(ctx, c.Handle())
+	if err != nil {
+		return err
+	}
+	spk, err := c.newSignedPrekey(ctx, acct.SignedPrekey.GetId()+1)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	body := &tokenimv1.TxBody{ChainId: st.ChainId, Signer: c.Handle(), Sequence: acct.Sequence,
+		Msg: &tokenimv1.TxBody_RotateSignedPrekey{RotateSignedPrekey: &tokenimv1.RotateSignedPrekey{SignedPrekey: spk}}}
+	_, err = c.broadcast(ctx, body)
+	return err
+}
+
+// replenishPrekeys generates n one-time prekeys, stores them and uploads them.
+func (c *Client) replenishPrekeys(ctx context.Context, n int) error {
+	next := uint32(1)
+	if b, ok, err := c.store.Get(bucketMeta, metaNextPrekey); err != nil {
+		return err
+	} else if ok && len(b) == 4 {
+		next = binary.BigEndian.Uint32(b)
+	}
+	recs, err := keyhelper.GeneratePreKeys(int(next), n, c.store.Serializer().PreKeyRecord)
+	if err != nil {
+		return err
+	}
+	up := make([]*tokenimv1.OneTimePrekey, 0, n)
+	for _, r := range recs {
+		if err := c.store.StorePreKey(ctx, r.ID().Value, r); err != nil {
+			return err
+		}
+		up = append(up, &tokenimv1.OneTimePrekey{Id: r.ID().Value, PublicKey: r.KeyPair().PublicKey().Serialize()})
+	}
+	if err := c.store.Put(bucketMeta, metaNextPrekey, binary.BigEndian.AppendUint32(nil, next+uint32(n))); err != nil {
+		return err
+	}
+	_, err = call(ctx, c, "upload prekeys", &tokenimv1.UploadPrekeysRequest{Prekeys: up}, c.relay.UploadPrekeys)
+	return err
+}

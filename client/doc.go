@@ -1,0 +1,23 @@
+// Package client is the TokenIM client SDK: what the CLI, the web client and
+// bots use to hold an account's keys and chat end to end encrypted.
+//
+// A Client owns one account in a home directory (<home>/client): the
+// passphrase-encrypted keystore (age, scrypt), the Signal protocol stores
+// and the local message history (bbolt, every value encrypted with a key
+// from the keystore). It talks to one node over the node API.
+//
+//	c, err := client.Create(ctx, client.Config{Home: dir, Passphrase: pw}, "alice") // register on chain
+//	c, err := client.Open(ctx, client.Config{Home: dir, Passphrase: pw})            // later
+//	defer c.Close()
+//	msg, err := c.Send(ctx, "@bob", "hello")
+//	msgs, err := c.Sync(ctx)               // fetch, decrypt, store and acknowledge
+//	err = c.Listen(ctx, func(m client.Message) { … }) // live
+//
+// Invariants: private keys and plaintexts never leave the client; a
+// Signal session is only built from a bundle whose identity key equals the
+// chain's record for that handle, and a received first message is only
+// accepted if its identity key equals the chain's record for the sender; an
+// envelope is acknowledged to the node only after its plaintext is stored
+// locally, so a crash loses nothing (a redelivered envelope is recognised by
+// its id).
+package client

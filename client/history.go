@@ -1,0 +1,121 @@
+package client
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tokenim/tokenim/internal/signalstore"
+)
+
+// Message states.
+const (
+	StateSending       = "sending"       // outgoing, not yet confirmed by the node
+	StateStored        = "stored"        // outgoing, on the node's disk
+	StateFailed        = "failed"        // outgoing, the node refused or was unreachable
+	StateReceived      = "received"      // incoming, decrypted
+	StateUndecryptable = "undecryptable" // incoming, failed to decrypt (ErrDecrypt)
+	StateRejected      = "rejected"      // incoming, sender's identity key not the chain's
+)
+
+// Message is one entry of the local history.
+type Message struct {
+	ID         string    `json:"id"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Text       string    `json:"text"`
+	SentAt     time.Time `json:"sent_at"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	Outgoing   bool      `json:"outgoing"`
+	State      string    `json:"state"`
+	seq        uint64
+}
+
+// Local history layout (values encrypted by signalstore):
+//
+//	history/<seq: 8 bytes BE, hex>   Message JSON, in local order
+//	msgid/<message id hex>           seq of that message
+const (
+	bucketHistory = "history"
+	bucketMsgID   = "msgid"
+	metaHistSeq   = "history_seq"
+	metaCursor    = "receive_cursor"
+)
+
+func seqKey(seq uint64) string { return hex.EncodeToString(binary.BigEndian.AppendUint64(nil, seq)) }
+
+// hasMessage reports whether a message id is in the history.
+func (c *Client) hasMessage(id []byte) (bool, error) {
+	_, ok, err := c.store.Get(bucketMsgID, hex.EncodeToString(id))
+	return ok, err
+}
+
+// putMessage adds or updates m in the history, and (if cursor > 0) records
+// the receive cursor, in one transaction.
+func (c *Client) putMessage(m *Message, cursor uint64) error {
+	return c.store.Update(func(tx *signalstore.Tx) error {
+		if m.seq == 0 {
+			if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
+				return err
+			} else if ok && len(b) == 8 {
+				m.seq = binary.BigEndian.Uint64(b)
+			}
+		}
+		if m.seq == 0 {
+			next := uint64(1)
+			if b, ok, err := tx.Get(bucketMeta, metaHistSeq); err != nil {
+				return err
+			} else if ok && len(b) == 8 {
+				next = binary.BigEndian.Uint64(b) + 1
+			}
+			m.seq = next
+			if err := tx.Put(bucketMeta, metaHistSeq, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketMsgID, m.ID, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+				return err
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketHistory, seqKey(m.seq), b); err != nil {
+			return err
+		}
+		if cursor > 0 {
+			return tx.Put(bucketMeta, metaCursor, binary.BigEndian.AppendUint64(nil, cursor))
+		}
+		return nil
+	})
+}
+
+func (c *Client) cursor() (uint64, error) {
+	b, ok, err := c.store.Get(bucketMeta, metaCursor)
+	if err != nil || !ok || len(b) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (c *Client) setCursor(cur uint64) error {
+	return c.store.Put(bucketMeta, metaCursor, binary.BigEndian.AppendUint64(nil, cur))
+}
+
+// History returns the local history in order; filter may be nil.
+func (c *Client) History(filter func(*Message) bool) ([]Message, error) {
+	var out []Message
+	err := c.store.ForEach(bucketHistory, func(_ string, v []byte) error {
+		var m Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("history entry: %w", err)
+		}
+		if filter == nil || filter(&m) {
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,111 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/libsignal/keys/identity"
+	"go.mau.fi/libsignal/keys/prekey"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+	"go.mau.fi/libsignal/util/optional"
+)
+
+// bucketContacts pins each contact's chain-recorded identity key:
+// contacts/<handle> = identity key bytes.
+const bucketContacts = "contacts"
+
+// Fingerprint is a short, human-comparable digest of an identity key:
+// the first 20 bytes of SHA-256, in five groups of eight hex digits.
+func Fingerprint(identityKey []byte) string {
+	d := sha256.Sum256(identityKey)
+	h := hex.EncodeToString(d[:20])
+	parts := make([]string, 0, 5)
+	for i := 0; i < len(h); i += 8 {
+		parts = append(parts, h[i:i+8])
+	}
+	return strings.Join(parts, " ")
+}
+
+// chainIdentity returns the identity key the chain records for handle, and
+// checks it against the key pinned for that contact.
+func (c *Client) chainIdentity(ctx context.Context, handle string) (*tokenimv1.Account, error) {
+	acct, err := c.Lookup(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	pinned, ok, err := c.store.Get(bucketContacts, handle)
+	if err != nil {
+		return nil, err
+	}
+	if ok && !bytes.Equal(pinned, acct.IdentityKey) {
+		return nil, fmt.Errorf("%w: @%s's identity key changed from %s to %s", ErrIdentityMismatch, handle, Fingerprint(pinned), Fingerprint(acct.IdentityKey))
+	}
+	if !ok {
+		if err := c.store.Put(bucketContacts, handle, acct.IdentityKey); err != nil {
+			return nil, err
+		}
+	}
+	return acct, nil
+}
+
+// buildSession fetches handle's prekey bundle and runs X3DH. The bundle's
+// identity key must equal the chain's record. Called with c.mu held.
+func (c *Client) buildSession(ctx context.Context, handle string, addr *protocol.SignalAddress) error {
+	acct, err := c.chainIdentity(ctx, handle)
+	if err != nil {
+		return err
+	}
+	res, err := call(ctx, c, "get prekey bundle", &tokenimv1.GetPrekeyBundleRequest{Handle: handle}, c.relay.GetPrekeyBundle)
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return fmt.Errorf("%w: @%s", ErrUnknownHandle, handle)
+	}
+	if err != nil {
+		return err
+	}
+	ba := res.Account
+	if ba.GetHandle() != handle || !bytes.Equal(ba.IdentityKey, acct.IdentityKey) {
+		return fmt.Errorf("%w: the node's bundle for @%s has another identity key", ErrIdentityMismatch, handle)
+	}
+	bundle, err := toBundle(ba, res.OneTimePrekey)
+	if err != nil {
+		return err
+	}
+	b := session.NewBuilderFromSignal(c.store, addr, c.store.Serializer())
+	if err := b.ProcessBundle(ctx, bundle); err != nil {
+		return fmt.Errorf("X3DH with @%s: %w", handle, err)
+	}
+	return nil
+}
+
+func toBundle(a *tokenimv1.Account, otk *tokenimv1.OneTimePrekey) (*prekey.Bundle, error) {
+	ik, err := ecc.DecodePoint(a.IdentityKey, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: identity key: %v", ErrIdentityMismatch, err)
+	}
+	spk := a.GetSignedPrekey()
+	if spk == nil || len(spk.Signature) != 64 {
+		return nil, fmt.Errorf("%w: @%s", ErrNoPrekey, a.Handle)
+	}
+	spkPub, err := ecc.DecodePoint(spk.PublicKey, 0)
+	if err != nil {
+		return nil, fmt.Errorf("signed prekey of @%s: %w", a.Handle, err)
+	}
+	var sig [64]byte
+	copy(sig[:], spk.Signature)
+	otkID, otkPub := optional.NewEmptyUint32(), ecc.ECPublicKeyable(nil)
+	if otk != nil {
+		if otkPub, err = ecc.DecodePoint(otk.PublicKey, 0); err != nil {
+			return nil, fmt.Errorf("one-time prekey of @%s: %w", a.Handle, err)
+		}
+		otkID = optional.NewOptionalUint32(otk.Id)
+	}
+	return prekey.NewBundle(a.RegistrationId, DeviceID, otkID, spk.Id, otkPub, spkPub, sig, identity.NewKey(ik)), nil
+}

@@ -1,0 +1,236 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/codec"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+)
+
+// ackEvery bounds how many processed envelopes wait for one Ack.
+const ackEvery = 128
+
+// Sync fetches every envelope waiting on the node, decrypts and stores them,
+// acknowledges them, and returns the new messages.
+func (c *Client) Sync(ctx context.Context) ([]Message, error) {
+	var got []Message
+	err := c.receive(ctx, true, func(m Message) { got = append(got, m) })
+	return got, err
+}
+
+// Listen delivers messages to fn as they arrive, until ctx ends; it
+// reconnects (with backoff) when the node goes away.
+func (c *Client) Listen(ctx context.Context, fn func(Message)) error {
+	backoff := 250 * time.Millisecond
+	for {
+		err := c.receive(ctx, false, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, ErrNodeUnreachable) && connect.CodeOf(err) != connect.CodeUnavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// receive runs one Receive stream. With untilCaughtUp it returns at the
+// end of the stored backlog.
+func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Message)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	after, err := c.cursor()
+	if err != nil {
+		return err
+	}
+	var stream *connect.ServerStreamForClient[tokenimv1.ReceiveResponse]
+	for attempt := 0; ; attempt++ {
+		req := connect.NewRequest(&tokenimv1.ReceiveRequest{After: after})
+		if err := c.authed(ctx, req.Header()); err != nil {
+			return err
+		}
+		stream, err = c.relay.Receive(ctx, req)
+		if err == nil && !stream.Receive() {
+			err = stream.Err()
+		}
+		if connect.CodeOf(err) == connect.CodeUnauthenticated && attempt == 0 {
+			c.dropToken()
+			continue
+		}
+		if err != nil {
+			return c.netErr("receive", err)
+		}
+		break
+	}
+	defer stream.Close()
+	r := &receiver{c: c, fn: fn, acked: after}
+	for {
+		if err := r.handle(ctx, stream.Msg()); err != nil {
+			return err
+		}
+		if stream.Msg().GetCaughtUp() {
+			if err := r.ack(ctx); err != nil || untilCaughtUp {
+				return err
+			}
+		}
+		if !stream.Receive() {
+			break
+		}
+	}
+	if err := r.ack(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return c.netErr("receive", stream.Err())
+}
+
+// receiver processes one stream's deliveries and acknowledges them.
+type receiver struct {
+	c        *Client
+	fn       func(Message)
+	caughtUp bool
+	last     uint64 // last processed cursor
+	acked    uint64
+	prekeys  int // one-time prekeys consumed
+}
+
+func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) error {
+	if res.GetCaughtUp() {
+		r.caughtUp = true
+		return nil
+	}
+	d := res.GetDelivery()
+	if d == nil || d.Envelope == nil {
+		return nil
+	}
+	m, isNew, err := r.c.open(ctx, d)
+	if err != nil {
+		return err
+	}
+	r.last = d.Cursor
+	if d.Envelope.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && isNew {
+		r.prekeys++
+	}
+	if isNew {
+		r.fn(*m)
+	}
+	if r.caughtUp || r.last-r.acked >= ackEvery {
+		return r.ack(ctx)
+	}
+	return nil
+}
+
+// ack tells the node everything up to r.last is stored locally, and
+// replaces consumed one-time prekeys.
+func (r *receiver) ack(ctx context.Context) error {
+	if r.last <= r.acked {
+		return nil
+	}
+	if err := r.c.setCursor(r.last); err != nil {
+		return err
+	}
+	if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: r.last}, r.c.relay.Ack); err != nil {
+		return err
+	}
+	r.acked = r.last
+	if r.prekeys > 0 {
+		n := r.prekeys
+		r.prekeys = 0
+		return r.c.replenishPrekeys(ctx, n)
+	}
+	return nil
+}
+
+// open decrypts a delivery and stores it; isNew is false for an envelope
+// already in the history (a redelivery).
+func (c *Client) open(ctx context.Context, d *tokenimv1.Delivery) (*Message, bool, error) {
+	env := d.Envelope
+	if seen, err := c.hasMessage(env.Id); err != nil || seen {
+		return nil, false, err
+	}
+	m := &Message{ID: hex.EncodeToString(env.Id), From: env.From, To: c.Handle(), ReceivedAt: time.UnixMilli(env.ReceivedAtMs).UTC(), State: StateReceived}
+	content, err := c.decrypt(ctx, env)
+	switch {
+	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, context.Canceled):
+		return nil, false, err // not processed: it stays on the node
+	case errors.Is(err, ErrIdentityMismatch):
+		m.State = StateRejected
+	case err != nil:
+		m.State = StateUndecryptable
+	default:
+		m.Text = content.GetText().GetBody()
+		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
+	}
+	if err := c.putMessage(m, d.Cursor); err != nil {
+		return nil, false, err
+	}
+	return m, true, nil
+}
+
+// decrypt returns the Content of an envelope, or ErrDecrypt.
+func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	addr := protocol.NewSignalAddress(env.From, DeviceID)
+	ser := c.store.Serializer()
+	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, ser), addr)
+	var pt []byte
+	switch env.Type {
+	case tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY:
+		msg, err := protocol.NewPreKeySignalMessageFromBytes(env.Ciphertext, ser.PreKeySignalMessage, ser.SignalMessage)
+		if err != nil {
+			return nil, ErrDecrypt
+		}
+		acct, err := c.chainIdentity(ctx, env.From)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(msg.IdentityKey().Serialize(), acct.IdentityKey) {
+			return nil, fmt.Errorf("%w: a first message claiming to be from @%s carries another identity key", ErrIdentityMismatch, env.From)
+		}
+		if pt, err = cipher.DecryptMessage(ctx, msg); err != nil {
+			return nil, ErrDecrypt
+		}
+	case tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE:
+		msg, err := protocol.NewSignalMessageFromBytes(env.Ciphertext, ser.SignalMessage)
+		if err != nil {
+			return nil, ErrDecrypt
+		}
+		if pt, err = cipher.Decrypt(ctx, msg); err != nil {
+			return nil, ErrDecrypt
+		}
+	default:
+		return nil, ErrDecrypt
+	}
+	return decodeContent(pt, env.Id)
+}
+
+func decodeContent(padded, id []byte) (*tokenimv1.Content, error) {
+	raw, err := unpad(padded)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	var content tokenimv1.Content
+	if err := codec.Unmarshal(raw, &content, MaxTextBytes+1024); err != nil {
+		return nil, ErrDecrypt
+	}
+	if !bytes.Equal(content.MessageId, id) {
+		return nil, ErrDecrypt
+	}
+	return &content, nil
+}

@@ -1,0 +1,86 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+)
+
+// Send encrypts text for a handle ("@bob" or "bob") and stores it on the
+// node. It returns once the node has the envelope on disk.
+func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
+	h, err := ledger.NormalizeHandle(to)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(text) == 0:
+		return nil, ErrEmpty
+	case len(text) > MaxTextBytes:
+		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, len(text), MaxTextBytes)
+	case !utf8.ValidString(text):
+		return nil, fmt.Errorf("message is not valid UTF-8")
+	}
+	env, msg, err := c.seal(ctx, h, text)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.putMessage(msg, 0); err != nil {
+		return nil, err
+	}
+	if _, err := call(ctx, c, "send", &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}, c.relay.Send); err != nil {
+		msg.State = StateFailed
+		c.putMessage(msg, 0)
+		return nil, err
+	}
+	msg.State = StateStored
+	return msg, c.putMessage(msg, 0)
+}
+
+// seal builds the envelope: a session (X3DH on first use), then one
+// Double Ratchet step over the padded Content.
+func (c *Client) seal(ctx context.Context, to, text string) (*tokenimv1.Envelope, *Message, error) {
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	content := &tokenimv1.Content{MessageId: id, SentAtMs: now.UnixMilli(), Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}
+	pt, err := codec.Marshal(content)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	addr := protocol.NewSignalAddress(to, DeviceID)
+	has, err := c.store.ContainsSession(ctx, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !has {
+		if err := c.buildSession(ctx, to, addr); err != nil {
+			return nil, nil, err
+		}
+	}
+	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, c.store.Serializer()), addr)
+	ct, err := cipher.Encrypt(ctx, pad(pt))
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypt for @%s: %w", to, err)
+	}
+	typ := tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE
+	if ct.Type() == protocol.PREKEY_TYPE {
+		typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY
+	}
+	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize()}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending}
+	return env, msg, nil
+}

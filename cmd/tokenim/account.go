@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+)
+
+// accountView is what `account show` and `whois` print.
+type accountView struct {
+	Handle           string `json:"handle"`
+	AccountKey       string `json:"account_key"`
+	IdentityKey      string `json:"identity_key"`
+	Fingerprint      string `json:"fingerprint"`
+	RegisteredHeight int64  `json:"registered_height"`
+	SignedPrekeyID   uint32 `json:"signed_prekey_id"`
+	Sequence         uint64 `json:"sequence"`
+}
+
+func viewOf(a *tokenimv1.Account) accountView {
+	return accountView{
+		Handle: a.Handle, AccountKey: hex.EncodeToString(a.AccountKey), IdentityKey: hex.EncodeToString(a.IdentityKey),
+		Fingerprint: client.Fingerprint(a.IdentityKey), RegisteredHeight: a.RegisteredHeight,
+		SignedPrekeyID: a.SignedPrekey.GetId(), Sequence: a.Sequence,
+	}
+}
+
+func printAccount(a *tokenimv1.Account, asJSON bool) error {
+	v := viewOf(a)
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(v)
+	}
+	fmt.Printf("@%s\n  account key:  %s\n  identity key: %s\n  fingerprint:  %s\n  registered at height %d\n",
+		v.Handle, v.AccountKey, v.IdentityKey, v.Fingerprint, v.RegisteredHeight)
+	return nil
+}
+
+func accountCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Create or show this home's account"}
+	create := &cobra.Command{
+		Use:   "create HANDLE",
+		Short: "Create keys, register HANDLE on chain and upload prekeys",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if client.Exists(cfg.Home) {
+				return withHint(fmt.Errorf("%w: %s", client.ErrAccountExists, client.Dir(cfg.Home)), "use another --home for another account")
+			}
+			if cfg.Passphrase, err = passphrase(true); err != nil {
+				return err
+			}
+			c, err := client.Create(cmd.Context(), cfg, args[0])
+			if c == nil {
+				return err
+			}
+			defer c.Close()
+			acct, lerr := c.Lookup(cmd.Context(), c.Handle())
+			if lerr != nil {
+				return lerr
+			}
+			fmt.Printf("Created @%s (keys in %s)\n", c.Handle(), client.Dir(cfg.Home))
+			if perr := printAccount(acct, false); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show this home's account as the chain records it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			acct, err := c.Lookup(cmd.Context(), c.Handle())
+			if err != nil {
+				return err
+			}
+			return printAccount(acct, showJSON)
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	cmd.AddCommand(create, show)
+	return cmd
+}
+
+func whoisCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "whois @HANDLE",
+		Short: "Look a handle up on chain: keys, fingerprint, registration height",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			acct, err := client.Lookup(cmd.Context(), cfg, args[0])
+			if err != nil {
+				return err
+			}
+			return printAccount(acct, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// open unlocks this home's account.
+func (g *globals) open(ctx context.Context) (*client.Client, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	if !client.Exists(cfg.Home) {
+		return nil, fmt.Errorf("%w: %s", client.ErrNoAccount, client.Dir(cfg.Home))
+	}
+	if cfg.Passphrase, err = passphrase(false); err != nil {
+		return nil, err
+	}
+	return client.Open(ctx, cfg)
+}

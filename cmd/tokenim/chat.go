@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/tokenim/tokenim/client"
+)
+
+func sendCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "send @HANDLE TEXT|-",
+		Short: "Send an end-to-end encrypted message (TEXT '-' reads stdin); prints the message id",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text := args[1]
+			if text == "-" {
+				b, err := io.ReadAll(io.LimitReader(os.Stdin, client.MaxTextBytes+1))
+				if err != nil {
+					return err
+				}
+				text = strings.TrimSuffix(string(b), "\n")
+			}
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			m, err := c.Send(cmd.Context(), args[0], text)
+			if err != nil {
+				return err
+			}
+			fmt.Println(m.ID)
+			return nil
+		},
+	}
+}
+
+func inboxCmd(g *globals) *cobra.Command {
+	var asJSON, follow bool
+	cmd := &cobra.Command{
+		Use:   "inbox",
+		Short: "Fetch, decrypt and show received messages",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			print := func(m client.Message) { printMessage(m, asJSON) }
+			// Fetch what waits on the node, then show the whole received history.
+			if _, err := c.Sync(cmd.Context()); err != nil {
+				return err
+			}
+			hist, err := c.History(func(m *client.Message) bool { return !m.Outgoing })
+			if err != nil {
+				return err
+			}
+			for _, m := range hist {
+				print(m)
+			}
+			if !follow {
+				return nil
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return c.Listen(ctx, print)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing messages as they arrive")
+	return cmd
+}
+
+func printMessage(m client.Message, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(m)
+		fmt.Println(string(b))
+		return
+	}
+	switch m.State {
+	case client.StateReceived:
+		fmt.Printf("%s  %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), m.From, m.Text)
+	case client.StateRejected:
+		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the one the chain records]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+	default:
+		fmt.Printf("%s  %s: [message could not be decrypted]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+	}
+}

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+)
+
+// metrics are the node's Prometheus metrics, in a registry of its own (so
+// several nodes can run in one test process).
+type metrics struct {
+	reg        *prometheus.Registry
+	admittedN  prometheus.Counter
+	duplicates prometheus.Counter
+	admitBytes prometheus.Counter
+	deliveredN prometheus.Counter
+	appendSecs prometheus.Histogram
+	rpcs       *prometheus.CounterVec
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg:        prometheus.NewRegistry(),
+		admittedN:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_admitted_total", Help: "Envelopes stored durably."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_duplicate_total", Help: "Envelopes not stored again (same id)."}),
+		admitBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelope_bytes_admitted_total", Help: "Ciphertext bytes stored."}),
+		deliveredN: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_delivered_total", Help: "Envelopes pushed to recipients' streams."}),
+		appendSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenim_relay_append_seconds", Help: "Time to store a send durably (group commit).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
+	}
+	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, height,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+func (m *metrics) admitted(envs []*tokenimv1.Envelope, dup []bool, took time.Duration) {
+	m.appendSecs.Observe(took.Seconds())
+	for i, e := range envs {
+		if dup[i] {
+			m.duplicates.Inc()
+			continue
+		}
+		m.admittedN.Inc()
+		m.admitBytes.Add(float64(len(e.Ciphertext)))
+	}
+}
+
+func (m *metrics) delivered(batch []*tokenimv1.Delivery) { m.deliveredN.Add(float64(len(batch))) }
+
+func (m *metrics) interceptor() connect.Interceptor { return rpcCounter{m.rpcs} }
+
+// rpcCounter counts unary and streaming calls by procedure and result code.
+type rpcCounter struct{ c *prometheus.CounterVec }
+
+func (r rpcCounter) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		resp, err := next(ctx, req)
+		r.c.WithLabelValues(req.Spec().Procedure, codeLabel(err)).Inc()
+		return resp, err
+	}
+}
+
+func (r rpcCounter) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (r rpcCounter) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		err := next(ctx, conn)
+		r.c.WithLabelValues(conn.Spec().Procedure, codeLabel(err)).Inc()
+		return err
+	}
+}
+
+func codeLabel(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return connect.CodeOf(err).String()
+}

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/nodeauth"
+	"github.com/tokenim/tokenim/internal/relay"
+)
+
+type relayService struct{ n *Node }
+
+func (s *relayService) Challenge(_ context.Context, req *connect.Request[tokenimv1.ChallengeRequest]) (*connect.Response[tokenimv1.ChallengeResponse], error) {
+	if _, _, err := s.n.account(req.Msg.Handle); err != nil {
+		return nil, err
+	}
+	h, _ := ledger.NormalizeHandle(req.Msg.Handle)
+	nonce, err := s.n.auth.Challenge(h)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	}
+	return connect.NewResponse(&tokenimv1.ChallengeResponse{Nonce: nonce, NodeId: s.n.nodeID}), nil
+}
+
+func (s *relayService) Authenticate(_ context.Context, req *connect.Request[tokenimv1.AuthenticateRequest]) (*connect.Response[tokenimv1.AuthenticateResponse], error) {
+	acct, _, err := s.n.account(req.Msg.Handle)
+	if err != nil {
+		return nil, err
+	}
+	tok, exp, err := s.n.auth.Authenticate(acct.Handle, req.Msg.Nonce, req.Msg.Signature, acct.AccountKey)
+	switch {
+	case errors.Is(err, nodeauth.ErrBusy):
+		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	case err != nil:
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	return connect.NewResponse(&tokenimv1.AuthenticateResponse{Token: tok, ExpiresAtMs: exp.UnixMilli()}), nil
+}
+
+func (s *relayService) UploadPrekeys(_ context.Context, req *connect.Request[tokenimv1.UploadPrekeysRequest]) (*connect.Response[tokenimv1.UploadPrekeysResponse], error) {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	keys := req.Msg.Prekeys
+	if len(keys) > MaxPrekeysPerUpload {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d prekeys in one upload (cap %d)", len(keys), MaxPrekeysPerUpload))
+	}
+	for _, k := range keys {
+		if len(k.PublicKey) != 33 || k.PublicKey[0] != 0x05 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("prekey %d: want a 33-byte Signal public key", k.Id))
+		}
+	}
+	if err := s.n.relay.PutPrekeys(me, keys); err != nil {
+		return nil, relayError(err)
+	}
+	return connect.NewResponse(&tokenimv1.UploadPrekeysResponse{Stored: uint32(len(keys))}), nil
+}
+
+func (s *relayService) GetPrekeyBundle(_ context.Context, req *connect.Request[tokenimv1.GetPrekeyBundleRequest]) (*connect.Response[tokenimv1.GetPrekeyBundleResponse], error) {
+	if _, err := s.n.caller(req.Header()); err != nil {
+		return nil, err
+	}
+	acct, _, err := s.n.account(req.Msg.Handle)
+	if err != nil {
+		return nil, err
+	}
+	otk, err := s.n.relay.TakePrekey(acct.Handle)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	return connect.NewResponse(&tokenimv1.GetPrekeyBundleResponse{Account: acct, OneTimePrekey: otk}), nil
+}
+
+func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.SendRequest]) (*connect.Response[tokenimv1.SendResponse], error) {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	envs := req.Msg.Envelopes
+	if len(envs) == 0 || len(envs) > MaxEnvelopesPerSend {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d envelopes in one send (1 to %d)", len(envs), MaxEnvelopesPerSend))
+	}
+	now := time.Now().UnixMilli()
+	for _, e := range envs {
+		if err := s.admit(e, me, now); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	dup, err := s.n.relay.Append(ctx, envs)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	s.n.metrics.admitted(envs, dup, time.Since(start))
+	resp := &tokenimv1.SendResponse{}
+	for i, d := range dup {
+		if d {
+			resp.Duplicates = append(resp.Duplicates, envs[i].Id)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// admit checks one envelope and stamps the sender and admission time.
+func (s *relayService) admit(e *tokenimv1.Envelope, me string, nowMs int64) error {
+	to, err := ledger.NormalizeHandle(e.To)
+	if err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("recipient: %w", err))
+	}
+	if !s.n.knownAccount(to) {
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("%w: @%s", ledger.ErrUnknownAccount, to))
+	}
+	if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("envelope type %v", e.Type))
+	}
+	e.To, e.From, e.ReceivedAtMs = to, me, nowMs
+	return nil
+}
+
+func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenimv1.ReceiveRequest], stream *connect.ServerStream[tokenimv1.ReceiveResponse]) error {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return err
+	}
+	notify, cancel := s.n.relay.Subscribe(me)
+	defer cancel()
+	after, caughtUp := req.Msg.After, false
+	for {
+		batch, err := s.n.relay.Read(me, after, readBatch)
+		if err != nil {
+			return relayError(err)
+		}
+		for _, d := range batch {
+			if err := stream.Send(&tokenimv1.ReceiveResponse{Item: &tokenimv1.ReceiveResponse_Delivery{Delivery: d}}); err != nil {
+				return err
+			}
+			after = d.Cursor
+		}
+		s.n.metrics.delivered(batch)
+		if len(batch) == readBatch {
+			continue
+		}
+		if !caughtUp {
+			caughtUp = true
+			if err := stream.Send(&tokenimv1.ReceiveResponse{Item: &tokenimv1.ReceiveResponse_CaughtUp{CaughtUp: true}}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.n.stopped:
+			return nil
+		case <-notify:
+		}
+	}
+}
+
+func (s *relayService) Ack(_ context.Context, req *connect.Request[tokenimv1.AckRequest]) (*connect.Response[tokenimv1.AckResponse], error) {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.n.relay.Ack(me, req.Msg.Cursor); err != nil {
+		return nil, relayError(err)
+	}
+	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
+}
+
+// knownAccount reports whether handle is registered (committed).
+func (n *Node) knownAccount(handle string) bool {
+	if _, ok := n.known.Load(handle); ok {
+		return true
+	}
+	r, _ := n.app.Committed()
+	if _, err := ledger.GetAccount(r, handle); err != nil {
+		return false
+	}
+	n.known.Store(handle, struct{}{}) // accounts are never deleted
+	return true
+}
+
+func relayError(err error) error {
+	switch {
+	case errors.Is(err, relay.ErrInvalidEnvelope):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, relay.ErrTooManyPrekeys):
+		return connect.NewError(connect.CodeResourceExhausted, err)
+	case errors.Is(err, relay.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}

@@ -1,0 +1,223 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	nm "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	rpclocal "github.com/cometbft/cometbft/rpc/client/local"
+	"github.com/cometbft/cometbft/types"
+	"github.com/spf13/viper"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/nodeauth"
+	"github.com/tokenim/tokenim/internal/relay"
+)
+
+// StartOptions configure Start.
+type StartOptions struct {
+	// Addrs override the configured listen addresses ("host:0" picks a port).
+	Addrs
+	// Log receives TokenIM's logs (nil: discard). CometBFT logs errors to
+	// CometLog (nil: discard).
+	Log      *slog.Logger
+	CometLog io.Writer
+}
+
+// Node is a running TokenIM node.
+type Node struct {
+	home    string
+	log     *slog.Logger
+	comet   *nm.Node
+	rpc     *rpclocal.Local
+	app     *ledger.App
+	relay   *relay.Store
+	api     *http.Server
+	apiLn   net.Listener
+	apiURL  string
+	chainID string
+	nodeID  string
+	metrics *metrics
+	auth    *nodeauth.Authenticator
+	stopped chan struct{}
+	known   sync.Map // handles known to be registered
+	dbMu    sync.Mutex
+	dbs     []dbm.DB // every CometBFT database opened
+}
+
+// Start opens the node home and starts consensus, the relay and the API.
+func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
+	settings, err := readSettings(home)
+	if err != nil {
+		return nil, err
+	}
+	c, err := loadCometConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	if o.P2P != "" {
+		c.P2P.ListenAddress = tcpAddr(o.P2P)
+	}
+	if o.RPC != "" {
+		c.RPC.ListenAddress = tcpAddr(o.RPC)
+	}
+	if o.API != "" {
+		settings.APIAddr = o.API
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{home: home, log: log, stopped: make(chan struct{})}
+	if err := n.open(ctx, c, o.CometLog); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	if err := n.serveAPI(settings.APIAddr); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+func loadCometConfig(home string) (*cfg.Config, error) {
+	c := cfg.DefaultConfig()
+	path := filepath.Join(Dir(home), "config", "config.toml")
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := v.Unmarshal(c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	c.SetRoot(Dir(home))
+	if err := c.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) error {
+	genesis, err := nm.DefaultGenesisDocProviderFunc(c)()
+	if err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	n.chainID = genesis.ChainID
+	dataDir := filepath.Join(c.RootDir, "data")
+	if n.app, err = ledger.OpenApp(dataDir, n.chainID, n.log); err != nil {
+		return err
+	}
+	if n.relay, err = relay.Open(relay.Options{Dir: filepath.Join(dataDir, "relay"), Logger: n.log}); err != nil {
+		return fmt.Errorf("open relay store: %w", err)
+	}
+	nodeKey, err := p2p.LoadNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return fmt.Errorf("node key: %w", err)
+	}
+	n.nodeID = string(nodeKey.ID())
+	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	logger := cmtlog.NewNopLogger()
+	if cometLog != nil {
+		logger = cmtlog.NewFilter(cmtlog.NewTMLogger(cmtlog.NewSyncWriter(cometLog)), cmtlog.AllowError())
+	}
+	n.comet, err = nm.NewNodeWithContext(ctx, c, pv, nodeKey, proxy.NewLocalClientCreator(n.app),
+		func() (*types.GenesisDoc, error) { return genesis, nil }, n.dbProvider,
+		nm.DefaultMetricsProvider(c.Instrumentation), logger)
+	if err != nil {
+		return fmt.Errorf("start consensus: %w", err)
+	}
+	if err := n.comet.Start(); err != nil {
+		return fmt.Errorf("start consensus: %w", err)
+	}
+	n.rpc = rpclocal.New(n.comet)
+	n.metrics = newMetrics(n)
+	n.auth = nodeauth.New(n.nodeID, time.Now)
+	return nil
+}
+
+// dbProvider opens CometBFT's databases and remembers them for Stop.
+func (n *Node) dbProvider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err == nil {
+		n.dbMu.Lock()
+		n.dbs = append(n.dbs, db)
+		n.dbMu.Unlock()
+	}
+	return db, err
+}
+
+// APIURL is the base URL of the node API.
+func (n *Node) APIURL() string { return n.apiURL }
+
+// ChainID is the chain this node follows.
+func (n *Node) ChainID() string { return n.chainID }
+
+// NodeID is the node's p2p id (hash of its node key).
+func (n *Node) NodeID() string { return n.nodeID }
+
+// Height is the latest committed height.
+func (n *Node) Height() int64 { _, h := n.app.Committed(); return h }
+
+// Done is closed when the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.stopped }
+
+// Stop stops the API, consensus and the stores, in that order.
+func (n *Node) Stop() error {
+	select {
+	case <-n.stopped:
+		return nil
+	default:
+	}
+	var errs []error
+	if n.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		n.api.Shutdown(ctx) // streams end when their contexts are cancelled
+		cancel()
+		n.api.Close()
+	}
+	if n.comet != nil && n.comet.IsRunning() {
+		if err := n.comet.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+		n.comet.Wait()
+	}
+	// CometBFT v0.38 does not close every database it opened (the tx index
+	// stays open), so a restart in the same process would find it locked.
+	n.dbMu.Lock()
+	for _, db := range n.dbs {
+		db.Close() // a second Close of an already closed DB only errs
+	}
+	n.dbs = nil
+	n.dbMu.Unlock()
+	errs = append(errs, n.closeStores())
+	close(n.stopped)
+	return errors.Join(errs...)
+}
+
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.relay != nil {
+		errs = append(errs, n.relay.Close())
+	}
+	if n.app != nil {
+		errs = append(errs, n.app.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// DataDir is where the node keeps its data (for tests that inspect it).
+func (n *Node) DataDir() string { return filepath.Join(Dir(n.home), "data") }

@@ -1,0 +1,156 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+var marshalOpts = proto.MarshalOptions{Deterministic: true}
+
+// Request states: the committer takes a pending request; a caller whose
+// context ends cancels it, unless it was taken.
+const (
+	statePending int32 = iota
+	stateTaken
+	stateCancelled
+)
+
+// request is one queued Append or Ack for the committer.
+type request struct {
+	state atomic.Int32
+	envs  []encoded // Append
+	ack   *ackOp    // Ack
+	dup   []bool
+	size  int        // encoded bytes, for batch caps
+	done  chan error // capacity 1; answered once
+}
+
+// encoded is a validated envelope and its deterministic encoding.
+type encoded struct {
+	id    [IDSize]byte
+	to    string
+	value []byte
+}
+
+type ackOp struct {
+	recipient string
+	upTo      uint64
+}
+
+func (r *request) weight() int {
+	if r.ack != nil {
+		return 1
+	}
+	return len(r.envs)
+}
+
+// Append validates envs and stores them durably: it returns only after a
+// batch containing them was committed with pebble.Sync. dup[i] reports that
+// envs[i] was not stored because its id was already admitted (still stored,
+// or within the dedup window) or appears earlier in the call or the queue.
+//
+// If an envelope is invalid, Append returns an *EnvelopeError (wrapping
+// ErrInvalidEnvelope) and stores nothing. If ctx ends before the committer
+// took the call, nothing is stored and ctx's error is returned; once taken,
+// Append waits for the commit's outcome.
+func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []bool, err error) {
+	if len(envs) > MaxAppendEnvelopes {
+		return nil, fmt.Errorf("%w: %d (cap %d)", ErrTooManyEnvelopes, len(envs), MaxAppendEnvelopes)
+	}
+	req := &request{dup: make([]bool, len(envs)), done: make(chan error, 1)}
+	req.envs = make([]encoded, len(envs))
+	for i, e := range envs {
+		if err := validate(i, e); err != nil {
+			return nil, err
+		}
+		v, err := marshalOpts.Marshal(e)
+		if err != nil {
+			return nil, &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
+		}
+		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v}
+		req.size += len(v)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("relay: append: %w", err)
+	}
+	if err := s.enqueue(req); err != nil {
+		return nil, err
+	}
+	if len(envs) == 0 {
+		return req.dup, nil // nothing to store; enqueue checked for ErrClosed
+	}
+	select {
+	case err = <-req.done:
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(statePending, stateCancelled) {
+			return nil, fmt.Errorf("relay: append: %w", ctx.Err())
+		}
+		err = <-req.done
+	}
+	if err != nil {
+		return nil, err
+	}
+	return req.dup, nil
+}
+
+// validate checks envelope i of an Append call.
+func validate(i int, e *tokenimv1.Envelope) error {
+	bad := func(field, format string, args ...any) error {
+		return &EnvelopeError{Index: i, Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case e == nil:
+		return bad("envelope", "nil")
+	case len(e.Id) != IDSize:
+		return bad("id", "%d bytes, want %d", len(e.Id), IDSize)
+	case e.To == "":
+		return bad("to", "empty")
+	case len(e.To) > MaxName:
+		return bad("to", "%d bytes (cap %d)", len(e.To), MaxName)
+	case len(e.Ciphertext) == 0:
+		return bad("ciphertext", "empty")
+	case len(e.Ciphertext) > MaxCiphertext:
+		return bad("ciphertext", "%d bytes (cap %d)", len(e.Ciphertext), MaxCiphertext)
+	}
+	return nil
+}
+
+// Ack deletes recipient's envelopes with cursor <= upTo, durably (Sync).
+// Their ids stay in the dedup index until the window ends. Acking cursors
+// that do not exist (any more) is not an error.
+func (s *Store) Ack(recipient string, upTo uint64) error {
+	if err := checkName(recipient); err != nil {
+		return err
+	}
+	req := &request{ack: &ackOp{recipient: recipient, upTo: upTo}, done: make(chan error, 1)}
+	if err := s.enqueue(req); err != nil {
+		return err
+	}
+	if upTo == 0 {
+		return nil
+	}
+	return <-req.done
+}
+
+// enqueue appends req to the committer's queue (unless it has nothing to
+// do) and wakes the committer.
+func (s *Store) enqueue(req *request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if req.weight() == 0 || (req.ack != nil && req.ack.upTo == 0) {
+		return nil
+	}
+	s.queue = append(s.queue, req)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package relay
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// run is the committer goroutine: it drains the queue into batches, each
+// committed with one fsync, until Close.
+func (s *Store) run() {
+	defer s.bg.Done()
+	for {
+		select {
+		case <-s.stop:
+			s.failQueued()
+			return
+		case <-s.wake:
+		}
+		for {
+			select {
+			case <-s.stop:
+				s.failQueued()
+				return
+			default:
+			}
+			reqs := s.take()
+			if len(reqs) == 0 {
+				break
+			}
+			s.commit(reqs)
+		}
+	}
+}
+
+// take removes the oldest pending requests from the queue, up to
+// MaxCommitEnvelopes and MaxCommitBytes (at least one), skipping cancelled ones.
+func (s *Store) take() []*request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var taken []*request
+	n, size, i := 0, 0, 0
+	for ; i < len(s.queue); i++ {
+		r := s.queue[i]
+		if len(taken) > 0 && (n+r.weight() > MaxCommitEnvelopes || size+r.size > MaxCommitBytes) {
+			break
+		}
+		s.queue[i] = nil
+		if !r.state.CompareAndSwap(statePending, stateTaken) {
+			continue // cancelled by its caller
+		}
+		taken = append(taken, r)
+		n, size = n+r.weight(), size+r.size
+	}
+	s.queue = s.queue[i:]
+	if len(s.queue) == 0 {
+		s.queue = nil
+	}
+	return taken
+}
+
+// failQueued answers every queued request with ErrClosed.
+func (s *Store) failQueued() {
+	s.mu.Lock()
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, r := range q {
+		if r.state.CompareAndSwap(statePending, stateTaken) {
+			r.done <- ErrClosed
+		}
+	}
+}
+
+// commit writes reqs in one batch with pebble.Sync, then updates the cursor
+// cache and counters, wakes subscribers and answers every request.
+func (s *Store) commit(reqs []*request) {
+	b := s.newBuilder()
+	defer b.batch.Close()
+	err := b.build(reqs)
+	if err == nil {
+		err = b.batch.Commit(pebble.Sync)
+	}
+	if err != nil {
+		err = fmt.Errorf("relay: commit: %w", err)
+		s.log.Error("relay commit failed", "err", err, "requests", len(reqs))
+		for _, r := range reqs {
+			r.done <- err
+		}
+		return
+	}
+	for name, c := range b.cursors {
+		s.cursors[name] = c
+	}
+	s.liveCount += b.dCount
+	s.liveBytes += b.dBytes
+	s.envelopes.Store(s.liveCount)
+	s.bytes.Store(s.liveBytes)
+	s.commits.Add(1)
+	s.appends.Add(b.appends)
+	s.committed.Add(b.stored)
+	for name := range b.notify {
+		s.notify(name)
+	}
+	for _, r := range reqs {
+		r.done <- nil
+	}
+}
+
+// builder accumulates one batch. Nothing in the Store changes until the
+// batch committed.
+type builder struct {
+	s       *Store
+	batch   *pebble.Batch
+	nowMs   uint64
+	cursors map[string]uint64     // last cursor assigned in this batch
+	ids     map[[IDSize]byte]bool // ids admitted in this batch
+	added   map[string][]added    // envelopes set in this batch, per recipient
+	ackedTo map[string]uint64     // highest Ack in this batch, per recipient
+	notify  map[string]struct{}
+	dCount  int64 // change of the live envelope count
+	dBytes  int64 // change of the live bytes
+	stored  uint64
+	appends uint64
+}
+
+type added struct {
+	cursor uint64
+	size   int
+}
+
+func (s *Store) newBuilder() *builder {
+	return &builder{
+		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
+		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
+		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
+	}
+}
+
+// build adds reqs in queue order, then the counters they changed.
+func (b *builder) build(reqs []*request) error {
+	for _, r := range reqs {
+		var err error
+		if r.ack != nil {
+			err = b.ack(r.ack.recipient, r.ack.upTo)
+		} else {
+			err = b.append(r)
+			b.appends++
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for name, c := range b.cursors {
+		if err := b.batch.Set(counterKey(name), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
+			return err
+		}
+	}
+	if b.dCount == 0 && b.dBytes == 0 {
+		return nil
+	}
+	st := putUint64s(uint64(b.s.liveCount+b.dCount), uint64(b.s.liveBytes+b.dBytes))
+	return b.batch.Set([]byte{tagStats}, st, nil)
+}
+
+// append adds r's envelopes that are not duplicates, marking the others.
+func (b *builder) append(r *request) error {
+	for i := range r.envs {
+		e := &r.envs[i]
+		seen, err := b.seen(e.id)
+		if err != nil {
+			return err
+		}
+		if seen {
+			r.dup[i] = true
+			continue
+		}
+		c, err := b.nextCursor(e.to)
+		if err != nil {
+			return err
+		}
+		if err := b.setEnvelope(e, c); err != nil {
+			return err
+		}
+		b.ids[e.id] = true
+		b.added[e.to] = append(b.added[e.to], added{cursor: c, size: len(e.value)})
+		b.notify[e.to] = struct{}{}
+		b.dCount++
+		b.dBytes += int64(len(e.value))
+		b.stored++
+	}
+	return nil
+}
+
+func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
+	if err := b.batch.Set(mailKey(e.to, cursor), e.value, nil); err != nil {
+		return err
+	}
+	if err := b.batch.Set(dedupKey(e.id[:]), dedupValue(b.nowMs, cursor, e.to), nil); err != nil {
+		return err
+	}
+	return b.batch.Set(admitKey(b.nowMs, e.id[:]), nil, nil)
+}
+
+// seen reports whether id was admitted before or earlier in this batch.
+func (b *builder) seen(id [IDSize]byte) (bool, error) {
+	if b.ids[id] {
+		return true, nil
+	}
+	return b.s.has(dedupKey(id[:]))
+}
+
+// nextCursor assigns recipient's next cursor.
+func (b *builder) nextCursor(name string) (uint64, error) {
+	last, ok := b.cursors[name]
+	if !ok {
+		var err error
+		if last, err = b.s.lastCursor(name); err != nil {
+			return 0, err
+		}
+	}
+	if last == math.MaxUint64 {
+		return 0, fmt.Errorf("%w: cursor space of a mailbox exhausted", ErrCorrupt)
+	}
+	b.cursors[name] = last + 1
+	return last + 1, nil
+}
+
+// lastCursor returns recipient's last committed cursor (committer only).
+func (s *Store) lastCursor(name string) (uint64, error) {
+	if c, ok := s.cursors[name]; ok {
+		return c, nil
+	}
+	v, ok, err := s.get(counterKey(name))
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: cursor counter of %q", ErrCorrupt, name)
+	}
+	c := binary.BigEndian.Uint64(v)
+	s.cursors[name] = c
+	return c, nil
+}

@@ -1,0 +1,50 @@
+// Package relay is a node's mailbox store: it keeps end-to-end encrypted
+// envelopes durably until their recipient acknowledges them, and hands out
+// one-time prekeys. It never sees a plaintext.
+//
+// # Entry points
+//
+// Open a Store on a directory (a Pebble database), then:
+//
+//   - Append stores envelopes and returns only once they are on disk
+//     (pebble.Sync). Concurrent Append calls share one fsync: a single
+//     committer goroutine drains a FIFO queue of requests into one batch
+//     (group commit), so envelopes are stored in the order of the calls.
+//   - Read, Ack and Subscribe serve a recipient's mailbox: Read pages
+//     through it by cursor, Ack deletes up to a cursor, Subscribe wakes a
+//     reader when new envelopes were committed.
+//   - PutPrekeys, TakePrekey and PrekeyCount manage one-time prekeys.
+//   - Sweep forgets old envelope ids (it also runs at Open and hourly).
+//
+// All methods are safe for concurrent use. After Close they return ErrClosed.
+//
+// # Invariants
+//
+//   - Every stored envelope gets its recipient's next cursor: a uint64 that
+//     starts at 1, grows by one per envelope, is persisted with the batch and
+//     is never reused, even after Ack deleted the envelope or a restart.
+//   - An envelope id is stored at most once: while the envelope is stored
+//     and for at least DedupWindow after its admission, an envelope with the
+//     same id is reported as a duplicate and not stored again.
+//   - An Append call is validated as a whole: if one envelope is invalid,
+//     none is stored.
+//   - A one-time prekey is handed out at most once.
+//
+// # Key layout
+//
+// Names (recipient or account) are stored behind a one-byte length, so the
+// key range of one name is never a prefix of another's ("ab" vs "abc").
+// Integers are fixed-width big-endian, so byte order is numeric order.
+//
+//	'v'                          -> layout version (uint64)
+//	's'                          -> live envelopes (uint64) | live bytes (uint64)
+//	'c' len name                 -> last cursor of name's mailbox (uint64)
+//	'm' len name cursor(8)       -> Envelope (deterministic protobuf)
+//	'd' id(16)                   -> admitted ms (uint64) | cursor (uint64) | name
+//	't' admitted ms(8) id(16)    -> empty (admission-time index for Sweep)
+//	'p' len name prekey id(4)    -> one-time prekey public key
+//
+// The committer goroutine is the only writer of 'c', 'm' and 's' keys (Ack
+// goes through its queue too) and of new 'd'/'t' entries; Sweep only
+// deletes 'd'/'t' entries whose envelope is gone and whose window ended.
+package relay

@@ -1,0 +1,95 @@
+package relay
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Read returns up to limit deliveries of recipient's mailbox with cursor >
+// after, in cursor order. A limit <= 0 or > MaxReadLimit means MaxReadLimit.
+func (s *Store) Read(recipient string, after uint64, limit int) ([]*tokenimv1.Delivery, error) {
+	if err := checkName(recipient); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > MaxReadLimit {
+		limit = MaxReadLimit
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	lo, hi := mailBounds(recipient, after+1, math.MaxUint64)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("relay: read: %w", err)
+	}
+	var out []*tokenimv1.Delivery
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		env := new(tokenimv1.Envelope)
+		if err := proto.Unmarshal(it.Value(), env); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, mailCursor(it.Key()), err)
+		}
+		out = append(out, &tokenimv1.Delivery{Cursor: mailCursor(it.Key()), Envelope: env})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("relay: read: %w", err)
+	}
+	return out, nil
+}
+
+// ack deletes recipient's envelopes with cursor <= upTo: the committed ones
+// and those set earlier in this batch, skipping what an earlier Ack in this
+// batch deleted already.
+func (b *builder) ack(name string, upTo uint64) error {
+	lo := uint64(1)
+	if prev, ok := b.ackedTo[name]; ok {
+		if upTo <= prev {
+			return nil
+		}
+		lo = prev + 1
+	}
+	b.ackedTo[name] = upTo
+	lower, upper := mailBounds(name, lo, upTo)
+	it, err := b.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := b.batch.Delete(it.Key(), nil); err != nil {
+			it.Close()
+			return err
+		}
+		b.dCount--
+		b.dBytes -= int64(len(it.Value()))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return b.ackAdded(name, upTo)
+}
+
+// ackAdded deletes the envelopes set in this batch with cursor <= upTo.
+func (b *builder) ackAdded(name string, upTo uint64) error {
+	keep := b.added[name][:0]
+	for _, a := range b.added[name] {
+		if a.cursor > upTo {
+			keep = append(keep, a)
+			continue
+		}
+		if err := b.batch.Delete(mailKey(name, a.cursor), nil); err != nil {
+			return err
+		}
+		b.dCount--
+		b.dBytes -= int64(a.size)
+	}
+	b.added[name] = keep
+	return nil
+}

@@ -1,0 +1,45 @@
+package relay
+
+import "sync"
+
+// Subscribe returns a channel that receives a value whenever envelopes for
+// recipient were committed; sends do not block and the channel holds one
+// value, so a slow reader sees one wake-up for many commits and should Read
+// until it has caught up. cancel unsubscribes (calling it again is a no-op);
+// the channel is never closed. Any number of subscribers per recipient.
+func (s *Store) Subscribe(recipient string) (notify <-chan struct{}, cancel func()) {
+	ch := make(chan struct{}, 1)
+	s.subMu.Lock()
+	m := s.subs[recipient]
+	if m == nil {
+		m = make(map[chan struct{}]struct{})
+		s.subs[recipient] = m
+	}
+	m[ch] = struct{}{}
+	s.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.subMu.Lock()
+			defer s.subMu.Unlock()
+			if m := s.subs[recipient]; m != nil {
+				delete(m, ch)
+				if len(m) == 0 {
+					delete(s.subs, recipient)
+				}
+			}
+		})
+	}
+}
+
+// notify wakes recipient's subscribers.
+func (s *Store) notify(recipient string) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs[recipient] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
