@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/cometbft/cometbft/mempool"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -78,23 +76,16 @@ func (s *nodeService) BroadcastTx(ctx context.Context, req *connect.Request[toke
 	if len(req.Msg.Tx) == 0 || len(req.Msg.Tx) > ledger.MaxTxBytes {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("tx of %d bytes (cap %d)", len(req.Msg.Tx), ledger.MaxTxBytes))
 	}
-	res, err := s.n.rpc.BroadcastTxCommit(ctx, req.Msg.Tx)
-	if err != nil && strings.Contains(err.Error(), mempool.ErrTxInCache.Error()) {
-		// The same bytes again: a replay. (CometBFT formats this error with
-		// %v, so errors.Is cannot see it.)
-		return connect.NewResponse(&tokenimv1.BroadcastTxResponse{Code: ledger.CodeBadSequence, Log: "transaction already seen (replay)"}), nil
-	}
-	if err != nil {
+	res, err := s.n.broadcastCommit(ctx, req.Msg.Tx)
+	switch {
+	case errors.Is(err, errTxSeen):
+		return connect.NewResponse(&tokenimv1.BroadcastTxResponse{Code: ledger.CodeBadSequence, Log: err.Error()}), nil
+	case errors.Is(err, errBroadcastBusy):
+		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	case err != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("broadcast: %w", err))
 	}
-	out := &tokenimv1.BroadcastTxResponse{Hash: res.Hash, Height: res.Height}
-	switch {
-	case res.CheckTx.Code != 0:
-		out.Code, out.Log = res.CheckTx.Code, res.CheckTx.Log
-	case res.TxResult.Code != 0:
-		out.Code, out.Log = res.TxResult.Code, res.TxResult.Log
-	}
-	return connect.NewResponse(out), nil
+	return connect.NewResponse(&tokenimv1.BroadcastTxResponse{Hash: res.Hash, Height: res.Height, Code: res.Code, Log: res.Log}), nil
 }
 
 func (s *nodeService) GetAccount(_ context.Context, req *connect.Request[tokenimv1.GetAccountRequest]) (*connect.Response[tokenimv1.GetAccountResponse], error) {

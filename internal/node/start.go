@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -19,7 +20,6 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
-	rpclocal "github.com/cometbft/cometbft/rpc/client/local"
 	"github.com/cometbft/cometbft/types"
 	"github.com/spf13/viper"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -39,23 +39,25 @@ type StartOptions struct {
 
 // Node is a running TokenIM node.
 type Node struct {
-	home    string
-	log     *slog.Logger
-	comet   *nm.Node
-	rpc     *rpclocal.Local
-	app     *ledger.App
-	relay   *relay.Store
-	api     *http.Server
-	apiLn   net.Listener
-	apiURL  string
-	chainID string
-	nodeID  string
-	metrics *metrics
-	auth    *nodeauth.Authenticator
-	stopped chan struct{}
-	known   sync.Map // handles known to be registered
-	dbMu    sync.Mutex
-	dbs     []dbm.DB // every CometBFT database opened
+	home     string
+	log      *slog.Logger
+	comet    *nm.Node
+	app      *ledger.App
+	relay    *relay.Store
+	api      *http.Server
+	apiLn    net.Listener
+	apiURL   string
+	chainID  string
+	nodeID   string
+	metrics  *metrics
+	auth     *nodeauth.Authenticator
+	stopped  chan struct{}
+	known    sync.Map // handles known to be registered
+	cometLog *gatedWriter
+	// broadcasts bounds the transactions waiting for a block.
+	broadcasts chan struct{}
+	dbMu       sync.Mutex
+	dbs        []dbm.DB // every CometBFT database opened
 }
 
 // Start opens the node home and starts consensus, the relay and the API.
@@ -81,7 +83,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: home, log: log, stopped: make(chan struct{})}
+	n := &Node{home: home, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
 	if err := n.open(ctx, c, o.CometLog); err != nil {
 		n.closeStores()
 		return nil, err
@@ -132,7 +134,8 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	logger := cmtlog.NewNopLogger()
 	if cometLog != nil {
-		logger = cmtlog.NewFilter(cmtlog.NewTMLogger(cmtlog.NewSyncWriter(cometLog)), cmtlog.AllowError())
+		n.cometLog = &gatedWriter{w: cometLog}
+		logger = cmtlog.NewFilter(cmtlog.NewTMLogger(cmtlog.NewSyncWriter(n.cometLog)), cmtlog.AllowError())
 	}
 	n.comet, err = nm.NewNodeWithContext(ctx, c, pv, nodeKey, proxy.NewLocalClientCreator(n.app),
 		func() (*types.GenesisDoc, error) { return genesis, nil }, n.dbProvider,
@@ -143,10 +146,22 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	if err := n.comet.Start(); err != nil {
 		return fmt.Errorf("start consensus: %w", err)
 	}
-	n.rpc = rpclocal.New(n.comet)
 	n.metrics = newMetrics(n)
 	n.auth = nodeauth.New(n.nodeID, time.Now)
 	return nil
+}
+
+// gatedWriter passes writes through until closed.
+type gatedWriter struct {
+	w      io.Writer
+	closed atomic.Bool
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	if g.closed.Load() {
+		return len(p), nil
+	}
+	return g.w.Write(p)
 }
 
 // dbProvider opens CometBFT's databases and remembers them for Stop.
@@ -188,6 +203,9 @@ func (n *Node) Stop() error {
 		n.api.Shutdown(ctx) // streams end when their contexts are cancelled
 		cancel()
 		n.api.Close()
+	}
+	if n.cometLog != nil {
+		n.cometLog.closed.Store(true) // listeners report "closed" errors while stopping
 	}
 	if n.comet != nil && n.comet.IsRunning() {
 		if err := n.comet.Stop(); err != nil {

@@ -90,7 +90,8 @@ func putUint64s(a, b uint64) []byte {
 	return binary.BigEndian.AppendUint64(v, b)
 }
 
-// unixMs is t in Unix milliseconds, clamped at 0 for the admission index.
+// unixMs converts Unix milliseconds for the admission index, clamping
+// times before 1970 to 0.
 func unixMs(ms int64) uint64 {
 	if ms < 0 {
 		return 0

@@ -36,7 +36,8 @@ func (s *Store) PutPrekeys(account string, keys []*tokenimv1.OneTimePrekey) erro
 	if err != nil {
 		return err
 	}
-	total := len(ids)
+	stored := len(ids)
+	total := stored
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, k := range keys {
@@ -49,7 +50,7 @@ func (s *Store) PutPrekeys(account string, keys []*tokenimv1.OneTimePrekey) erro
 		}
 	}
 	if total > MaxPrekeysPerAccount {
-		return fmt.Errorf("%w: %d stored, %d would be (cap %d)", ErrTooManyPrekeys, total-len(keys), total, MaxPrekeysPerAccount)
+		return fmt.Errorf("%w: %d stored, %d would be (cap %d)", ErrTooManyPrekeys, stored, total, MaxPrekeysPerAccount)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("relay: put prekeys: %w", err)
