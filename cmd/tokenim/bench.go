@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 
 func benchCmd(g *globals) *cobra.Command {
 	var o loadgen.Options
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure a node: durable envelopes/s admitted and delivered, and latency at half that load",
@@ -35,6 +37,17 @@ func benchCmd(g *globals) *cobra.Command {
 				o.NodeURL = n.APIURL()
 				fmt.Printf("Started a temporary node at %s\n", o.NodeURL)
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			fmt.Printf("Benchmarking %s: %d clients, %s per phase…\n", o.NodeURL, o.Clients, o.Duration)
 			res, err := loadgen.Run(cmd.Context(), o)
 			if err != nil {
@@ -47,6 +60,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Clients, "clients", 16, "sender→receiver pairs")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of each phase")
 	cmd.Flags().IntVar(&o.Size, "size", 1024, "ciphertext bytes per envelope")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (node and load) to this file")
 	cmd.Flags().IntVar(&o.Batch, "batch", 64, "envelopes per Send in the throughput phase")
 	return cmd
 }

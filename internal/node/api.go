@@ -34,7 +34,14 @@ func (n *Node) serveAPI(addr string) error {
 	n.apiLn = ln
 	n.apiURL = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxRequestBytes), connect.WithCodec(strictProto{}), connect.WithInterceptors(n.metrics.interceptor())}
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(MaxRequestBytes),
+		connect.WithCodec(strictProto{}),
+		// No gzip: envelopes are ciphertext (incompressible), and compressing
+		// next to secrets invites length side channels.
+		connect.WithCompression("gzip", nil, nil),
+		connect.WithInterceptors(n.metrics.interceptor()),
+	}
 	mux.Handle(tokenimv1connect.NewNodeServiceHandler(&nodeService{n}, opts...))
 	mux.Handle(tokenimv1connect.NewRelayServiceHandler(&relayService{n}, opts...))
 	mux.HandleFunc("GET /healthz", n.healthz)
