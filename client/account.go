@@ -20,6 +20,7 @@ const (
 	metaNextPrekey    = "next_prekey_id"
 	metaSignedPrekey  = "signed_prekey_id"
 	signedPrekeyFirst = 1
+	maxPrekeyID       = 0xFFFFFF
 )
 
 // Create makes a new account in cfg.Home: fresh keys, an encrypted
@@ -164,6 +165,28 @@ func (c *Client) RotateSignedPrekey(ctx context.Context) error {
 	return err
 }
 
+// TopUpPrekeys uploads new one-time prekeys when the node holds fewer than
+// half of InitialPrekeys (each bundle someone fetched used one up).
+func (c *Client) TopUpPrekeys(ctx context.Context) error {
+	res, err := call(ctx, c, "count prekeys", &tokenimv1.PrekeyCountRequest{}, c.relay.PrekeyCount)
+	if err != nil {
+		return err
+	}
+	if left := int(res.Count); left < InitialPrekeys/2 {
+		return c.replenishPrekeys(ctx, InitialPrekeys-left)
+	}
+	return nil
+}
+
+// PrekeysOnNode is how many one-time prekeys the node holds for this account.
+func (c *Client) PrekeysOnNode(ctx context.Context) (int, error) {
+	res, err := call(ctx, c, "count prekeys", &tokenimv1.PrekeyCountRequest{}, c.relay.PrekeyCount)
+	if err != nil {
+		return 0, err
+	}
+	return int(res.Count), nil
+}
+
 // replenishPrekeys generates n one-time prekeys, stores them and uploads them.
 func (c *Client) replenishPrekeys(ctx context.Context, n int) error {
 	next := uint32(1)
@@ -172,7 +195,11 @@ func (c *Client) replenishPrekeys(ctx context.Context, n int) error {
 	} else if ok && len(b) == 4 {
 		next = binary.BigEndian.Uint32(b)
 	}
-	recs, err := keyhelper.GeneratePreKeys(int(next), n, c.store.Serializer().PreKeyRecord)
+	if next+uint32(n) > maxPrekeyID {
+		next = 1 // ids are 24-bit; wrap (used ids were deleted long ago)
+	}
+	// GeneratePreKeys takes an inclusive id range, not a count.
+	recs, err := keyhelper.GeneratePreKeys(int(next), int(next)+n-1, c.store.Serializer().PreKeyRecord)
 	if err != nil {
 		return err
 	}
@@ -182,6 +209,9 @@ func (c *Client) replenishPrekeys(ctx context.Context, n int) error {
 			return err
 		}
 		up = append(up, &tokenimv1.OneTimePrekey{Id: r.ID().Value, PublicKey: r.KeyPair().PublicKey().Serialize()})
+	}
+	if len(recs) != n {
+		return fmt.Errorf("generated %d prekeys, want %d", len(recs), n)
 	}
 	if err := c.store.Put(bucketMeta, metaNextPrekey, binary.BigEndian.AppendUint32(nil, next+uint32(n))); err != nil {
 		return err

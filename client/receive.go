@@ -82,7 +82,11 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 			return err
 		}
 		if stream.Msg().GetCaughtUp() {
-			if err := r.ack(ctx); err != nil || untilCaughtUp {
+			if err := r.ack(ctx); err != nil {
+				return err
+			}
+			// Others may have fetched bundles without writing: check the stock.
+			if err := c.TopUpPrekeys(ctx); err != nil || untilCaughtUp {
 				return err
 			}
 		}
@@ -149,9 +153,8 @@ func (r *receiver) ack(ctx context.Context) error {
 	}
 	r.acked = r.last
 	if r.prekeys > 0 {
-		n := r.prekeys
 		r.prekeys = 0
-		return r.c.replenishPrekeys(ctx, n)
+		return r.c.TopUpPrekeys(ctx)
 	}
 	return nil
 }
@@ -189,6 +192,9 @@ func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenim
 	addr := protocol.NewSignalAddress(env.From, DeviceID)
 	ser := c.store.Serializer()
 	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, ser), addr)
+	if len(env.Ciphertext) == 0 {
+		return nil, ErrDecrypt // libsignal's parsers panic on empty input
+	}
 	var pt []byte
 	switch env.Type {
 	case tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY:

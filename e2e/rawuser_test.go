@@ -3,7 +3,12 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"net/http"
 	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/nodeauth"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -60,4 +65,29 @@ func (u *rawUser) rotate(t *testing.T, chain string, seq uint64, spkID uint32) [
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// session registers u and authenticates it to the node; it returns the
+// bearer token.
+func (u *rawUser) session(t *testing.T) string {
+	ctx := ctxT(t)
+	nodeAPI := tokenimv1connect.NewNodeServiceClient(http.DefaultClient, tn.url())
+	relayAPI := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
+	st, err := nodeAPI.Status(ctx, connect.NewRequest(&tokenimv1.StatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := nodeAPI.BroadcastTx(ctx, connect.NewRequest(&tokenimv1.BroadcastTxRequest{Tx: u.register(t, st.Msg.ChainId, st.Msg.PowDifficulty)}))
+	if err != nil || res.Msg.Code != 0 {
+		t.Fatalf("register: %v %v", err, res)
+	}
+	ch, err := relayAPI.Challenge(ctx, connect.NewRequest(&tokenimv1.ChallengeRequest{Handle: u.handle}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := relayAPI.Authenticate(ctx, connect.NewRequest(&tokenimv1.AuthenticateRequest{Handle: u.handle, Nonce: ch.Msg.Nonce, Signature: nodeauth.Sign(u.key, ch.Msg.NodeId, ch.Msg.Nonce)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.Msg.Token
 }

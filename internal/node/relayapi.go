@@ -62,6 +62,18 @@ func (s *relayService) UploadPrekeys(_ context.Context, req *connect.Request[tok
 	return connect.NewResponse(&tokenimv1.UploadPrekeysResponse{Stored: uint32(len(keys))}), nil
 }
 
+func (s *relayService) PrekeyCount(_ context.Context, req *connect.Request[tokenimv1.PrekeyCountRequest]) (*connect.Response[tokenimv1.PrekeyCountResponse], error) {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.n.relay.PrekeyCount(me)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	return connect.NewResponse(&tokenimv1.PrekeyCountResponse{Count: uint32(n)}), nil
+}
+
 func (s *relayService) GetPrekeyBundle(_ context.Context, req *connect.Request[tokenimv1.GetPrekeyBundleRequest]) (*connect.Response[tokenimv1.GetPrekeyBundleResponse], error) {
 	if _, err := s.n.caller(req.Header()); err != nil {
 		return nil, err

@@ -128,7 +128,9 @@ func Open(opts Options) (*Store, error) {
 
 // pebbleOptions are Pebble's defaults plus Bloom filters on every level:
 // each Append looks up random envelope ids that are mostly absent, and a
-// filter answers such a lookup without reading a data block.
+// filter answers such a lookup without reading a data block. No block
+// compression: envelopes are ciphertext, which does not compress, so
+// snappy would only cost CPU on every write and read.
 func pebbleOptions(log *slog.Logger) *pebble.Options {
 	o := &pebble.Options{
 		Logger: pebbleLogger{log}, Levels: make([]pebble.LevelOptions, 7),
@@ -137,6 +139,7 @@ func pebbleOptions(log *slog.Logger) *pebble.Options {
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 		o.Levels[i].FilterType = pebble.TableFilter
+		o.Levels[i].Compression = pebble.NoCompression
 	}
 	return o.EnsureDefaults()
 }

@@ -20,11 +20,9 @@ func (s *Store) LoadPreKey(_ context.Context, preKeyID uint32) (*record.PreKey, 
 	if err != nil || !ok {
 		return nil, err
 	}
-	rec, err := record.NewPreKeyFromBytes(v, s.ser.PreKeyRecord)
-	if err != nil {
-		return nil, ErrCorrupt
-	}
-	return rec, nil
+	return decodeRecord(func() (*record.PreKey, error) {
+		return record.NewPreKeyFromBytes(v, s.ser.PreKeyRecord)
+	})
 }
 
 // StorePreKey stores a one-time prekey under preKeyID.
@@ -32,7 +30,11 @@ func (s *Store) StorePreKey(_ context.Context, preKeyID uint32, preKeyRecord *re
 	if preKeyRecord == nil {
 		return fmt.Errorf("%w: nil prekey record", ErrInvalid)
 	}
-	return s.putOne(bucketPreKey, idKey(preKeyID), preKeyRecord.Serialize())
+	v, err := encodeRecord("prekey", preKeyRecord.Serialize)
+	if err != nil {
+		return err
+	}
+	return s.putOne(bucketPreKey, idKey(preKeyID), v)
 }
 
 // ContainsPreKey reports whether a one-time prekey with the id is stored.
@@ -53,11 +55,9 @@ func (s *Store) LoadSignedPreKey(_ context.Context, signedPreKeyID uint32) (*rec
 	if err != nil || !ok {
 		return nil, err
 	}
-	rec, err := record.NewSignedPreKeyFromBytes(v, s.ser.SignedPreKeyRecord)
-	if err != nil {
-		return nil, ErrCorrupt
-	}
-	return rec, nil
+	return decodeRecord(func() (*record.SignedPreKey, error) {
+		return record.NewSignedPreKeyFromBytes(v, s.ser.SignedPreKeyRecord)
+	})
 }
 
 // LoadSignedPreKeys returns every signed prekey in id order.
@@ -69,9 +69,11 @@ func (s *Store) LoadSignedPreKeys(_ context.Context) ([]*record.SignedPreKey, er
 			if err != nil {
 				return err
 			}
-			rec, err := record.NewSignedPreKeyFromBytes(plain, s.ser.SignedPreKeyRecord)
+			rec, err := decodeRecord(func() (*record.SignedPreKey, error) {
+				return record.NewSignedPreKeyFromBytes(plain, s.ser.SignedPreKeyRecord)
+			})
 			if err != nil {
-				return ErrCorrupt
+				return err
 			}
 			out = append(out, rec)
 			return nil
@@ -85,7 +87,11 @@ func (s *Store) StoreSignedPreKey(_ context.Context, signedPreKeyID uint32, rec 
 	if rec == nil {
 		return fmt.Errorf("%w: nil signed prekey record", ErrInvalid)
 	}
-	return s.putOne(bucketSignedPreKey, idKey(signedPreKeyID), rec.Serialize())
+	v, err := encodeRecord("signed prekey", rec.Serialize)
+	if err != nil {
+		return err
+	}
+	return s.putOne(bucketSignedPreKey, idKey(signedPreKeyID), v)
 }
 
 // ContainsSignedPreKey reports whether a signed prekey with the id is stored.

@@ -33,11 +33,9 @@ func (s *Store) LoadSession(_ context.Context, addr *protocol.SignalAddress) (*r
 	if !ok {
 		return record.NewSession(s.ser.Session, s.ser.State), nil
 	}
-	rec, err := record.NewSessionFromBytes(v, s.ser.Session, s.ser.State)
-	if err != nil {
-		return nil, ErrCorrupt
-	}
-	return rec, nil
+	return decodeRecord(func() (*record.Session, error) {
+		return record.NewSessionFromBytes(v, s.ser.Session, s.ser.State)
+	})
 }
 
 // GetSubDeviceSessions returns the device ids other than 1 that have a
@@ -65,7 +63,11 @@ func (s *Store) StoreSession(_ context.Context, addr *protocol.SignalAddress, re
 	if addr == nil || rec == nil {
 		return fmt.Errorf("%w: nil address or session record", ErrInvalid)
 	}
-	return s.putOne(bucketSession, s.addrKey(addr), rec.Serialize())
+	v, err := encodeRecord("session", rec.Serialize)
+	if err != nil {
+		return err
+	}
+	return s.putOne(bucketSession, s.addrKey(addr), v)
 }
 
 // ContainsSession reports whether a session record is stored for addr.
@@ -102,7 +104,11 @@ func (s *Store) StoreSenderKey(_ context.Context, name *protocol.SenderKeyName, 
 	if name == nil || name.Sender() == nil || rec == nil {
 		return fmt.Errorf("%w: nil sender key name or record", ErrInvalid)
 	}
-	return s.putOne(bucketSenderKey, s.senderKeyKey(name), rec.Serialize())
+	v, err := encodeRecord("sender key", rec.Serialize)
+	if err != nil {
+		return err
+	}
+	return s.putOne(bucketSenderKey, s.senderKeyKey(name), v)
 }
 
 // LoadSenderKey returns the sender key record of a (group, sender) pair, or
@@ -119,11 +125,9 @@ func (s *Store) LoadSenderKey(_ context.Context, name *protocol.SenderKeyName) (
 	if !ok {
 		return grouprecord.NewSenderKey(s.ser.SenderKeyRecord, s.ser.SenderKeyState), nil
 	}
-	rec, err := grouprecord.NewSenderKeyFromBytes(v, s.ser.SenderKeyRecord, s.ser.SenderKeyState)
-	if err != nil {
-		return nil, ErrCorrupt
-	}
-	return rec, nil
+	return decodeRecord(func() (*grouprecord.SenderKey, error) {
+		return grouprecord.NewSenderKeyFromBytes(v, s.ser.SenderKeyRecord, s.ser.SenderKeyState)
+	})
 }
 
 func (s *Store) senderKeyKey(name *protocol.SenderKeyName) []byte {

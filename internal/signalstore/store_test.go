@@ -9,8 +9,11 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	grouprecord "go.mau.fi/libsignal/groups/state/record"
 	"go.mau.fi/libsignal/keys/identity"
 	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/serialize"
+	"go.mau.fi/libsignal/session"
 	"go.mau.fi/libsignal/util/keyhelper"
 )
 
@@ -160,7 +163,12 @@ func TestTamperedSessionIsCorrupt(t *testing.T) {
 	if err != nil || !rec.IsFresh() {
 		t.Fatalf("LoadSession of unknown address: %v", err)
 	}
-	if err := alice.st.StoreSession(ctx, bob.addr, rec); err != nil {
+	// libsignal panics serializing a fresh record; the store refuses it.
+	if err := alice.st.StoreSession(ctx, bob.addr, rec); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("StoreSession(fresh record): got %v, want ErrInvalid", err)
+	}
+	builder := session.NewBuilderFromSignal(alice.st, bob.addr, alice.st.Serializer())
+	if err := builder.ProcessBundle(ctx, bob.publishBundle(t, ctx)); err != nil {
 		t.Fatal(err)
 	}
 	rawUpdate(t, alice.st, bucketSession, func(b *bolt.Bucket) error {
@@ -176,16 +184,16 @@ func TestTamperedSessionIsCorrupt(t *testing.T) {
 
 func TestSessionsAndSenderKeys(t *testing.T) {
 	ctx := context.Background()
-	p := newPeer(t, "alice", 1)
+	p, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 1)
 	st, ser := p.st, p.st.Serializer()
-	for _, dev := range []uint32{3, 1, 2} {
-		addr := protocol.NewSignalAddress("bob-handle", dev)
-		if err := st.StoreSession(ctx, addr, newSession(ser)); err != nil {
+	bundle := bob.publishBundle(t, ctx)
+	for _, addr := range []*protocol.SignalAddress{
+		protocol.NewSignalAddress("bob-handle", 3), protocol.NewSignalAddress("bob-handle", 1),
+		protocol.NewSignalAddress("bob-handle", 2), protocol.NewSignalAddress("bob-handle2", 5),
+	} {
+		if err := session.NewBuilderFromSignal(st, addr, ser).ProcessBundle(ctx, bundle); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := st.StoreSession(ctx, protocol.NewSignalAddress("bob-handle2", 5), newSession(ser)); err != nil {
-		t.Fatal(err)
 	}
 	ids, err := st.GetSubDeviceSessions(ctx, "bob-handle")
 	if err != nil || fmt.Sprint(ids) != "[2 3]" {
@@ -255,4 +263,8 @@ func TestSignedPreKeys(t *testing.T) {
 	if err := p.st.SaveIdentity(ctx, p.addr, nilKey); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("SaveIdentity(nil): got %v", err)
 	}
+}
+
+func emptySenderKey(ser *serialize.Serializer) *grouprecord.SenderKey {
+	return grouprecord.NewSenderKey(ser.SenderKeyRecord, ser.SenderKeyState)
 }

@@ -712,6 +712,86 @@ func (x *UploadPrekeysResponse) GetStored() uint32 {
 	return 0
 }
 
+type PrekeyCountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrekeyCountRequest) Reset() {
+	*x = PrekeyCountRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrekeyCountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrekeyCountRequest) ProtoMessage() {}
+
+func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
+func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+}
+
+type PrekeyCountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrekeyCountResponse) Reset() {
+	*x = PrekeyCountResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrekeyCountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrekeyCountResponse) ProtoMessage() {}
+
+func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
+func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PrekeyCountResponse) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type GetPrekeyBundleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -721,7 +801,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +813,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +826,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -767,7 +847,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +859,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +872,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -818,7 +898,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +910,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +923,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -863,7 +943,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +955,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +968,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -908,7 +988,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1000,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1013,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -953,7 +1033,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1045,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1058,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1008,7 +1088,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1100,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1113,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1087,7 +1167,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1179,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1192,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1130,7 +1210,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1222,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1235,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 var File_tokenim_v1_node_proto protoreflect.FileDescriptor
@@ -1204,7 +1284,10 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x14UploadPrekeysRequest\x123\n" +
 	"\aprekeys\x18\x01 \x03(\v2\x19.tokenim.v1.OneTimePrekeyR\aprekeys\"/\n" +
 	"\x15UploadPrekeysResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored\"0\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"\x14\n" +
+	"\x12PrekeyCountRequest\"+\n" +
+	"\x13PrekeyCountResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\"0\n" +
 	"\x16GetPrekeyBundleRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\"\x8b\x01\n" +
 	"\x17GetPrekeyBundleResponse\x12-\n" +
@@ -1233,11 +1316,12 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
 	"\n" +
-	"GetAccount\x12\x1d.tokenim.v1.GetAccountRequest\x1a\x1e.tokenim.v1.GetAccountResponse2\x96\x04\n" +
+	"GetAccount\x12\x1d.tokenim.v1.GetAccountRequest\x1a\x1e.tokenim.v1.GetAccountResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
-	"\rUploadPrekeys\x12 .tokenim.v1.UploadPrekeysRequest\x1a!.tokenim.v1.UploadPrekeysResponse\x12Z\n" +
+	"\rUploadPrekeys\x12 .tokenim.v1.UploadPrekeysRequest\x1a!.tokenim.v1.UploadPrekeysResponse\x12N\n" +
+	"\vPrekeyCount\x12\x1e.tokenim.v1.PrekeyCountRequest\x1a\x1f.tokenim.v1.PrekeyCountResponse\x12Z\n" +
 	"\x0fGetPrekeyBundle\x12\".tokenim.v1.GetPrekeyBundleRequest\x1a#.tokenim.v1.GetPrekeyBundleResponse\x129\n" +
 	"\x04Send\x12\x17.tokenim.v1.SendRequest\x1a\x18.tokenim.v1.SendResponse\x12D\n" +
 	"\aReceive\x12\x1a.tokenim.v1.ReceiveRequest\x1a\x1b.tokenim.v1.ReceiveResponse0\x01\x126\n" +
@@ -1255,7 +1339,7 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_tokenim_v1_node_proto_goTypes = []any{
 	(*StatusRequest)(nil),           // 0: tokenim.v1.StatusRequest
 	(*StatusResponse)(nil),          // 1: tokenim.v1.StatusResponse
@@ -1270,48 +1354,52 @@ var file_tokenim_v1_node_proto_goTypes = []any{
 	(*OneTimePrekey)(nil),           // 10: tokenim.v1.OneTimePrekey
 	(*UploadPrekeysRequest)(nil),    // 11: tokenim.v1.UploadPrekeysRequest
 	(*UploadPrekeysResponse)(nil),   // 12: tokenim.v1.UploadPrekeysResponse
-	(*GetPrekeyBundleRequest)(nil),  // 13: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil), // 14: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),             // 15: tokenim.v1.SendRequest
-	(*SendResponse)(nil),            // 16: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),          // 17: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                // 18: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),         // 19: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),              // 20: tokenim.v1.AckRequest
-	(*AckResponse)(nil),             // 21: tokenim.v1.AckResponse
-	(*Account)(nil),                 // 22: tokenim.v1.Account
-	(*Envelope)(nil),                // 23: tokenim.v1.Envelope
+	(*PrekeyCountRequest)(nil),      // 13: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),     // 14: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),  // 15: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil), // 16: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),             // 17: tokenim.v1.SendRequest
+	(*SendResponse)(nil),            // 18: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),          // 19: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                // 20: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),         // 21: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),              // 22: tokenim.v1.AckRequest
+	(*AckResponse)(nil),             // 23: tokenim.v1.AckResponse
+	(*Account)(nil),                 // 24: tokenim.v1.Account
+	(*Envelope)(nil),                // 25: tokenim.v1.Envelope
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	22, // 0: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	24, // 0: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
 	10, // 1: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	22, // 2: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	24, // 2: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
 	10, // 3: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	23, // 4: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	23, // 5: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	18, // 6: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	25, // 4: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	25, // 5: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	20, // 6: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
 	0,  // 7: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
 	2,  // 8: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
 	4,  // 9: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
 	6,  // 10: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
 	8,  // 11: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
 	11, // 12: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	13, // 13: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	15, // 14: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	17, // 15: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	20, // 16: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	1,  // 17: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	3,  // 18: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	5,  // 19: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	7,  // 20: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	9,  // 21: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	12, // 22: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	14, // 23: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	16, // 24: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	19, // 25: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	21, // 26: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	17, // [17:27] is the sub-list for method output_type
-	7,  // [7:17] is the sub-list for method input_type
+	13, // 13: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	15, // 14: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	17, // 15: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	19, // 16: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	22, // 17: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	1,  // 18: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	3,  // 19: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	5,  // 20: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	7,  // 21: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	9,  // 22: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	12, // 23: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	14, // 24: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	16, // 25: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	18, // 26: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	21, // 27: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	23, // 28: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	18, // [18:29] is the sub-list for method output_type
+	7,  // [7:18] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -1324,7 +1412,7 @@ func file_tokenim_v1_node_proto_init() {
 	}
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[19].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[21].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -1334,7 +1422,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

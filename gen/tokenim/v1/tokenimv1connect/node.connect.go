@@ -52,6 +52,9 @@ const (
 	// RelayServiceUploadPrekeysProcedure is the fully-qualified name of the RelayService's
 	// UploadPrekeys RPC.
 	RelayServiceUploadPrekeysProcedure = "/tokenim.v1.RelayService/UploadPrekeys"
+	// RelayServicePrekeyCountProcedure is the fully-qualified name of the RelayService's PrekeyCount
+	// RPC.
+	RelayServicePrekeyCountProcedure = "/tokenim.v1.RelayService/PrekeyCount"
 	// RelayServiceGetPrekeyBundleProcedure is the fully-qualified name of the RelayService's
 	// GetPrekeyBundle RPC.
 	RelayServiceGetPrekeyBundleProcedure = "/tokenim.v1.RelayService/GetPrekeyBundle"
@@ -192,6 +195,8 @@ type RelayServiceClient interface {
 	Challenge(context.Context, *connect.Request[v1.ChallengeRequest]) (*connect.Response[v1.ChallengeResponse], error)
 	Authenticate(context.Context, *connect.Request[v1.AuthenticateRequest]) (*connect.Response[v1.AuthenticateResponse], error)
 	UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error)
+	// PrekeyCount tells the caller how many of its one-time prekeys are left.
+	PrekeyCount(context.Context, *connect.Request[v1.PrekeyCountRequest]) (*connect.Response[v1.PrekeyCountResponse], error)
 	// GetPrekeyBundle returns a handle's identity key and signed prekey from
 	// the chain and one of its one-time prekeys, which is never handed out again.
 	GetPrekeyBundle(context.Context, *connect.Request[v1.GetPrekeyBundleRequest]) (*connect.Response[v1.GetPrekeyBundleResponse], error)
@@ -233,6 +238,12 @@ func NewRelayServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(relayServiceMethods.ByName("UploadPrekeys")),
 			connect.WithClientOptions(opts...),
 		),
+		prekeyCount: connect.NewClient[v1.PrekeyCountRequest, v1.PrekeyCountResponse](
+			httpClient,
+			baseURL+RelayServicePrekeyCountProcedure,
+			connect.WithSchema(relayServiceMethods.ByName("PrekeyCount")),
+			connect.WithClientOptions(opts...),
+		),
 		getPrekeyBundle: connect.NewClient[v1.GetPrekeyBundleRequest, v1.GetPrekeyBundleResponse](
 			httpClient,
 			baseURL+RelayServiceGetPrekeyBundleProcedure,
@@ -265,6 +276,7 @@ type relayServiceClient struct {
 	challenge       *connect.Client[v1.ChallengeRequest, v1.ChallengeResponse]
 	authenticate    *connect.Client[v1.AuthenticateRequest, v1.AuthenticateResponse]
 	uploadPrekeys   *connect.Client[v1.UploadPrekeysRequest, v1.UploadPrekeysResponse]
+	prekeyCount     *connect.Client[v1.PrekeyCountRequest, v1.PrekeyCountResponse]
 	getPrekeyBundle *connect.Client[v1.GetPrekeyBundleRequest, v1.GetPrekeyBundleResponse]
 	send            *connect.Client[v1.SendRequest, v1.SendResponse]
 	receive         *connect.Client[v1.ReceiveRequest, v1.ReceiveResponse]
@@ -284,6 +296,11 @@ func (c *relayServiceClient) Authenticate(ctx context.Context, req *connect.Requ
 // UploadPrekeys calls tokenim.v1.RelayService.UploadPrekeys.
 func (c *relayServiceClient) UploadPrekeys(ctx context.Context, req *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error) {
 	return c.uploadPrekeys.CallUnary(ctx, req)
+}
+
+// PrekeyCount calls tokenim.v1.RelayService.PrekeyCount.
+func (c *relayServiceClient) PrekeyCount(ctx context.Context, req *connect.Request[v1.PrekeyCountRequest]) (*connect.Response[v1.PrekeyCountResponse], error) {
+	return c.prekeyCount.CallUnary(ctx, req)
 }
 
 // GetPrekeyBundle calls tokenim.v1.RelayService.GetPrekeyBundle.
@@ -311,6 +328,8 @@ type RelayServiceHandler interface {
 	Challenge(context.Context, *connect.Request[v1.ChallengeRequest]) (*connect.Response[v1.ChallengeResponse], error)
 	Authenticate(context.Context, *connect.Request[v1.AuthenticateRequest]) (*connect.Response[v1.AuthenticateResponse], error)
 	UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error)
+	// PrekeyCount tells the caller how many of its one-time prekeys are left.
+	PrekeyCount(context.Context, *connect.Request[v1.PrekeyCountRequest]) (*connect.Response[v1.PrekeyCountResponse], error)
 	// GetPrekeyBundle returns a handle's identity key and signed prekey from
 	// the chain and one of its one-time prekeys, which is never handed out again.
 	GetPrekeyBundle(context.Context, *connect.Request[v1.GetPrekeyBundleRequest]) (*connect.Response[v1.GetPrekeyBundleResponse], error)
@@ -348,6 +367,12 @@ func NewRelayServiceHandler(svc RelayServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(relayServiceMethods.ByName("UploadPrekeys")),
 		connect.WithHandlerOptions(opts...),
 	)
+	relayServicePrekeyCountHandler := connect.NewUnaryHandler(
+		RelayServicePrekeyCountProcedure,
+		svc.PrekeyCount,
+		connect.WithSchema(relayServiceMethods.ByName("PrekeyCount")),
+		connect.WithHandlerOptions(opts...),
+	)
 	relayServiceGetPrekeyBundleHandler := connect.NewUnaryHandler(
 		RelayServiceGetPrekeyBundleProcedure,
 		svc.GetPrekeyBundle,
@@ -380,6 +405,8 @@ func NewRelayServiceHandler(svc RelayServiceHandler, opts ...connect.HandlerOpti
 			relayServiceAuthenticateHandler.ServeHTTP(w, r)
 		case RelayServiceUploadPrekeysProcedure:
 			relayServiceUploadPrekeysHandler.ServeHTTP(w, r)
+		case RelayServicePrekeyCountProcedure:
+			relayServicePrekeyCountHandler.ServeHTTP(w, r)
 		case RelayServiceGetPrekeyBundleProcedure:
 			relayServiceGetPrekeyBundleHandler.ServeHTTP(w, r)
 		case RelayServiceSendProcedure:
@@ -407,6 +434,10 @@ func (UnimplementedRelayServiceHandler) Authenticate(context.Context, *connect.R
 
 func (UnimplementedRelayServiceHandler) UploadPrekeys(context.Context, *connect.Request[v1.UploadPrekeysRequest]) (*connect.Response[v1.UploadPrekeysResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.RelayService.UploadPrekeys is not implemented"))
+}
+
+func (UnimplementedRelayServiceHandler) PrekeyCount(context.Context, *connect.Request[v1.PrekeyCountRequest]) (*connect.Response[v1.PrekeyCountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.RelayService.PrekeyCount is not implemented"))
 }
 
 func (UnimplementedRelayServiceHandler) GetPrekeyBundle(context.Context, *connect.Request[v1.GetPrekeyBundleRequest]) (*connect.Response[v1.GetPrekeyBundleResponse], error) {
