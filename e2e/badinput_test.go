@@ -13,8 +13,10 @@ import (
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/nodeauth"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 func TestClientBadInput(t *testing.T) {
@@ -144,5 +146,52 @@ func TestRelayRejectsBadInput(t *testing.T) {
 		Handle: alice.Handle(), Nonce: ch.Msg.Nonce, Signature: nodeauth.Sign(wrong, ch.Msg.NodeId, ch.Msg.Nonce)}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Fatalf("wrong-key answer: %v", err)
+	}
+}
+
+// An envelope sent twice (a retry, or a replay by someone holding the
+// session) is stored and delivered once; one with a field the schema does
+// not define is refused, not stored and forwarded.
+func TestRelayDedupAndStrictDecoding(t *testing.T) {
+	ctx := ctxT(t)
+	bob, _ := newUser(t, "jack")
+	token := newRawUser(t, uniqueHandle("replayer")).session(t)
+	relayAPI := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
+	env := &tokenimv1.Envelope{Id: []byte("0123456789abcdef"), To: bob.Handle(), Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE, Ciphertext: []byte("opaque")}
+	for i := range 2 {
+		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}})
+		req.Header().Set("Authorization", "Bearer "+token)
+		res, err := relayAPI.Send(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dup := len(res.Msg.Duplicates) == 1; dup != (i == 1) {
+			t.Fatalf("send %d: duplicates %x", i, res.Msg.Duplicates)
+		}
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != client.StateUndecryptable {
+		t.Fatalf("bob got %d messages (%v); want the one envelope, once, as undecryptable", len(got), got)
+	}
+
+	body := codec.MustMarshal(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{{Id: []byte("fedcba9876543210"), To: bob.Handle(), Type: 2, Ciphertext: []byte("x")}}})
+	body = protowire.AppendTag(body, 99, protowire.VarintType)
+	body = protowire.AppendVarint(body, 1)
+	hreq, _ := http.NewRequest(http.MethodPost, tn.url()+tokenimv1connect.RelayServiceSendProcedure, bytes.NewReader(body))
+	hreq.Header.Set("Content-Type", "application/proto")
+	hreq.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("a request with an unknown field was accepted")
+	}
+	if again, _ := bob.Sync(ctx); len(again) != 0 {
+		t.Fatalf("the refused envelope was delivered: %v", again)
 	}
 }
