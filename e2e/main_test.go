@@ -33,6 +33,9 @@ func freeAddr() string {
 }
 
 func TestMain(m *testing.M) {
+	if home := os.Getenv(childNodeEnv); home != "" {
+		runChildNode(home) // never returns: the parent kills it
+	}
 	dir, err := os.MkdirTemp("", "tokenim-e2e-")
 	if err != nil {
 		panic(err)
