@@ -67,7 +67,7 @@ type nodeService struct{ n *Node }
 
 func (s *nodeService) Status(context.Context, *connect.Request[tokenimv1.StatusRequest]) (*connect.Response[tokenimv1.StatusResponse], error) {
 	r, h := s.n.app.Committed()
-	resp := &tokenimv1.StatusResponse{ChainId: s.n.chainID, Height: h, NodeId: s.n.nodeID, ApiUrl: s.n.apiURL, Version: Version}
+	resp := &tokenimv1.StatusResponse{ChainId: s.n.chainID, Height: h, NodeId: s.n.nodeID, ApiUrl: s.n.apiURL, Version: Version, P2PAddress: s.n.P2PAddress()}
 	if p, err := ledger.GetParams(r); err == nil {
 		resp.PowDifficulty = p.PowDifficulty
 	}

@@ -40,6 +40,7 @@ type StartOptions struct {
 // Node is a running TokenIM node.
 type Node struct {
 	home     string
+	cometCfg *cfg.Config
 	log      *slog.Logger
 	comet    *nm.Node
 	app      *ledger.App
@@ -83,7 +84,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: home, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
+	n := &Node{home: home, cometCfg: c, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
 	if err := n.open(ctx, c, o.CometLog); err != nil {
 		n.closeStores()
 		return nil, err

@@ -71,7 +71,7 @@ func (x KeyEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyEvent_Kind.Descriptor instead.
 func (KeyEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{6, 0}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // Tx is what goes into a block: a signed, serialized TxBody.
@@ -143,6 +143,10 @@ type TxBody struct {
 	//
 	//	*TxBody_RegisterAccount
 	//	*TxBody_RotateSignedPrekey
+	//	*TxBody_SetHomeNodes
+	//	*TxBody_RegisterNode
+	//	*TxBody_ProposeValidator
+	//	*TxBody_ApproveValidator
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -224,6 +228,42 @@ func (x *TxBody) GetRotateSignedPrekey() *RotateSignedPrekey {
 	return nil
 }
 
+func (x *TxBody) GetSetHomeNodes() *SetHomeNodes {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_SetHomeNodes); ok {
+			return x.SetHomeNodes
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetRegisterNode() *RegisterNode {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_RegisterNode); ok {
+			return x.RegisterNode
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetProposeValidator() *ProposeValidator {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_ProposeValidator); ok {
+			return x.ProposeValidator
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetApproveValidator() *ApproveValidator {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_ApproveValidator); ok {
+			return x.ApproveValidator
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -236,9 +276,33 @@ type TxBody_RotateSignedPrekey struct {
 	RotateSignedPrekey *RotateSignedPrekey `protobuf:"bytes,11,opt,name=rotate_signed_prekey,json=rotateSignedPrekey,proto3,oneof"`
 }
 
+type TxBody_SetHomeNodes struct {
+	SetHomeNodes *SetHomeNodes `protobuf:"bytes,12,opt,name=set_home_nodes,json=setHomeNodes,proto3,oneof"`
+}
+
+type TxBody_RegisterNode struct {
+	RegisterNode *RegisterNode `protobuf:"bytes,20,opt,name=register_node,json=registerNode,proto3,oneof"`
+}
+
+type TxBody_ProposeValidator struct {
+	ProposeValidator *ProposeValidator `protobuf:"bytes,21,opt,name=propose_validator,json=proposeValidator,proto3,oneof"`
+}
+
+type TxBody_ApproveValidator struct {
+	ApproveValidator *ApproveValidator `protobuf:"bytes,22,opt,name=approve_validator,json=approveValidator,proto3,oneof"`
+}
+
 func (*TxBody_RegisterAccount) isTxBody_Msg() {}
 
 func (*TxBody_RotateSignedPrekey) isTxBody_Msg() {}
+
+func (*TxBody_SetHomeNodes) isTxBody_Msg() {}
+
+func (*TxBody_RegisterNode) isTxBody_Msg() {}
+
+func (*TxBody_ProposeValidator) isTxBody_Msg() {}
+
+func (*TxBody_ApproveValidator) isTxBody_Msg() {}
 
 // SignedPrekey is a Signal signed prekey: an X25519 public key (33 bytes,
 // 0x05-prefixed) signed (XEdDSA) by the account's Signal identity key.
@@ -450,7 +514,10 @@ type Account struct {
 	Sequence         uint64 `protobuf:"varint,6,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	RegisteredHeight int64  `protobuf:"varint,7,opt,name=registered_height,json=registeredHeight,proto3" json:"registered_height,omitempty"`
 	// key_events counts the entries of this account's key history.
-	KeyEvents     uint64 `protobuf:"varint,8,opt,name=key_events,json=keyEvents,proto3" json:"key_events,omitempty"`
+	KeyEvents uint64 `protobuf:"varint,8,opt,name=key_events,json=keyEvents,proto3" json:"key_events,omitempty"`
+	// home_nodes are the node ids (CometBFT p2p ids, hex) where this account
+	// reads its mail; senders' nodes deliver there. At most 3.
+	HomeNodes     []string `protobuf:"bytes,9,rep,name=home_nodes,json=homeNodes,proto3" json:"home_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -541,6 +608,450 @@ func (x *Account) GetKeyEvents() uint64 {
 	return 0
 }
 
+func (x *Account) GetHomeNodes() []string {
+	if x != nil {
+		return x.HomeNodes
+	}
+	return nil
+}
+
+// SetHomeNodes replaces the signer account's home nodes (registered node
+// ids, 1 to 3, no repeats).
+type SetHomeNodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetHomeNodes) Reset() {
+	*x = SetHomeNodes{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetHomeNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetHomeNodes) ProtoMessage() {}
+
+func (x *SetHomeNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetHomeNodes.ProtoReflect.Descriptor instead.
+func (*SetHomeNodes) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetHomeNodes) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+// RegisterNode adds a node to the registry, or updates its API URL and
+// validator key. node_id must equal hex(SHA-256(node_key)[:20]) (CometBFT's
+// p2p id).
+type RegisterNode struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeKey []byte                 `protobuf:"bytes,2,opt,name=node_key,json=nodeKey,proto3" json:"node_key,omitempty"`
+	// api_url is where clients and other nodes reach the node API.
+	ApiUrl string `protobuf:"bytes,3,opt,name=api_url,json=apiUrl,proto3" json:"api_url,omitempty"`
+	// validator_key is the node's consensus public key (Ed25519, 32 bytes),
+	// empty for a full node that does not want to validate.
+	ValidatorKey  []byte `protobuf:"bytes,4,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterNode) Reset() {
+	*x = RegisterNode{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterNode) ProtoMessage() {}
+
+func (x *RegisterNode) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
+func (*RegisterNode) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RegisterNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RegisterNode) GetNodeKey() []byte {
+	if x != nil {
+		return x.NodeKey
+	}
+	return nil
+}
+
+func (x *RegisterNode) GetApiUrl() string {
+	if x != nil {
+		return x.ApiUrl
+	}
+	return ""
+}
+
+func (x *RegisterNode) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+// NodeRecord is the registry's entry for a node.
+type NodeRecord struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	NodeId           string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeKey          []byte                 `protobuf:"bytes,2,opt,name=node_key,json=nodeKey,proto3" json:"node_key,omitempty"`
+	ApiUrl           string                 `protobuf:"bytes,3,opt,name=api_url,json=apiUrl,proto3" json:"api_url,omitempty"`
+	ValidatorKey     []byte                 `protobuf:"bytes,4,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	RegisteredHeight int64                  `protobuf:"varint,5,opt,name=registered_height,json=registeredHeight,proto3" json:"registered_height,omitempty"`
+	Sequence         uint64                 `protobuf:"varint,6,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *NodeRecord) Reset() {
+	*x = NodeRecord{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeRecord) ProtoMessage() {}
+
+func (x *NodeRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
+func (*NodeRecord) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *NodeRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NodeRecord) GetNodeKey() []byte {
+	if x != nil {
+		return x.NodeKey
+	}
+	return nil
+}
+
+func (x *NodeRecord) GetApiUrl() string {
+	if x != nil {
+		return x.ApiUrl
+	}
+	return ""
+}
+
+func (x *NodeRecord) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *NodeRecord) GetRegisteredHeight() int64 {
+	if x != nil {
+		return x.RegisteredHeight
+	}
+	return 0
+}
+
+func (x *NodeRecord) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// ProposeValidator proposes setting a validator's power (0 removes it). The
+// proposer, a current validator's node, approves it implicitly.
+type ProposeValidator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ValidatorKey  []byte                 `protobuf:"bytes,1,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	Power         int64                  `protobuf:"varint,2,opt,name=power,proto3" json:"power,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeValidator) Reset() {
+	*x = ProposeValidator{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeValidator) ProtoMessage() {}
+
+func (x *ProposeValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeValidator.ProtoReflect.Descriptor instead.
+func (*ProposeValidator) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ProposeValidator) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *ProposeValidator) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
+// ApproveValidator adds the signing node's voting power to a proposal. When
+// approvals exceed 2/3 of the current total power the change is applied
+// (ValidatorUpdates from FinalizeBlock) and the proposal closed.
+type ApproveValidator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProposalId    uint64                 `protobuf:"varint,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveValidator) Reset() {
+	*x = ApproveValidator{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveValidator) ProtoMessage() {}
+
+func (x *ApproveValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveValidator.ProtoReflect.Descriptor instead.
+func (*ApproveValidator) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApproveValidator) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
+// ValidatorProposal is an open proposal.
+type ValidatorProposal struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ValidatorKey []byte                 `protobuf:"bytes,2,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	Power        int64                  `protobuf:"varint,3,opt,name=power,proto3" json:"power,omitempty"`
+	// approvers are node ids, sorted.
+	Approvers      []string `protobuf:"bytes,4,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	ProposedHeight int64    `protobuf:"varint,5,opt,name=proposed_height,json=proposedHeight,proto3" json:"proposed_height,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ValidatorProposal) Reset() {
+	*x = ValidatorProposal{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorProposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorProposal) ProtoMessage() {}
+
+func (x *ValidatorProposal) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorProposal.ProtoReflect.Descriptor instead.
+func (*ValidatorProposal) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ValidatorProposal) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ValidatorProposal) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *ValidatorProposal) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
+func (x *ValidatorProposal) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *ValidatorProposal) GetProposedHeight() int64 {
+	if x != nil {
+		return x.ProposedHeight
+	}
+	return 0
+}
+
+// Validator is one entry of the current validator set as the ledger tracks it.
+type Validator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ValidatorKey  []byte                 `protobuf:"bytes,1,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	Power         int64                  `protobuf:"varint,2,opt,name=power,proto3" json:"power,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Validator) Reset() {
+	*x = Validator{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Validator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Validator) ProtoMessage() {}
+
+func (x *Validator) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Validator.ProtoReflect.Descriptor instead.
+func (*Validator) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Validator) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *Validator) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
 // KeyEvent is one entry of an account's key history.
 type KeyEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -554,7 +1065,7 @@ type KeyEvent struct {
 
 func (x *KeyEvent) Reset() {
 	*x = KeyEvent{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[6]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +1077,7 @@ func (x *KeyEvent) String() string {
 func (*KeyEvent) ProtoMessage() {}
 
 func (x *KeyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[6]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +1090,7 @@ func (x *KeyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyEvent.ProtoReflect.Descriptor instead.
 func (*KeyEvent) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KeyEvent) GetKind() KeyEvent_Kind {
@@ -616,13 +1127,17 @@ type Params struct {
 	// pow_difficulty is the number of leading zero bits RegisterAccount's proof
 	// of work must have.
 	PowDifficulty uint32 `protobuf:"varint,1,opt,name=pow_difficulty,json=powDifficulty,proto3" json:"pow_difficulty,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// replication_factor R: each mailbox and file chunk lives on R nodes
+	// (rendezvous hashing over registered nodes) plus the members' home nodes.
+	// 0 means the default, 3.
+	ReplicationFactor uint32 `protobuf:"varint,2,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[7]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +1149,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[7]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,12 +1162,19 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Params) GetPowDifficulty() uint32 {
 	if x != nil {
 		return x.PowDifficulty
+	}
+	return 0
+}
+
+func (x *Params) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
 	}
 	return 0
 }
@@ -667,7 +1189,7 @@ type GenesisState struct {
 
 func (x *GenesisState) Reset() {
 	*x = GenesisState{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[8]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +1201,7 @@ func (x *GenesisState) String() string {
 func (*GenesisState) ProtoMessage() {}
 
 func (x *GenesisState) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[8]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +1214,7 @@ func (x *GenesisState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisState.ProtoReflect.Descriptor instead.
 func (*GenesisState) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GenesisState) GetParams() *Params {
@@ -710,14 +1232,18 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xfc\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x99\x04\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12H\n" +
 	"\x10register_account\x18\n" +
 	" \x01(\v2\x1b.tokenim.v1.RegisterAccountH\x00R\x0fregisterAccount\x12R\n" +
-	"\x14rotate_signed_prekey\x18\v \x01(\v2\x1e.tokenim.v1.RotateSignedPrekeyH\x00R\x12rotateSignedPrekeyB\x05\n" +
+	"\x14rotate_signed_prekey\x18\v \x01(\v2\x1e.tokenim.v1.RotateSignedPrekeyH\x00R\x12rotateSignedPrekey\x12@\n" +
+	"\x0eset_home_nodes\x18\f \x01(\v2\x18.tokenim.v1.SetHomeNodesH\x00R\fsetHomeNodes\x12?\n" +
+	"\rregister_node\x18\x14 \x01(\v2\x18.tokenim.v1.RegisterNodeH\x00R\fregisterNode\x12K\n" +
+	"\x11propose_validator\x18\x15 \x01(\v2\x1c.tokenim.v1.ProposeValidatorH\x00R\x10proposeValidator\x12K\n" +
+	"\x11approve_validator\x18\x16 \x01(\v2\x1c.tokenim.v1.ApproveValidatorH\x00R\x10approveValidatorB\x05\n" +
 	"\x03msg\"[\n" +
 	"\fSignedPrekey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
@@ -733,7 +1259,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\rsigned_prekey\x18\x05 \x01(\v2\x18.tokenim.v1.SignedPrekeyR\fsignedPrekey\x12\x1b\n" +
 	"\tpow_nonce\x18\x06 \x01(\x04R\bpowNonce\"S\n" +
 	"\x12RotateSignedPrekey\x12=\n" +
-	"\rsigned_prekey\x18\x01 \x01(\v2\x18.tokenim.v1.SignedPrekeyR\fsignedPrekey\"\xb5\x02\n" +
+	"\rsigned_prekey\x18\x01 \x01(\v2\x18.tokenim.v1.SignedPrekeyR\fsignedPrekey\"\xd4\x02\n" +
 	"\aAccount\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x1f\n" +
 	"\vaccount_key\x18\x02 \x01(\fR\n" +
@@ -744,7 +1270,39 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\bsequence\x18\x06 \x01(\x04R\bsequence\x12+\n" +
 	"\x11registered_height\x18\a \x01(\x03R\x10registeredHeight\x12\x1d\n" +
 	"\n" +
-	"key_events\x18\b \x01(\x04R\tkeyEvents\"\x86\x02\n" +
+	"key_events\x18\b \x01(\x04R\tkeyEvents\x12\x1d\n" +
+	"\n" +
+	"home_nodes\x18\t \x03(\tR\thomeNodes\")\n" +
+	"\fSetHomeNodes\x12\x19\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\"\x80\x01\n" +
+	"\fRegisterNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x19\n" +
+	"\bnode_key\x18\x02 \x01(\fR\anodeKey\x12\x17\n" +
+	"\aapi_url\x18\x03 \x01(\tR\x06apiUrl\x12#\n" +
+	"\rvalidator_key\x18\x04 \x01(\fR\fvalidatorKey\"\xc7\x01\n" +
+	"\n" +
+	"NodeRecord\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x19\n" +
+	"\bnode_key\x18\x02 \x01(\fR\anodeKey\x12\x17\n" +
+	"\aapi_url\x18\x03 \x01(\tR\x06apiUrl\x12#\n" +
+	"\rvalidator_key\x18\x04 \x01(\fR\fvalidatorKey\x12+\n" +
+	"\x11registered_height\x18\x05 \x01(\x03R\x10registeredHeight\x12\x1a\n" +
+	"\bsequence\x18\x06 \x01(\x04R\bsequence\"M\n" +
+	"\x10ProposeValidator\x12#\n" +
+	"\rvalidator_key\x18\x01 \x01(\fR\fvalidatorKey\x12\x14\n" +
+	"\x05power\x18\x02 \x01(\x03R\x05power\"3\n" +
+	"\x10ApproveValidator\x12\x1f\n" +
+	"\vproposal_id\x18\x01 \x01(\x04R\n" +
+	"proposalId\"\xa5\x01\n" +
+	"\x11ValidatorProposal\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
+	"\rvalidator_key\x18\x02 \x01(\fR\fvalidatorKey\x12\x14\n" +
+	"\x05power\x18\x03 \x01(\x03R\x05power\x12\x1c\n" +
+	"\tapprovers\x18\x04 \x03(\tR\tapprovers\x12'\n" +
+	"\x0fproposed_height\x18\x05 \x01(\x03R\x0eproposedHeight\"F\n" +
+	"\tValidator\x12#\n" +
+	"\rvalidator_key\x18\x01 \x01(\fR\fvalidatorKey\x12\x14\n" +
+	"\x05power\x18\x02 \x01(\x03R\x05power\"\x86\x02\n" +
 	"\bKeyEvent\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.tokenim.v1.KeyEvent.KindR\x04kind\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12!\n" +
@@ -753,9 +1311,10 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fKIND_REGISTERED\x10\x01\x12\x1e\n" +
-	"\x1aKIND_SIGNED_PREKEY_ROTATED\x10\x02\"/\n" +
+	"\x1aKIND_SIGNED_PREKEY_ROTATED\x10\x02\"^\n" +
 	"\x06Params\x12%\n" +
-	"\x0epow_difficulty\x18\x01 \x01(\rR\rpowDifficulty\":\n" +
+	"\x0epow_difficulty\x18\x01 \x01(\rR\rpowDifficulty\x12-\n" +
+	"\x12replication_factor\x18\x02 \x01(\rR\x11replicationFactor\":\n" +
 	"\fGenesisState\x12*\n" +
 	"\x06params\x18\x01 \x01(\v2\x12.tokenim.v1.ParamsR\x06paramsB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
@@ -772,7 +1331,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                 // 1: tokenim.v1.Tx
@@ -781,24 +1340,35 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*RegisterAccount)(nil),    // 4: tokenim.v1.RegisterAccount
 	(*RotateSignedPrekey)(nil), // 5: tokenim.v1.RotateSignedPrekey
 	(*Account)(nil),            // 6: tokenim.v1.Account
-	(*KeyEvent)(nil),           // 7: tokenim.v1.KeyEvent
-	(*Params)(nil),             // 8: tokenim.v1.Params
-	(*GenesisState)(nil),       // 9: tokenim.v1.GenesisState
+	(*SetHomeNodes)(nil),       // 7: tokenim.v1.SetHomeNodes
+	(*RegisterNode)(nil),       // 8: tokenim.v1.RegisterNode
+	(*NodeRecord)(nil),         // 9: tokenim.v1.NodeRecord
+	(*ProposeValidator)(nil),   // 10: tokenim.v1.ProposeValidator
+	(*ApproveValidator)(nil),   // 11: tokenim.v1.ApproveValidator
+	(*ValidatorProposal)(nil),  // 12: tokenim.v1.ValidatorProposal
+	(*Validator)(nil),          // 13: tokenim.v1.Validator
+	(*KeyEvent)(nil),           // 14: tokenim.v1.KeyEvent
+	(*Params)(nil),             // 15: tokenim.v1.Params
+	(*GenesisState)(nil),       // 16: tokenim.v1.GenesisState
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
-	4, // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
-	5, // 1: tokenim.v1.TxBody.rotate_signed_prekey:type_name -> tokenim.v1.RotateSignedPrekey
-	3, // 2: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3, // 3: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3, // 4: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	0, // 5: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3, // 6: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	8, // 7: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
+	5,  // 1: tokenim.v1.TxBody.rotate_signed_prekey:type_name -> tokenim.v1.RotateSignedPrekey
+	7,  // 2: tokenim.v1.TxBody.set_home_nodes:type_name -> tokenim.v1.SetHomeNodes
+	8,  // 3: tokenim.v1.TxBody.register_node:type_name -> tokenim.v1.RegisterNode
+	10, // 4: tokenim.v1.TxBody.propose_validator:type_name -> tokenim.v1.ProposeValidator
+	11, // 5: tokenim.v1.TxBody.approve_validator:type_name -> tokenim.v1.ApproveValidator
+	3,  // 6: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 7: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 8: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	0,  // 9: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 10: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	15, // 11: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -809,6 +1379,10 @@ func file_tokenim_v1_ledger_proto_init() {
 	file_tokenim_v1_ledger_proto_msgTypes[1].OneofWrappers = []any{
 		(*TxBody_RegisterAccount)(nil),
 		(*TxBody_RotateSignedPrekey)(nil),
+		(*TxBody_SetHomeNodes)(nil),
+		(*TxBody_RegisterNode)(nil),
+		(*TxBody_ProposeValidator)(nil),
+		(*TxBody_ApproveValidator)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -816,7 +1390,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

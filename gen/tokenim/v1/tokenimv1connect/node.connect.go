@@ -44,6 +44,10 @@ const (
 	NodeServiceBroadcastTxProcedure = "/tokenim.v1.NodeService/BroadcastTx"
 	// NodeServiceGetAccountProcedure is the fully-qualified name of the NodeService's GetAccount RPC.
 	NodeServiceGetAccountProcedure = "/tokenim.v1.NodeService/GetAccount"
+	// NodeServiceGenesisProcedure is the fully-qualified name of the NodeService's Genesis RPC.
+	NodeServiceGenesisProcedure = "/tokenim.v1.NodeService/Genesis"
+	// NodeServiceListNodesProcedure is the fully-qualified name of the NodeService's ListNodes RPC.
+	NodeServiceListNodesProcedure = "/tokenim.v1.NodeService/ListNodes"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -72,6 +76,10 @@ type NodeServiceClient interface {
 	// BroadcastTx submits a signed Tx and waits until it is in a block.
 	BroadcastTx(context.Context, *connect.Request[v1.BroadcastTxRequest]) (*connect.Response[v1.BroadcastTxResponse], error)
 	GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error)
+	// Genesis returns the chain's genesis document, for a node that joins.
+	Genesis(context.Context, *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error)
+	// ListNodes returns the node registry at the latest committed height.
+	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -103,6 +111,18 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("GetAccount")),
 			connect.WithClientOptions(opts...),
 		),
+		genesis: connect.NewClient[v1.GenesisRequest, v1.GenesisResponse](
+			httpClient,
+			baseURL+NodeServiceGenesisProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("Genesis")),
+			connect.WithClientOptions(opts...),
+		),
+		listNodes: connect.NewClient[v1.ListNodesRequest, v1.ListNodesResponse](
+			httpClient,
+			baseURL+NodeServiceListNodesProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("ListNodes")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -111,6 +131,8 @@ type nodeServiceClient struct {
 	status      *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	broadcastTx *connect.Client[v1.BroadcastTxRequest, v1.BroadcastTxResponse]
 	getAccount  *connect.Client[v1.GetAccountRequest, v1.GetAccountResponse]
+	genesis     *connect.Client[v1.GenesisRequest, v1.GenesisResponse]
+	listNodes   *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -128,12 +150,26 @@ func (c *nodeServiceClient) GetAccount(ctx context.Context, req *connect.Request
 	return c.getAccount.CallUnary(ctx, req)
 }
 
+// Genesis calls tokenim.v1.NodeService.Genesis.
+func (c *nodeServiceClient) Genesis(ctx context.Context, req *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error) {
+	return c.genesis.CallUnary(ctx, req)
+}
+
+// ListNodes calls tokenim.v1.NodeService.ListNodes.
+func (c *nodeServiceClient) ListNodes(ctx context.Context, req *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error) {
+	return c.listNodes.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
 	// BroadcastTx submits a signed Tx and waits until it is in a block.
 	BroadcastTx(context.Context, *connect.Request[v1.BroadcastTxRequest]) (*connect.Response[v1.BroadcastTxResponse], error)
 	GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error)
+	// Genesis returns the chain's genesis document, for a node that joins.
+	Genesis(context.Context, *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error)
+	// ListNodes returns the node registry at the latest committed height.
+	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -161,6 +197,18 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("GetAccount")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceGenesisHandler := connect.NewUnaryHandler(
+		NodeServiceGenesisProcedure,
+		svc.Genesis,
+		connect.WithSchema(nodeServiceMethods.ByName("Genesis")),
+		connect.WithHandlerOptions(opts...),
+	)
+	nodeServiceListNodesHandler := connect.NewUnaryHandler(
+		NodeServiceListNodesProcedure,
+		svc.ListNodes,
+		connect.WithSchema(nodeServiceMethods.ByName("ListNodes")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -169,6 +217,10 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceBroadcastTxHandler.ServeHTTP(w, r)
 		case NodeServiceGetAccountProcedure:
 			nodeServiceGetAccountHandler.ServeHTTP(w, r)
+		case NodeServiceGenesisProcedure:
+			nodeServiceGenesisHandler.ServeHTTP(w, r)
+		case NodeServiceListNodesProcedure:
+			nodeServiceListNodesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -188,6 +240,14 @@ func (UnimplementedNodeServiceHandler) BroadcastTx(context.Context, *connect.Req
 
 func (UnimplementedNodeServiceHandler) GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetAccount is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) Genesis(context.Context, *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.Genesis is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.ListNodes is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
