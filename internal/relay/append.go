@@ -21,12 +21,13 @@ const (
 
 // request is one queued Append or Ack for the committer.
 type request struct {
-	state atomic.Int32
-	envs  []encoded // Append
-	ack   *ackOp    // Ack
-	dup   []bool
-	size  int        // encoded bytes, for batch caps
-	done  chan error // capacity 1; answered once
+	state  atomic.Int32
+	envs   []encoded // Append
+	ack    *ackOp    // Ack
+	forget *forgetOp // Forget
+	dup    []bool
+	size   int        // encoded bytes, for batch caps
+	done   chan error // capacity 1; answered once
 }
 
 // encoded is a validated envelope and its deterministic encoding.
@@ -42,7 +43,7 @@ type ackOp struct {
 }
 
 func (r *request) weight() int {
-	if r.ack != nil {
+	if r.ack != nil || r.forget != nil {
 		return 1
 	}
 	return len(r.envs)

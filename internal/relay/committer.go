@@ -119,6 +119,7 @@ type builder struct {
 	ids     map[[IDSize]byte]bool // ids admitted in this batch
 	added   map[string][]added    // envelopes set in this batch, per recipient
 	ackedTo map[string]uint64     // highest Ack in this batch, per recipient
+	deleted map[string]bool       // mail keys Forget deleted in this batch
 	notify  map[string]struct{}
 	dCount  int64 // change of the live envelope count
 	dBytes  int64 // change of the live bytes
@@ -136,6 +137,7 @@ func (s *Store) newBuilder() *builder {
 		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
 		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
 		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
+		deleted: map[string]bool{},
 	}
 }
 
@@ -143,9 +145,12 @@ func (s *Store) newBuilder() *builder {
 func (b *builder) build(reqs []*request) error {
 	for _, r := range reqs {
 		var err error
-		if r.ack != nil {
+		switch {
+		case r.ack != nil:
 			err = b.ack(r.ack.recipient, r.ack.upTo)
-		} else {
+		case r.forget != nil:
+			err = b.forget(r.forget)
+		default:
 			err = b.append(r)
 			b.appends++
 		}

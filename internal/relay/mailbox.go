@@ -63,6 +63,9 @@ func (b *builder) ack(name string, upTo uint64) error {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
+		if b.deleted[string(it.Key())] {
+			continue // Forget deleted it earlier in this batch
+		}
 		if err := b.batch.Delete(it.Key(), nil); err != nil {
 			it.Close()
 			return err
