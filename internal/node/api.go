@@ -44,6 +44,7 @@ func (n *Node) serveAPI(addr string) error {
 	}
 	mux.Handle(tokenimv1connect.NewNodeServiceHandler(&nodeService{n}, opts...))
 	mux.Handle(tokenimv1connect.NewRelayServiceHandler(&relayService{n}, opts...))
+	mux.Handle(tokenimv1connect.NewPeerServiceHandler(&peerService{n}, opts...))
 	mux.HandleFunc("GET /healthz", n.healthz)
 	mux.Handle("GET /metrics", n.metrics.handler())
 	p := new(http.Protocols)

@@ -55,6 +55,10 @@ type InitOptions struct {
 // Settings is config/tokenim.json.
 type Settings struct {
 	APIAddr string `json:"api_addr"`
+	// AdvertiseURL is the API URL put in the node registry (default: the
+	// URL of the listening address). Set it when the node is reached under
+	// a host name.
+	AdvertiseURL string `json:"advertise_url,omitempty"`
 }
 
 // Dir returns the node directory of a TokenIM home.

@@ -22,6 +22,8 @@ type metrics struct {
 	deliveredN prometheus.Counter
 	appendSecs prometheus.Histogram
 	rpcs       *prometheus.CounterVec
+	replicaIn  prometheus.Counter
+	pulledIn   prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -32,10 +34,12 @@ func newMetrics(n *Node) *metrics {
 		admitBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelope_bytes_admitted_total", Help: "Ciphertext bytes stored."}),
 		deliveredN: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_delivered_total", Help: "Envelopes pushed to recipients' streams."}),
 		appendSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenim_relay_append_seconds", Help: "Time to store a send durably (group commit).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		replicaIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_replicated_in_total", Help: "Envelopes other nodes replicated here."}),
+		pulledIn:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_pulled_total", Help: "Envelopes fetched by anti-entropy."}),
 		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
 	}
 	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
-	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, height,
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,6 +57,10 @@ func (m *metrics) admitted(envs []*tokenimv1.Envelope, dup []bool, took time.Dur
 		m.admitBytes.Add(float64(len(e.Ciphertext)))
 	}
 }
+
+func (m *metrics) replicated(k int) { m.replicaIn.Add(float64(k)) }
+
+func (m *metrics) pulled(k int) { m.pulledIn.Add(float64(k)) }
 
 func (m *metrics) delivered(batch []*tokenimv1.Delivery) { m.deliveredN.Add(float64(len(batch))) }
 

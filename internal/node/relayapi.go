@@ -105,7 +105,10 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 		}
 	}
 	start := time.Now()
-	dup, err := s.n.relay.Append(ctx, envs)
+	dup, err := s.n.store(ctx, envs)
+	if errors.Is(err, ErrNoQuorum) {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
 	if err != nil {
 		return nil, relayError(err)
 	}
@@ -179,10 +182,37 @@ func (s *relayService) Ack(_ context.Context, req *connect.Request[tokenimv1.Ack
 	if err != nil {
 		return nil, err
 	}
+	ids, err := s.n.idsUpTo(me, req.Msg.Cursor)
+	if err != nil {
+		return nil, relayError(err)
+	}
 	if err := s.n.relay.Ack(me, req.Msg.Cursor); err != nil {
 		return nil, relayError(err)
 	}
+	s.n.forgetElsewhere(me, ids)
 	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
+}
+
+// idsUpTo lists the ids of handle's stored envelopes with cursor <= upTo.
+func (n *Node) idsUpTo(handle string, upTo uint64) ([][]byte, error) {
+	var ids [][]byte
+	after := uint64(0)
+	for {
+		batch, err := n.relay.Read(handle, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range batch {
+			if d.Cursor > upTo {
+				return ids, nil
+			}
+			ids = append(ids, d.Envelope.Id)
+			after = d.Cursor
+		}
+		if len(batch) == 0 {
+			return ids, nil
+		}
+	}
 }
 
 // knownAccount reports whether handle is registered (committed).

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -41,20 +42,28 @@ type StartOptions struct {
 type Node struct {
 	home     string
 	cometCfg *cfg.Config
-	log      *slog.Logger
-	comet    *nm.Node
-	app      *ledger.App
-	relay    *relay.Store
-	api      *http.Server
-	apiLn    net.Listener
-	apiURL   string
-	chainID  string
-	nodeID   string
-	metrics  *metrics
-	auth     *nodeauth.Authenticator
-	stopped  chan struct{}
-	known    sync.Map // handles known to be registered
-	cometLog *gatedWriter
+	settings Settings
+	// nodeKey is the CometBFT node key: it signs this node's transactions
+	// and peer requests.
+	nodeKey      ed25519.PrivateKey
+	validatorKey []byte
+	peers        *peerClients
+	reg          registryCache
+	stopCluster  context.CancelFunc
+	log          *slog.Logger
+	comet        *nm.Node
+	app          *ledger.App
+	relay        *relay.Store
+	api          *http.Server
+	apiLn        net.Listener
+	apiURL       string
+	chainID      string
+	nodeID       string
+	metrics      *metrics
+	auth         *nodeauth.Authenticator
+	stopped      chan struct{}
+	known        sync.Map // handles known to be registered
+	cometLog     *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
 	broadcasts chan struct{}
 	dbMu       sync.Mutex
@@ -84,7 +93,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: home, cometCfg: c, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
+	n := &Node{home: home, cometCfg: c, settings: settings, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
 	if err := n.open(ctx, c, o.CometLog); err != nil {
 		n.closeStores()
 		return nil, err
@@ -93,6 +102,9 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 		n.Stop()
 		return nil, err
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	n.stopCluster = cancel
+	go n.cluster(cctx)
 	return n, nil
 }
 
@@ -132,7 +144,10 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 		return fmt.Errorf("node key: %w", err)
 	}
 	n.nodeID = string(nodeKey.ID())
+	n.nodeKey = ed25519.PrivateKey(nodeKey.PrivKey.Bytes())
+	n.peers = newPeerClients(n.nodeID, n.nodeKey)
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	n.validatorKey = pv.Key.PubKey.Bytes()
 	logger := cmtlog.NewNopLogger()
 	if cometLog != nil {
 		n.cometLog = &gatedWriter{w: cometLog}
@@ -199,6 +214,9 @@ func (n *Node) Stop() error {
 	default:
 	}
 	var errs []error
+	if n.stopCluster != nil {
+		n.stopCluster()
+	}
 	if n.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		n.api.Shutdown(ctx) // streams end when their contexts are cancelled

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
@@ -125,4 +126,26 @@ func (s *Store) envelopeByID(id []byte) (*tokenimv1.Envelope, bool, error) {
 		return nil, false, fmt.Errorf("%w: envelope %x: %v", ErrCorrupt, id, err)
 	}
 	return env, true, nil
+}
+
+// LastAdmittedMs is the admission time of the newest envelope id this store
+// remembers (0 if none): where anti-entropy resumes after a restart.
+func (s *Store) LastAdmittedMs() (int64, error) {
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.dbMu.RUnlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagAdmit}, UpperBound: []byte{tagAdmit + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, nil
+	}
+	k := it.Key()
+	if len(k) < 9 {
+		return 0, fmt.Errorf("%w: admission key %x", ErrCorrupt, k)
+	}
+	return int64(binary.BigEndian.Uint64(k[1:9])), nil
 }

@@ -1425,6 +1425,296 @@ func (*AckResponse) Descriptor() ([]byte, []int) {
 	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
+type ReplicateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
+type ReplicateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Duplicates    [][]byte               `protobuf:"bytes,1,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReplicateResponse) GetDuplicates() [][]byte {
+	if x != nil {
+		return x.Duplicates
+	}
+	return nil
+}
+
+type ForgetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipient     string                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Ids           [][]byte               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetRequest) Reset() {
+	*x = ForgetRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetRequest) ProtoMessage() {}
+
+func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
+func (*ForgetRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ForgetRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *ForgetRequest) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type ForgetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetResponse) Reset() {
+	*x = ForgetResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetResponse) ProtoMessage() {}
+
+func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
+func (*ForgetResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+}
+
+type PullRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	SinceMs int64                  `protobuf:"varint,1,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	// after_id continues a page: the last id of the previous response.
+	AfterId       []byte `protobuf:"bytes,2,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullRequest) Reset() {
+	*x = PullRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullRequest) ProtoMessage() {}
+
+func (x *PullRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
+func (*PullRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PullRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *PullRequest) GetAfterId() []byte {
+	if x != nil {
+		return x.AfterId
+	}
+	return nil
+}
+
+type PullResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	// last_id is the last id this page looked at (for after_id).
+	LastId        []byte `protobuf:"bytes,2,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
+	More          bool   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullResponse) Reset() {
+	*x = PullResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullResponse) ProtoMessage() {}
+
+func (x *PullResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
+func (*PullResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PullResponse) GetEnvelopes() []*Envelope {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
+func (x *PullResponse) GetLastId() []byte {
+	if x != nil {
+		return x.LastId
+	}
+	return nil
+}
+
+func (x *PullResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_node_proto_rawDesc = "" +
@@ -1509,7 +1799,24 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"AckRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"\r\n" +
-	"\vAckResponse2\xf9\x02\n" +
+	"\vAckResponse\"F\n" +
+	"\x10ReplicateRequest\x122\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\"3\n" +
+	"\x11ReplicateResponse\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x01 \x03(\fR\n" +
+	"duplicates\"?\n" +
+	"\rForgetRequest\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\fR\x03ids\"\x10\n" +
+	"\x0eForgetResponse\"C\n" +
+	"\vPullRequest\x12\x19\n" +
+	"\bsince_ms\x18\x01 \x01(\x03R\asinceMs\x12\x19\n" +
+	"\bafter_id\x18\x02 \x01(\fR\aafterId\"o\n" +
+	"\fPullResponse\x122\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x12\x17\n" +
+	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more2\xf9\x02\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
@@ -1525,7 +1832,11 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x0fGetPrekeyBundle\x12\".tokenim.v1.GetPrekeyBundleRequest\x1a#.tokenim.v1.GetPrekeyBundleResponse\x129\n" +
 	"\x04Send\x12\x17.tokenim.v1.SendRequest\x1a\x18.tokenim.v1.SendResponse\x12D\n" +
 	"\aReceive\x12\x1a.tokenim.v1.ReceiveRequest\x1a\x1b.tokenim.v1.ReceiveResponse0\x01\x126\n" +
-	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponseB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse2\xd3\x01\n" +
+	"\vPeerService\x12H\n" +
+	"\tReplicate\x12\x1c.tokenim.v1.ReplicateRequest\x1a\x1d.tokenim.v1.ReplicateResponse\x12?\n" +
+	"\x06Forget\x12\x19.tokenim.v1.ForgetRequest\x1a\x1a.tokenim.v1.ForgetResponse\x129\n" +
+	"\x04Pull\x12\x17.tokenim.v1.PullRequest\x1a\x18.tokenim.v1.PullResponseB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_node_proto_rawDescOnce sync.Once
@@ -1539,7 +1850,7 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_tokenim_v1_node_proto_goTypes = []any{
 	(*GenesisRequest)(nil),          // 0: tokenim.v1.GenesisRequest
 	(*GenesisResponse)(nil),         // 1: tokenim.v1.GenesisResponse
@@ -1569,50 +1880,64 @@ var file_tokenim_v1_node_proto_goTypes = []any{
 	(*ReceiveResponse)(nil),         // 25: tokenim.v1.ReceiveResponse
 	(*AckRequest)(nil),              // 26: tokenim.v1.AckRequest
 	(*AckResponse)(nil),             // 27: tokenim.v1.AckResponse
-	(*NodeRecord)(nil),              // 28: tokenim.v1.NodeRecord
-	(*Account)(nil),                 // 29: tokenim.v1.Account
-	(*Envelope)(nil),                // 30: tokenim.v1.Envelope
+	(*ReplicateRequest)(nil),        // 28: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),       // 29: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),           // 30: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),          // 31: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),             // 32: tokenim.v1.PullRequest
+	(*PullResponse)(nil),            // 33: tokenim.v1.PullResponse
+	(*NodeRecord)(nil),              // 34: tokenim.v1.NodeRecord
+	(*Account)(nil),                 // 35: tokenim.v1.Account
+	(*Envelope)(nil),                // 36: tokenim.v1.Envelope
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	28, // 0: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	29, // 1: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	34, // 0: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	35, // 1: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
 	14, // 2: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	29, // 3: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	35, // 3: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
 	14, // 4: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	30, // 5: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	30, // 6: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	36, // 5: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	36, // 6: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
 	24, // 7: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	4,  // 8: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	6,  // 9: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	8,  // 10: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	0,  // 11: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	2,  // 12: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	10, // 13: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	12, // 14: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	15, // 15: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	17, // 16: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	19, // 17: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	21, // 18: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	23, // 19: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	26, // 20: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	5,  // 21: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	7,  // 22: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	9,  // 23: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	1,  // 24: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	3,  // 25: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	11, // 26: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	13, // 27: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	16, // 28: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	18, // 29: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	20, // 30: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	22, // 31: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	25, // 32: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	27, // 33: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	21, // [21:34] is the sub-list for method output_type
-	8,  // [8:21] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	36, // 8: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	36, // 9: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	4,  // 10: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	6,  // 11: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	8,  // 12: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	0,  // 13: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	2,  // 14: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	10, // 15: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	12, // 16: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	15, // 17: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	17, // 18: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	19, // 19: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	21, // 20: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	23, // 21: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	26, // 22: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	28, // 23: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	30, // 24: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	32, // 25: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	5,  // 26: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	7,  // 27: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	9,  // 28: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	1,  // 29: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	3,  // 30: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	11, // 31: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	13, // 32: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	16, // 33: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	18, // 34: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	20, // 35: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	22, // 36: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	25, // 37: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	27, // 38: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	29, // 39: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	31, // 40: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	33, // 41: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	26, // [26:42] is the sub-list for method output_type
+	10, // [10:26] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -1632,9 +1957,9 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_tokenim_v1_node_proto_goTypes,
 		DependencyIndexes: file_tokenim_v1_node_proto_depIdxs,

@@ -28,6 +28,8 @@ const (
 	NodeServiceName = "tokenim.v1.NodeService"
 	// RelayServiceName is the fully-qualified name of the RelayService service.
 	RelayServiceName = "tokenim.v1.RelayService"
+	// PeerServiceName is the fully-qualified name of the PeerService service.
+	PeerServiceName = "tokenim.v1.PeerService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -68,6 +70,12 @@ const (
 	RelayServiceReceiveProcedure = "/tokenim.v1.RelayService/Receive"
 	// RelayServiceAckProcedure is the fully-qualified name of the RelayService's Ack RPC.
 	RelayServiceAckProcedure = "/tokenim.v1.RelayService/Ack"
+	// PeerServiceReplicateProcedure is the fully-qualified name of the PeerService's Replicate RPC.
+	PeerServiceReplicateProcedure = "/tokenim.v1.PeerService/Replicate"
+	// PeerServiceForgetProcedure is the fully-qualified name of the PeerService's Forget RPC.
+	PeerServiceForgetProcedure = "/tokenim.v1.PeerService/Forget"
+	// PeerServicePullProcedure is the fully-qualified name of the PeerService's Pull RPC.
+	PeerServicePullProcedure = "/tokenim.v1.PeerService/Pull"
 )
 
 // NodeServiceClient is a client for the tokenim.v1.NodeService service.
@@ -514,4 +522,134 @@ func (UnimplementedRelayServiceHandler) Receive(context.Context, *connect.Reques
 
 func (UnimplementedRelayServiceHandler) Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.RelayService.Ack is not implemented"))
+}
+
+// PeerServiceClient is a client for the tokenim.v1.PeerService service.
+type PeerServiceClient interface {
+	// Replicate stores envelopes in this node's copy of their mailboxes.
+	Replicate(context.Context, *connect.Request[v1.ReplicateRequest]) (*connect.Response[v1.ReplicateResponse], error)
+	// Forget deletes envelopes a recipient acknowledged on another replica.
+	Forget(context.Context, *connect.Request[v1.ForgetRequest]) (*connect.Response[v1.ForgetResponse], error)
+	// Pull pages through envelopes this node admitted since a time, limited to
+	// mailboxes the caller is a replica of (anti-entropy after downtime).
+	Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error)
+}
+
+// NewPeerServiceClient constructs a client for the tokenim.v1.PeerService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) PeerServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	peerServiceMethods := v1.File_tokenim_v1_node_proto.Services().ByName("PeerService").Methods()
+	return &peerServiceClient{
+		replicate: connect.NewClient[v1.ReplicateRequest, v1.ReplicateResponse](
+			httpClient,
+			baseURL+PeerServiceReplicateProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Replicate")),
+			connect.WithClientOptions(opts...),
+		),
+		forget: connect.NewClient[v1.ForgetRequest, v1.ForgetResponse](
+			httpClient,
+			baseURL+PeerServiceForgetProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Forget")),
+			connect.WithClientOptions(opts...),
+		),
+		pull: connect.NewClient[v1.PullRequest, v1.PullResponse](
+			httpClient,
+			baseURL+PeerServicePullProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Pull")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// peerServiceClient implements PeerServiceClient.
+type peerServiceClient struct {
+	replicate *connect.Client[v1.ReplicateRequest, v1.ReplicateResponse]
+	forget    *connect.Client[v1.ForgetRequest, v1.ForgetResponse]
+	pull      *connect.Client[v1.PullRequest, v1.PullResponse]
+}
+
+// Replicate calls tokenim.v1.PeerService.Replicate.
+func (c *peerServiceClient) Replicate(ctx context.Context, req *connect.Request[v1.ReplicateRequest]) (*connect.Response[v1.ReplicateResponse], error) {
+	return c.replicate.CallUnary(ctx, req)
+}
+
+// Forget calls tokenim.v1.PeerService.Forget.
+func (c *peerServiceClient) Forget(ctx context.Context, req *connect.Request[v1.ForgetRequest]) (*connect.Response[v1.ForgetResponse], error) {
+	return c.forget.CallUnary(ctx, req)
+}
+
+// Pull calls tokenim.v1.PeerService.Pull.
+func (c *peerServiceClient) Pull(ctx context.Context, req *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error) {
+	return c.pull.CallUnary(ctx, req)
+}
+
+// PeerServiceHandler is an implementation of the tokenim.v1.PeerService service.
+type PeerServiceHandler interface {
+	// Replicate stores envelopes in this node's copy of their mailboxes.
+	Replicate(context.Context, *connect.Request[v1.ReplicateRequest]) (*connect.Response[v1.ReplicateResponse], error)
+	// Forget deletes envelopes a recipient acknowledged on another replica.
+	Forget(context.Context, *connect.Request[v1.ForgetRequest]) (*connect.Response[v1.ForgetResponse], error)
+	// Pull pages through envelopes this node admitted since a time, limited to
+	// mailboxes the caller is a replica of (anti-entropy after downtime).
+	Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error)
+}
+
+// NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
+// on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	peerServiceMethods := v1.File_tokenim_v1_node_proto.Services().ByName("PeerService").Methods()
+	peerServiceReplicateHandler := connect.NewUnaryHandler(
+		PeerServiceReplicateProcedure,
+		svc.Replicate,
+		connect.WithSchema(peerServiceMethods.ByName("Replicate")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceForgetHandler := connect.NewUnaryHandler(
+		PeerServiceForgetProcedure,
+		svc.Forget,
+		connect.WithSchema(peerServiceMethods.ByName("Forget")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServicePullHandler := connect.NewUnaryHandler(
+		PeerServicePullProcedure,
+		svc.Pull,
+		connect.WithSchema(peerServiceMethods.ByName("Pull")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/tokenim.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case PeerServiceReplicateProcedure:
+			peerServiceReplicateHandler.ServeHTTP(w, r)
+		case PeerServiceForgetProcedure:
+			peerServiceForgetHandler.ServeHTTP(w, r)
+		case PeerServicePullProcedure:
+			peerServicePullHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedPeerServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedPeerServiceHandler struct{}
+
+func (UnimplementedPeerServiceHandler) Replicate(context.Context, *connect.Request[v1.ReplicateRequest]) (*connect.Response[v1.ReplicateResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.Replicate is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) Forget(context.Context, *connect.Request[v1.ForgetRequest]) (*connect.Response[v1.ForgetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.Forget is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.Pull is not implemented"))
 }

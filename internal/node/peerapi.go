@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/ledger"
+)
+
+type peerService struct{ n *Node }
+
+func (s *peerService) Replicate(ctx context.Context, req *connect.Request[tokenimv1.ReplicateRequest]) (*connect.Response[tokenimv1.ReplicateResponse], error) {
+	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceReplicateProcedure, req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	envs := req.Msg.Envelopes
+	if len(envs) == 0 || len(envs) > MaxEnvelopesPerSend {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d envelopes (1 to %d)", len(envs), MaxEnvelopesPerSend))
+	}
+	for _, e := range envs {
+		if h, err := ledger.NormalizeHandle(e.To); err != nil || h != e.To || !s.n.knownAccount(h) {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("recipient %q is not a registered handle", e.To))
+		}
+	}
+	dup, err := s.n.relay.Append(ctx, envs)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	s.n.metrics.replicated(len(envs))
+	resp := &tokenimv1.ReplicateResponse{}
+	for i, d := range dup {
+		if d {
+			resp.Duplicates = append(resp.Duplicates, envs[i].Id)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *peerService) Forget(_ context.Context, req *connect.Request[tokenimv1.ForgetRequest]) (*connect.Response[tokenimv1.ForgetResponse], error) {
+	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceForgetProcedure, req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	if err := s.n.relay.Forget(req.Msg.Recipient, req.Msg.Ids); err != nil {
+		return nil, relayError(err)
+	}
+	return connect.NewResponse(&tokenimv1.ForgetResponse{}), nil
+}
+
+func (s *peerService) Pull(_ context.Context, req *connect.Request[tokenimv1.PullRequest]) (*connect.Response[tokenimv1.PullResponse], error) {
+	caller, err := s.n.peerCaller(tokenimv1connect.PeerServicePullProcedure, req.Header(), req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	envs, more, err := s.n.relay.Since(req.Msg.SinceMs, nilIfEmpty(req.Msg.AfterId), 256)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	resp := &tokenimv1.PullResponse{More: more}
+	if len(envs) > 0 {
+		resp.LastId = envs[len(envs)-1].Id
+	}
+	for _, e := range envs {
+		if slices.Contains(s.n.mailboxReplicas(e.To), caller) {
+			resp.Envelopes = append(resp.Envelopes, e)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,163 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/placement"
+)
+
+// ErrNoQuorum: fewer than a majority of a mailbox's replicas stored an
+// envelope. The sender retries with the same envelope id; replicas that did
+// store it dedup the retry.
+var ErrNoQuorum = errors.New("envelope not stored on a majority of its replicas")
+
+// store puts envelopes (already admitted: to/from/time set) on their
+// mailboxes' replicas and returns once each is on a quorum of them. The
+// rule: an envelope is acknowledged to its sender when a majority of its
+// replica set (R rendezvous winners plus the recipient's home nodes) has
+// it on disk; the others get it in the background, or pull it later.
+func (n *Node) store(ctx context.Context, envs []*tokenimv1.Envelope) (dup []bool, err error) {
+	groups := map[string][]int{} // replica set → envelope indexes
+	sets := map[string][]string{}
+	for i, e := range envs {
+		set := n.mailboxReplicas(e.To)
+		k := strings.Join(set, ",")
+		groups[k] = append(groups[k], i)
+		sets[k] = set
+	}
+	dup = make([]bool, len(envs))
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		idx := groups[k]
+		part := make([]*tokenimv1.Envelope, len(idx))
+		for j, i := range idx {
+			part[j] = envs[i]
+		}
+		d, err := n.storeOn(ctx, sets[k], part)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			dup[i] = d[j]
+		}
+	}
+	return dup, nil
+}
+
+type replicaResult struct {
+	node string
+	dup  []bool
+	err  error
+}
+
+// storeOn writes envs to every node of set and waits for a quorum.
+func (n *Node) storeOn(ctx context.Context, set []string, envs []*tokenimv1.Envelope) ([]bool, error) {
+	results := make(chan replicaResult, len(set))
+	bg := context.WithoutCancel(ctx) // stragglers finish after the answer
+	for _, id := range set {
+		go func() {
+			cctx, cancel := context.WithTimeout(bg, peerCallTimout)
+			defer cancel()
+			d, err := n.storeOnNode(cctx, id, envs)
+			results <- replicaResult{node: id, dup: d, err: err}
+		}()
+	}
+	need := placement.Quorum(len(set))
+	ok, dup := 0, make([]bool, len(envs))
+	var errs []error
+	for range set {
+		var r replicaResult
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err != nil {
+			n.log.Warn("replica did not store envelopes", "node", r.node, "err", r.err)
+			errs = append(errs, fmt.Errorf("%s: %w", short(r.node), r.err))
+			continue
+		}
+		ok++
+		for i, d := range r.dup {
+			dup[i] = dup[i] || d
+		}
+		if ok >= need {
+			return dup, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %d of %d stored, need %d (%v)", ErrNoQuorum, ok, len(set), need, errors.Join(errs...))
+}
+
+func (n *Node) storeOnNode(ctx context.Context, id string, envs []*tokenimv1.Envelope) ([]bool, error) {
+	if id == n.nodeID {
+		return n.relay.Append(ctx, envs)
+	}
+	rec, ok := n.registry().nodes[id]
+	if !ok {
+		return nil, fmt.Errorf("node %s not registered", id)
+	}
+	res, err := n.peers.get(rec.ApiUrl).Replicate(ctx, connect.NewRequest(&tokenimv1.ReplicateRequest{Envelopes: envs}))
+	if err != nil {
+		return nil, err
+	}
+	dup := make([]bool, len(envs))
+	for i, e := range envs {
+		for _, d := range res.Msg.Duplicates {
+			if sameBytes(d, e.Id) {
+				dup[i] = true
+			}
+		}
+	}
+	return dup, nil
+}
+
+// forgetElsewhere tells the other replicas of handle's mailbox that these
+// envelopes were acknowledged here. Best effort: a replica that misses it
+// keeps a copy the client will recognise as a duplicate.
+func (n *Node) forgetElsewhere(handle string, ids [][]byte) {
+	if len(ids) == 0 {
+		return
+	}
+	reg := n.registry()
+	for _, id := range n.mailboxReplicas(handle) {
+		rec, ok := reg.nodes[id]
+		if id == n.nodeID || !ok {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), peerCallTimout)
+			defer cancel()
+			if _, err := n.peers.get(rec.ApiUrl).Forget(ctx, connect.NewRequest(&tokenimv1.ForgetRequest{Recipient: handle, Ids: ids})); err != nil {
+				n.log.Warn("forget on replica failed", "node", id, "err", err)
+			}
+		}()
+	}
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// sleepCtx waits d or until ctx ends; false if ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
