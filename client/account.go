@@ -60,6 +60,13 @@ func Create(ctx context.Context, cfg Config, handle string) (*Client, error) {
 	if err := c.replenishPrekeys(ctx, InitialPrekeys); err != nil {
 		return c, fmt.Errorf("account registered, but uploading prekeys failed (retried on next sync): %w", err)
 	}
+	nodeID, err := c.connectedNode(ctx)
+	if err == nil {
+		err = c.ensureHome(ctx, nodeID)
+	}
+	if err != nil {
+		return c, fmt.Errorf("account registered, but setting its home node failed (retried on next sync): %w", err)
+	}
 	return c, nil
 }
 

@@ -56,6 +56,8 @@ type Client struct {
 	tokMu   sync.Mutex
 	token   string
 	tokenTo time.Time
+	nodeID  string // the node's id, learnt when authenticating
+	homeOK  bool   // the node is (made) one of this account's home nodes
 }
 
 // Handle is the account's handle.
@@ -179,9 +181,20 @@ func (c *Client) authenticate(ctx context.Context) error {
 		return c.netErr("authenticate", err)
 	}
 	c.token = res.Msg.Token
+	c.nodeID = nodeID
 	// Renew a minute early.
 	c.tokenTo = time.UnixMilli(res.Msg.ExpiresAtMs).Add(-time.Minute)
 	return nil
+}
+
+// connectedNode authenticates if needed and returns the node's id.
+func (c *Client) connectedNode(ctx context.Context) (string, error) {
+	if err := c.authed(ctx, http.Header{}); err != nil {
+		return "", err
+	}
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	return c.nodeID, nil
 }
 
 // dropToken forgets the session (after the node said Unauthenticated, e.g.

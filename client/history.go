@@ -53,8 +53,8 @@ func (c *Client) hasMessage(id []byte) (bool, error) {
 }
 
 // putMessage adds or updates m in the history, and (if cursor > 0) records
-// the receive cursor, in one transaction.
-func (c *Client) putMessage(m *Message, cursor uint64) error {
+// the receive cursor of nodeID, in one transaction.
+func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
 	return c.store.Update(func(tx *signalstore.Tx) error {
 		if m.seq == 0 {
 			if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
@@ -86,22 +86,26 @@ func (c *Client) putMessage(m *Message, cursor uint64) error {
 			return err
 		}
 		if cursor > 0 {
-			return tx.Put(bucketMeta, metaCursor, binary.BigEndian.AppendUint64(nil, cursor))
+			return tx.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cursor))
 		}
 		return nil
 	})
 }
 
-func (c *Client) cursor() (uint64, error) {
-	b, ok, err := c.store.Get(bucketMeta, metaCursor)
+// Receive cursors are per node: each replica numbers its copy of the
+// mailbox itself.
+func cursorKey(nodeID string) string { return metaCursor + "/" + nodeID }
+
+func (c *Client) cursor(nodeID string) (uint64, error) {
+	b, ok, err := c.store.Get(bucketMeta, cursorKey(nodeID))
 	if err != nil || !ok || len(b) != 8 {
 		return 0, err
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
 
-func (c *Client) setCursor(cur uint64) error {
-	return c.store.Put(bucketMeta, metaCursor, binary.BigEndian.AppendUint64(nil, cur))
+func (c *Client) setCursor(nodeID string, cur uint64) error {
+	return c.store.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cur))
 }
 
 // History returns the local history in order; filter may be nil.

@@ -52,7 +52,14 @@ func (c *Client) Listen(ctx context.Context, fn func(Message)) error {
 func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Message)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	after, err := c.cursor()
+	nodeID, err := c.connectedNode(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.ensureHome(ctx, nodeID); err != nil {
+		return err
+	}
+	after, err := c.cursor(nodeID)
 	if err != nil {
 		return err
 	}
@@ -76,7 +83,7 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		break
 	}
 	defer stream.Close()
-	r := &receiver{c: c, fn: fn, acked: after}
+	r := &receiver{c: c, fn: fn, acked: after, nodeID: nodeID}
 	for {
 		if err := r.handle(ctx, stream.Msg()); err != nil {
 			return err
@@ -107,6 +114,7 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 type receiver struct {
 	c        *Client
 	fn       func(Message)
+	nodeID   string
 	caughtUp bool
 	last     uint64 // last processed cursor
 	acked    uint64
@@ -122,7 +130,7 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 	if d == nil || d.Envelope == nil {
 		return nil
 	}
-	m, isNew, err := r.c.open(ctx, d)
+	m, isNew, err := r.c.open(ctx, r.nodeID, d)
 	if err != nil {
 		return err
 	}
@@ -145,7 +153,7 @@ func (r *receiver) ack(ctx context.Context) error {
 	if r.last <= r.acked {
 		return nil
 	}
-	if err := r.c.setCursor(r.last); err != nil {
+	if err := r.c.setCursor(r.nodeID, r.last); err != nil {
 		return err
 	}
 	if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: r.last}, r.c.relay.Ack); err != nil {
@@ -161,7 +169,7 @@ func (r *receiver) ack(ctx context.Context) error {
 
 // open decrypts a delivery and stores it; isNew is false for an envelope
 // already in the history (a redelivery).
-func (c *Client) open(ctx context.Context, d *tokenimv1.Delivery) (*Message, bool, error) {
+func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery) (*Message, bool, error) {
 	env := d.Envelope
 	if seen, err := c.hasMessage(env.Id); err != nil || seen {
 		return nil, false, err
@@ -179,7 +187,7 @@ func (c *Client) open(ctx context.Context, d *tokenimv1.Delivery) (*Message, boo
 		m.Text = content.GetText().GetBody()
 		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
 	}
-	if err := c.putMessage(m, d.Cursor); err != nil {
+	if err := c.putMessage(m, nodeID, d.Cursor); err != nil {
 		return nil, false, err
 	}
 	return m, true, nil

@@ -34,16 +34,16 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.putMessage(msg, 0); err != nil {
+	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
 	if _, err := call(ctx, c, "send", &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}, c.relay.Send); err != nil {
 		msg.State = StateFailed
-		c.putMessage(msg, 0)
+		c.putMessage(msg, "", 0)
 		return nil, err
 	}
 	msg.State = StateStored
-	return msg, c.putMessage(msg, 0)
+	return msg, c.putMessage(msg, "", 0)
 }
 
 // seal builds the envelope: a session (X3DH on first use), then one
