@@ -3,44 +3,45 @@ package ledger
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"go.mau.fi/libsignal/ecc"
 )
 
 // accountsModule owns accounts (prefix a/) and key histories (prefix h/):
-// RegisterAccount and RotateSignedPrekey.
+// RegisterAccount, RotateSignedPrekey and SetHomeNodes.
 type accountsModule struct{}
 
 func (accountsModule) Name() string { return "accounts" }
 
 func (accountsModule) Handles(body *tokenimv1.TxBody) bool {
 	switch body.Msg.(type) {
-	case *tokenimv1.TxBody_RegisterAccount, *tokenimv1.TxBody_RotateSignedPrekey:
+	case *tokenimv1.TxBody_RegisterAccount, *tokenimv1.TxBody_RotateSignedPrekey, *tokenimv1.TxBody_SetHomeNodes:
 		return true
 	}
 	return false
 }
 
-func (accountsModule) Authenticate(r Reader, body *tokenimv1.TxBody) ([]byte, *tokenimv1.Account, error) {
+func (accountsModule) Authenticate(r Reader, body *tokenimv1.TxBody) (Signer, error) {
 	handle, err := NormalizeHandle(body.Signer)
 	if err != nil {
-		return nil, nil, err
+		return Signer{}, err
 	}
 	if handle != body.Signer {
-		return nil, nil, fmt.Errorf("%w: signer %q is not lowercase", ErrInvalidHandle, body.Signer)
+		return Signer{}, fmt.Errorf("%w: signer %q is not lowercase", ErrInvalidHandle, body.Signer)
 	}
 	if reg, ok := body.Msg.(*tokenimv1.TxBody_RegisterAccount); ok {
 		if reg.RegisterAccount.Handle != handle {
-			return nil, nil, fmt.Errorf("%w: signer %q registers %q", ErrInvalidHandle, handle, reg.RegisterAccount.Handle)
+			return Signer{}, fmt.Errorf("%w: signer %q registers %q", ErrInvalidHandle, handle, reg.RegisterAccount.Handle)
 		}
-		return reg.RegisterAccount.AccountKey, nil, nil
+		return Signer{Key: reg.RegisterAccount.AccountKey}, nil
 	}
 	acct, err := GetAccount(r, handle)
 	if err != nil {
-		return nil, nil, err
+		return Signer{}, err
 	}
-	return acct.AccountKey, acct, nil
+	return Signer{Key: acct.AccountKey, Account: acct}, nil
 }
 
 func (accountsModule) Validate(ctx *Context, body *tokenimv1.TxBody) error {
@@ -48,7 +49,9 @@ func (accountsModule) Validate(ctx *Context, body *tokenimv1.TxBody) error {
 	case *tokenimv1.TxBody_RegisterAccount:
 		return validateRegister(ctx, m.RegisterAccount)
 	case *tokenimv1.TxBody_RotateSignedPrekey:
-		return validateSignedPrekey(ctx.Signer.IdentityKey, m.RotateSignedPrekey.SignedPrekey)
+		return validateSignedPrekey(ctx.Signer.Account.IdentityKey, m.RotateSignedPrekey.SignedPrekey)
+	case *tokenimv1.TxBody_SetHomeNodes:
+		return validateHomeNodes(ctx.KV, m.SetHomeNodes.NodeIds)
 	}
 	return ErrUnknownMessage
 }
@@ -110,6 +113,22 @@ func validateSignedPrekey(identityKey []byte, spk *tokenimv1.SignedPrekey) error
 	return nil
 }
 
+// validateHomeNodes accepts 1 to MaxHomeNodes distinct registered node ids.
+func validateHomeNodes(r Reader, ids []string) error {
+	if len(ids) == 0 || len(ids) > MaxHomeNodes {
+		return fmt.Errorf("%w: %d given", ErrInvalidHomeNodes, len(ids))
+	}
+	for i, id := range ids {
+		if slices.Contains(ids[:i], id) {
+			return fmt.Errorf("%w: %s listed twice", ErrInvalidHomeNodes, id)
+		}
+		if _, err := GetNode(r, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (accountsModule) Apply(ctx *Context, body *tokenimv1.TxBody) error {
 	switch m := body.Msg.(type) {
 	case *tokenimv1.TxBody_RegisterAccount:
@@ -121,9 +140,13 @@ func (accountsModule) Apply(ctx *Context, body *tokenimv1.TxBody) error {
 		}
 		return appendKeyEvent(ctx, acct, tokenimv1.KeyEvent_KIND_REGISTERED)
 	case *tokenimv1.TxBody_RotateSignedPrekey:
-		acct := ctx.Signer
+		acct := ctx.Signer.Account
 		acct.SignedPrekey = m.RotateSignedPrekey.SignedPrekey
 		return appendKeyEvent(ctx, acct, tokenimv1.KeyEvent_KIND_SIGNED_PREKEY_ROTATED)
+	case *tokenimv1.TxBody_SetHomeNodes:
+		acct := ctx.Signer.Account
+		acct.HomeNodes = m.SetHomeNodes.NodeIds
+		return setProto(ctx.KV, accountKey(acct.Handle), acct)
 	}
 	return ErrUnknownMessage
 }

@@ -2,18 +2,16 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cosmos/iavl"
 	iavldb "github.com/cosmos/iavl/db"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
-	"github.com/tokenim/tokenim/internal/codec"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -100,6 +98,7 @@ type memKV map[string][]byte
 
 func (m memKV) Get(k []byte) ([]byte, error) { return m[string(k)], nil }
 func (m memKV) Set(k, v []byte) error        { m[string(k)] = append([]byte(nil), v...); return nil }
+func (m memKV) Delete(k []byte) error        { delete(m, string(k)); return nil }
 
 type emptyReader struct{}
 
@@ -109,12 +108,14 @@ func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
 type readOnly struct{ Reader }
 
 func (readOnly) Set([]byte, []byte) error { return errors.New("ledger: write in a read-only check") }
+func (readOnly) Delete([]byte) error      { return errors.New("ledger: write in a read-only check") }
 
 // treeKV adapts the IAVL working tree.
 type treeKV struct{ t *iavl.MutableTree }
 
 func (k treeKV) Get(key []byte) ([]byte, error) { return k.t.Get(key) }
 func (k treeKV) Set(key, v []byte) error        { _, err := k.t.Set(key, v); return err }
+func (k treeKV) Delete(key []byte) error        { _, _, err := k.t.Remove(key); return err }
 
 // Info tells CometBFT where the state is, for the handshake replay.
 func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
@@ -124,7 +125,8 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 	}, nil
 }
 
-// InitChain writes the genesis state.
+// InitChain writes the genesis state: the parameters of app_state and
+// CometBFT's genesis validators.
 func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
 	if req.ChainId != a.chainID {
 		return nil, fmt.Errorf("ledger: genesis chain id %q, app configured for %q", req.ChainId, a.chainID)
@@ -138,18 +140,33 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 			return nil, fmt.Errorf("ledger: genesis app_state: %w", err)
 		}
 	}
-	if err := InitGenesis(treeKV{a.tree}, &g); err != nil {
+	vals := make([]*tokenimv1.Validator, 0, len(req.Validators))
+	for _, v := range req.Validators {
+		key := v.PubKey.GetEd25519()
+		if key == nil {
+			return nil, fmt.Errorf("ledger: genesis validator key %v is not Ed25519", v.PubKey)
+		}
+		vals = append(vals, &tokenimv1.Validator{ValidatorKey: key, Power: v.Power})
+	}
+	if err := initState(treeKV{a.tree}, &g, vals); err != nil {
 		return nil, err
 	}
 	// Until block 1 is committed, CheckTx and queries see the genesis state.
 	gen := memKV{}
-	if err := InitGenesis(gen, &g); err != nil {
+	if err := initState(gen, &g, vals); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	a.genesis = gen
 	a.mu.Unlock()
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
+}
+
+func initState(kv KV, g *tokenimv1.GenesisState, vals []*tokenimv1.Validator) error {
+	if err := InitGenesis(kv, g); err != nil {
+		return err
+	}
+	return InitValidators(kv, vals)
 }
 
 // CheckTx validates a transaction against the committed state.
@@ -159,18 +176,50 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	return &abci.ResponseCheckTx{Code: Code(err), Log: errLog(err)}, nil
 }
 
-// FinalizeBlock applies a block's transactions to the working tree.
+// FinalizeBlock applies a block's transactions to the working tree and
+// returns the block's net validator set changes.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	b := Block{ChainID: a.chainID, Height: req.Height, TimeMs: req.Time.UnixMilli()}
+	kv := treeKV{a.tree}
+	before, err := GetValidators(kv)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: height %d: %w", req.Height, err)
+	}
+	var changes []*tokenimv1.Validator
 	res := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, tx := range req.Txs {
-		err := a.machine.Deliver(treeKV{a.tree}, b, tx)
+		r, err := a.machine.Deliver(kv, b, tx)
 		if Code(err) == CodeInternal {
 			return nil, fmt.Errorf("ledger: height %d tx %d: %w", req.Height, i, err)
 		}
+		changes = append(changes, r.Updates...)
 		res[i] = &abci.ExecTxResult{Code: Code(err), Log: errLog(err)}
 	}
-	return &abci.ResponseFinalizeBlock{TxResults: res, AppHash: a.tree.WorkingHash()}, nil
+	return &abci.ResponseFinalizeBlock{
+		TxResults: res, ValidatorUpdates: blockUpdates(before.Validators, changes), AppHash: a.tree.WorkingHash(),
+	}, nil
+}
+
+// blockUpdates merges a block's validator changes for CometBFT, which
+// refuses two updates of one key and the removal of an absent validator:
+// one update per key with its last power, none where the power ends as it
+// began, sorted by key.
+func blockUpdates(before, changes []*tokenimv1.Validator) []abci.ValidatorUpdate {
+	var last []*tokenimv1.Validator // sorted by key
+	for _, c := range changes {
+		if i, found := findValidator(last, c.ValidatorKey); found {
+			last[i] = c
+		} else {
+			last = slices.Insert(last, i, c)
+		}
+	}
+	var out []abci.ValidatorUpdate
+	for _, v := range last {
+		if v.Power != validatorPower(before, v.ValidatorKey) {
+			out = append(out, abci.Ed25519ValidatorUpdate(v.ValidatorKey, v.Power))
+		}
+	}
+	return out
 }
 
 // Commit saves the working tree as the version of the finalized block.
@@ -189,52 +238,6 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 		fn(version)
 	}
 	return &abci.ResponseCommit{}, nil
-}
-
-// Query answers /account/<handle> and /params (canonical protobuf) and
-// /history/<handle> (JSON list of KeyEvents) from the committed state.
-func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
-	r, h := a.Committed()
-	val, err := a.query(r, req.Path)
-	if err != nil {
-		return &abci.ResponseQuery{Code: Code(err), Log: errLog(err), Height: h}, nil
-	}
-	return &abci.ResponseQuery{Key: []byte(req.Path), Value: val, Height: h}, nil
-}
-
-func (a *App) query(r Reader, path string) ([]byte, error) {
-	if len(path) > MaxQueryPath {
-		return nil, fmt.Errorf("%w: query path too long", ErrDecode)
-	}
-	switch {
-	case strings.HasPrefix(path, "/account/"):
-		h, err := NormalizeHandle(strings.TrimPrefix(path, "/account/"))
-		if err != nil {
-			return nil, err
-		}
-		acct, err := GetAccount(r, h)
-		if err != nil {
-			return nil, err
-		}
-		return codec.Marshal(acct)
-	case path == "/params":
-		p, err := GetParams(r)
-		if err != nil {
-			return nil, err
-		}
-		return codec.Marshal(p)
-	case strings.HasPrefix(path, "/history/"):
-		h, err := NormalizeHandle(strings.TrimPrefix(path, "/history/"))
-		if err != nil {
-			return nil, err
-		}
-		hist, err := GetKeyHistory(r, h)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(hist)
-	}
-	return nil, fmt.Errorf("%w: unknown query path %q", ErrDecode, path)
 }
 
 func errLog(err error) string {

@@ -19,6 +19,14 @@ const (
 	CodeInvalidPrekey    uint32 = 11
 	CodeUnknownMessage   uint32 = 12
 	CodeInternal         uint32 = 13
+	CodeUnknownNode      uint32 = 14
+	CodeInvalidNode      uint32 = 15
+	CodeNotValidator     uint32 = 16
+	CodeUnknownProposal  uint32 = 17
+	CodeAlreadyApproved  uint32 = 18
+	CodeInvalidChange    uint32 = 19
+	CodeInvalidHomeNodes uint32 = 20
+	CodeRegistryFull     uint32 = 21
 )
 
 // Sentinel errors, one per code.
@@ -36,6 +44,14 @@ var (
 	ErrInvalidPrekey    = errors.New("signed prekey is not signed by the identity key")
 	ErrUnknownMessage   = errors.New("transaction carries no known message")
 	ErrInternal         = errors.New("internal ledger error")
+	ErrUnknownNode      = errors.New("unknown node")
+	ErrInvalidNode      = errors.New("invalid node registration or node signer")
+	ErrNotValidator     = errors.New("signing node is not a current validator")
+	ErrUnknownProposal  = errors.New("unknown validator proposal")
+	ErrAlreadyApproved  = errors.New("validator already approved this proposal")
+	ErrInvalidChange    = errors.New("invalid validator set change")
+	ErrInvalidHomeNodes = errors.New("home nodes must be 1 to 3 distinct registered node ids")
+	ErrRegistryFull     = errors.New("node registry is full")
 )
 
 var codeErrs = []struct {
@@ -55,6 +71,14 @@ var codeErrs = []struct {
 	{CodeInvalidPrekey, ErrInvalidPrekey},
 	{CodeUnknownMessage, ErrUnknownMessage},
 	{CodeInternal, ErrInternal},
+	{CodeUnknownNode, ErrUnknownNode},
+	{CodeInvalidNode, ErrInvalidNode},
+	{CodeNotValidator, ErrNotValidator},
+	{CodeUnknownProposal, ErrUnknownProposal},
+	{CodeAlreadyApproved, ErrAlreadyApproved},
+	{CodeInvalidChange, ErrInvalidChange},
+	{CodeInvalidHomeNodes, ErrInvalidHomeNodes},
+	{CodeRegistryFull, ErrRegistryFull},
 }
 
 // Code maps an error from this package to its result code.

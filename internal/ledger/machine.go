@@ -19,8 +19,57 @@ type Context struct {
 	Block
 	KV     KV
 	Params *tokenimv1.Params
-	// Signer is the signer's account, nil for a registration.
-	Signer *tokenimv1.Account
+	// Signer is who signed the transaction.
+	Signer Signer
+	// Updates collects the validator set changes the transaction applied,
+	// in order; Deliver returns them in its Result.
+	Updates []*tokenimv1.Validator
+}
+
+// Signer is the actor that signed a transaction, as Module.Authenticate
+// finds it: an account or a node. Both Account and Node are nil when the
+// transaction creates its signer (RegisterAccount, a node's first
+// RegisterNode); its sequence must then be 0.
+type Signer struct {
+	// Key is the Ed25519 public key the signature must verify with.
+	Key     []byte
+	Account *tokenimv1.Account
+	Node    *tokenimv1.NodeRecord
+}
+
+// nextSequence is the sequence the signer's transaction must carry, and
+// whether the signer exists yet.
+func (s Signer) nextSequence() (uint64, bool) {
+	switch {
+	case s.Account != nil:
+		return s.Account.Sequence, true
+	case s.Node != nil:
+		return s.Node.Sequence, true
+	}
+	return 0, false
+}
+
+// bumpSequence re-reads the signer's record (Apply may have rewritten it)
+// and increments its sequence. A creating transaction sets the new
+// record's sequence itself.
+func (s Signer) bumpSequence(kv KV) error {
+	switch {
+	case s.Account != nil:
+		acct, err := GetAccount(kv, s.Account.Handle)
+		if err != nil {
+			return err
+		}
+		acct.Sequence++
+		return setProto(kv, accountKey(acct.Handle), acct)
+	case s.Node != nil:
+		rec, err := GetNode(kv, s.Node.NodeId)
+		if err != nil {
+			return err
+		}
+		rec.Sequence++
+		return setProto(kv, nodeKey(rec.NodeId), rec)
+	}
+	return nil
 }
 
 // Module owns a state prefix and some transaction messages.
@@ -29,13 +78,19 @@ type Module interface {
 	Name() string
 	// Handles reports whether the module owns body's message.
 	Handles(body *tokenimv1.TxBody) bool
-	// Authenticate returns the public key that must have signed body, and the
-	// signer's account (nil if the message creates it).
-	Authenticate(r Reader, body *tokenimv1.TxBody) (pub []byte, signer *tokenimv1.Account, err error)
+	// Authenticate finds the signer of body and the key that must have
+	// signed it.
+	Authenticate(r Reader, body *tokenimv1.TxBody) (Signer, error)
 	// Validate checks the message against the state without writing.
 	Validate(ctx *Context, body *tokenimv1.TxBody) error
 	// Apply writes the message's effects; called only after Validate passed.
 	Apply(ctx *Context, body *tokenimv1.TxBody) error
+}
+
+// Result is what an accepted transaction did beyond the state: the
+// validator set changes it applied, which FinalizeBlock hands to CometBFT.
+type Result struct {
+	Updates []*tokenimv1.Validator
 }
 
 // Machine is the pure transaction processor.
@@ -56,7 +111,7 @@ func (m *Machine) moduleFor(body *tokenimv1.TxBody) (Module, error) {
 }
 
 // prepare decodes raw, authenticates it and validates it against kv.
-// exactSeq demands sequence == the account's next one (delivery); otherwise
+// exactSeq demands sequence == the signer's next one (delivery); otherwise
 // a sequence at or above it passes (the mempool may hold earlier ones).
 func (m *Machine) prepare(kv KV, b Block, raw []byte, exactSeq bool) (*Context, Module, *tokenimv1.TxBody, error) {
 	tx, err := DecodeTx(raw)
@@ -71,11 +126,11 @@ func (m *Machine) prepare(kv KV, b Block, raw []byte, exactSeq bool) (*Context, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pub, signer, err := mod.Authenticate(kv, body)
+	signer, err := mod.Authenticate(kv, body)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := tx.VerifyWith(pub); err != nil {
+	if err := tx.VerifyWith(signer.Key); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := checkSequence(signer, body.Sequence, exactSeq); err != nil {
@@ -92,15 +147,12 @@ func (m *Machine) prepare(kv KV, b Block, raw []byte, exactSeq bool) (*Context, 
 	return ctx, mod, body, nil
 }
 
-func checkSequence(signer *tokenimv1.Account, seq uint64, exact bool) error {
-	want := uint64(0)
-	if signer != nil {
-		want = signer.Sequence
-	}
-	if seq == want || (!exact && seq > want && signer != nil) {
+func checkSequence(signer Signer, seq uint64, exact bool) error {
+	want, exists := signer.nextSequence()
+	if seq == want || (!exact && seq > want && exists) {
 		return nil
 	}
-	return fmt.Errorf("%w: got %d, account expects %d", ErrBadSequence, seq, want)
+	return fmt.Errorf("%w: got %d, signer expects %d", ErrBadSequence, seq, want)
 }
 
 // Check validates raw against kv without writing (CheckTx).
@@ -111,34 +163,16 @@ func (m *Machine) Check(kv KV, b Block, raw []byte) error {
 
 // Deliver validates raw and applies it to kv (FinalizeBlock). On error kv is
 // unchanged: validation finishes before the first write.
-func (m *Machine) Deliver(kv KV, b Block, raw []byte) error {
+func (m *Machine) Deliver(kv KV, b Block, raw []byte) (Result, error) {
 	ctx, mod, body, err := m.prepare(kv, b, raw, true)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	if err := mod.Apply(ctx, body); err != nil {
-		return err
+		return Result{}, err
 	}
-	if ctx.Signer != nil {
-		// A registration sets the new account's sequence itself.
-		acct, err := GetAccount(kv, ctx.Signer.Handle)
-		if err != nil {
-			return err
-		}
-		acct.Sequence++
-		return setProto(kv, accountKey(acct.Handle), acct)
+	if err := ctx.Signer.bumpSequence(kv); err != nil {
+		return Result{}, err
 	}
-	return nil
-}
-
-// InitGenesis writes the genesis parameters.
-func InitGenesis(kv KV, g *tokenimv1.GenesisState) error {
-	p := g.GetParams()
-	if p == nil {
-		p = &tokenimv1.Params{PowDifficulty: DefaultPowDifficulty}
-	}
-	if p.PowDifficulty > MaxPowDifficulty {
-		return fmt.Errorf("ledger: genesis pow_difficulty %d over cap %d", p.PowDifficulty, MaxPowDifficulty)
-	}
-	return setProto(kv, keyParams, p)
+	return Result{Updates: ctx.Updates}, nil
 }

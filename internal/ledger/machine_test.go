@@ -18,6 +18,7 @@ type mapKV map[string][]byte
 
 func (m mapKV) Get(k []byte) ([]byte, error) { return m[string(k)], nil }
 func (m mapKV) Set(k, v []byte) error        { m[string(k)] = append([]byte(nil), v...); return nil }
+func (m mapKV) Delete(k []byte) error        { delete(m, string(k)); return nil }
 
 const testChain = "tokenim-test"
 
@@ -84,7 +85,7 @@ func TestRegisterAndRotate(t *testing.T) {
 	m := NewMachine()
 	kv := newState(t, 4)
 	alice := newUser(t, "alice")
-	if err := m.Deliver(kv, testBlock, sign(t, alice.registerBody(t, 4), alice.key)); err != nil {
+	if _, err := m.Deliver(kv, testBlock, sign(t, alice.registerBody(t, 4), alice.key)); err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	acct, err := GetAccount(kv, "alice")
@@ -95,7 +96,7 @@ func TestRegisterAndRotate(t *testing.T) {
 		t.Fatalf("account after register: %v", acct)
 	}
 	rot := alice.rotateBody(t, 1)
-	if err := m.Deliver(kv, testBlock, sign(t, rot, alice.key)); err != nil {
+	if _, err := m.Deliver(kv, testBlock, sign(t, rot, alice.key)); err != nil {
 		t.Fatalf("rotate: %v", err)
 	}
 	hist, err := GetKeyHistory(kv, "alice")
@@ -109,7 +110,7 @@ func TestRegisterAndRotate(t *testing.T) {
 		t.Fatalf("history rewrote the first key: %v", hist[0])
 	}
 	// The same rotation again is a replay.
-	if err := m.Deliver(kv, testBlock, sign(t, rot, alice.key)); !errors.Is(err, ErrBadSequence) {
+	if _, err := m.Deliver(kv, testBlock, sign(t, rot, alice.key)); !errors.Is(err, ErrBadSequence) {
 		t.Fatalf("replay: got %v", err)
 	}
 }
@@ -118,7 +119,7 @@ func TestRejections(t *testing.T) {
 	m := NewMachine()
 	kv := newState(t, 4)
 	alice, mallory := newUser(t, "alice"), newUser(t, "mallory")
-	if err := m.Deliver(kv, testBlock, sign(t, alice.registerBody(t, 4), alice.key)); err != nil {
+	if _, err := m.Deliver(kv, testBlock, sign(t, alice.registerBody(t, 4), alice.key)); err != nil {
 		t.Fatal(err)
 	}
 	bob := newUser(t, "bob")
@@ -156,7 +157,7 @@ func TestRejections(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(kv)
-			err := m.Deliver(kv, testBlock, c.raw)
+			_, err := m.Deliver(kv, testBlock, c.raw)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -178,7 +179,7 @@ func TestInsufficientWork(t *testing.T) {
 	reg := body.GetRegisterAccount()
 	for reg.PowNonce = 0; CheckWork(testChain, "carol", reg.AccountKey, reg.PowNonce, 12); reg.PowNonce++ {
 	}
-	if err := m.Deliver(kv, testBlock, sign(t, body, u.key)); !errors.Is(err, ErrInsufficientWork) {
+	if _, err := m.Deliver(kv, testBlock, sign(t, body, u.key)); !errors.Is(err, ErrInsufficientWork) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -187,13 +188,13 @@ func TestCheckAllowsFutureSequence(t *testing.T) {
 	m := NewMachine()
 	kv := newState(t, 0)
 	u := newUser(t, "dave")
-	if err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
+	if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Check(kv, testBlock, sign(t, u.rotateBody(t, 2), u.key)); err != nil {
 		t.Fatalf("check of a queued sequence: %v", err)
 	}
-	if err := m.Deliver(kv, testBlock, sign(t, u.rotateBody(t, 2), u.key)); !errors.Is(err, ErrBadSequence) {
+	if _, err := m.Deliver(kv, testBlock, sign(t, u.rotateBody(t, 2), u.key)); !errors.Is(err, ErrBadSequence) {
 		t.Fatalf("deliver out of order: %v", err)
 	}
 }
@@ -207,7 +208,7 @@ func TestTamperedTxRejected(t *testing.T) {
 			kv := newState(t, 0)
 			tampered := append([]byte(nil), raw...)
 			tampered[i] ^= bit
-			if err := m.Deliver(kv, testBlock, tampered); err == nil {
+			if _, err := m.Deliver(kv, testBlock, tampered); err == nil {
 				t.Fatalf("flipping bit %#x of byte %d was accepted", bit, i)
 			}
 		}

@@ -5,5 +5,7 @@ package ledger
 func registeredModules() []Module {
 	return []Module{
 		accountsModule{},
+		nodesModule{},
+		validatorsModule{},
 	}
 }

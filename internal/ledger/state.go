@@ -11,10 +11,12 @@ import (
 )
 
 // KV is the state the machine reads and writes: the IAVL working tree in a
-// node, a map-backed fake in tests. Get returns nil for a missing key.
+// node, a map-backed fake in tests. Get returns nil for a missing key;
+// Delete of a missing key is a no-op.
 type KV interface {
 	Get(key []byte) ([]byte, error)
 	Set(key, value []byte) error
+	Delete(key []byte) error
 }
 
 // Reader is the read-only half of KV.
@@ -27,13 +29,23 @@ type Reader interface {
 //	p/params                         Params
 //	a/<handle>                       Account
 //	h/<handle>/<n: 8 bytes BE>       KeyEvent n of the account's history
+//	n/<node_id>                      NodeRecord (node_id: 40 lowercase hex)
+//	n/index                          NodeIndex: every node id, ascending
+//	v/set                            ValidatorSet
+//	v/p/<id: 8 bytes BE>             open ValidatorProposal id
 //
 // A value is stateVersion || canonical protobuf, so no value is empty.
 const stateVersion = 0x01
 
 var (
-	keyParams = []byte("p/params")
+	keyParams     = []byte("p/params")
+	keyNodeIndex  = []byte("n/index")
+	keyValidators = []byte("v/set")
 )
+
+func nodeKey(id string) []byte { return []byte("n/" + id) }
+
+func proposalKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte("v/p/"), id) }
 
 func accountKey(handle string) []byte { return []byte("a/" + handle) }
 
@@ -118,4 +130,11 @@ func GetParams(r Reader) (*tokenimv1.Params, error) {
 		return nil, errors.New("ledger: params missing (chain not initialized)")
 	}
 	return &p, nil
+}
+
+func deleteKey(kv KV, key []byte) error {
+	if err := kv.Delete(key); err != nil {
+		return fmt.Errorf("%w: delete %q: %v", ErrInternal, key, err)
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func DecodeTx(raw []byte) (*DecodedTx, error) {
 // VerifyWith checks the signature against an Ed25519 public key.
 func (t *DecodedTx) VerifyWith(pub []byte) error {
 	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: account key is %d bytes", ErrInvalidKey, len(pub))
+		return fmt.Errorf("%w: signer key is %d bytes", ErrInvalidKey, len(pub))
 	}
 	if !ed25519.Verify(ed25519.PublicKey(pub), append([]byte(txDomain), t.bodyBytes...), t.signature) {
 		return ErrBadSignature

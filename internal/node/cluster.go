@@ -59,9 +59,10 @@ func (n *Node) registerSelf(ctx context.Context) error {
 	if known {
 		seq = rec.Sequence
 	}
-	body := &tokenimv1.TxBody{ChainId: n.chainID, Signer: "node/" + n.nodeID, Sequence: seq,
+	body := &tokenimv1.TxBody{ChainId: n.chainID, Signer: ledger.NodeSigner(n.nodeID), Sequence: seq,
 		Msg: &tokenimv1.TxBody_RegisterNode{RegisterNode: &tokenimv1.RegisterNode{
-			NodeId: n.nodeID, NodeKey: n.nodeKey.Public().(ed25519.PublicKey), ApiUrl: n.advertisedURL(), ValidatorKey: valKey}}}
+			NodeId: n.nodeID, NodeKey: n.nodeKey.Public().(ed25519.PublicKey), ApiUrl: n.advertisedURL(),
+			ValidatorKey: valKey, ValidatorSignature: n.validatorProof}}}
 	raw, err := ledger.SignTx(body, n.nodeKey)
 	if err != nil {
 		return err

@@ -47,23 +47,25 @@ type Node struct {
 	// and peer requests.
 	nodeKey      ed25519.PrivateKey
 	validatorKey []byte
-	peers        *peerClients
-	reg          registryCache
-	stopCluster  context.CancelFunc
-	log          *slog.Logger
-	comet        *nm.Node
-	app          *ledger.App
-	relay        *relay.Store
-	api          *http.Server
-	apiLn        net.Listener
-	apiURL       string
-	chainID      string
-	nodeID       string
-	metrics      *metrics
-	auth         *nodeauth.Authenticator
-	stopped      chan struct{}
-	known        sync.Map // handles known to be registered
-	cometLog     *gatedWriter
+	// validatorProof shows the node holds its validator key (RegisterNode).
+	validatorProof []byte
+	peers          *peerClients
+	reg            registryCache
+	stopCluster    context.CancelFunc
+	log            *slog.Logger
+	comet          *nm.Node
+	app            *ledger.App
+	relay          *relay.Store
+	api            *http.Server
+	apiLn          net.Listener
+	apiURL         string
+	chainID        string
+	nodeID         string
+	metrics        *metrics
+	auth           *nodeauth.Authenticator
+	stopped        chan struct{}
+	known          sync.Map // handles known to be registered
+	cometLog       *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
 	broadcasts chan struct{}
 	dbMu       sync.Mutex
@@ -148,6 +150,7 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	n.peers = newPeerClients(n.nodeID, n.nodeKey)
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	n.validatorKey = pv.Key.PubKey.Bytes()
+	n.validatorProof = ledger.SignValidatorProof(n.chainID, n.nodeID, ed25519.PrivateKey(pv.Key.PrivKey.Bytes()))
 	logger := cmtlog.NewNopLogger()
 	if cometLog != nil {
 		n.cometLog = &gatedWriter{w: cometLog}

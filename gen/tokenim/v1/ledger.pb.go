@@ -71,7 +71,7 @@ func (x KeyEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyEvent_Kind.Descriptor instead.
 func (KeyEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{13, 0}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Tx is what goes into a block: a signed, serialized TxBody.
@@ -79,8 +79,8 @@ type Tx struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// body is the canonical encoding of TxBody.
 	Body []byte `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
-	// signature is Ed25519 by the signer's account key over
-	// "tokenim/tx/v1" || 0x00 || body.
+	// signature is Ed25519 by the signer's key (an account's account_key, a
+	// node's node_key) over "tokenim/tx/v1" || 0x00 || body.
 	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -135,9 +135,11 @@ type TxBody struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	ChainId string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
 	// signer is the handle of the account that signs (for RegisterAccount, the
-	// handle being registered).
+	// handle being registered), or "node/<node_id>" for a node's transaction
+	// (RegisterNode, ProposeValidator, ApproveValidator).
 	Signer string `protobuf:"bytes,2,opt,name=signer,proto3" json:"signer,omitempty"`
-	// sequence must equal the account's next sequence (0 for RegisterAccount).
+	// sequence must equal the signer's next sequence (0 for RegisterAccount
+	// and for a node's first RegisterNode).
 	Sequence uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Types that are valid to be assigned to Msg:
 	//
@@ -672,9 +674,14 @@ type RegisterNode struct {
 	ApiUrl string `protobuf:"bytes,3,opt,name=api_url,json=apiUrl,proto3" json:"api_url,omitempty"`
 	// validator_key is the node's consensus public key (Ed25519, 32 bytes),
 	// empty for a full node that does not want to validate.
-	ValidatorKey  []byte `protobuf:"bytes,4,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ValidatorKey []byte `protobuf:"bytes,4,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	// validator_signature proves the node holds validator_key: Ed25519 by the
+	// validator key over "tokenim/validator-key/v1" || 0x00 || chain_id ||
+	// 0x00 || node_id. Required with validator_key, empty without it; without
+	// it anyone could claim a validator's public key and vote in its name.
+	ValidatorSignature []byte `protobuf:"bytes,5,opt,name=validator_signature,json=validatorSignature,proto3" json:"validator_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RegisterNode) Reset() {
@@ -731,6 +738,13 @@ func (x *RegisterNode) GetApiUrl() string {
 func (x *RegisterNode) GetValidatorKey() []byte {
 	if x != nil {
 		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *RegisterNode) GetValidatorSignature() []byte {
+	if x != nil {
+		return x.ValidatorSignature
 	}
 	return nil
 }
@@ -1052,6 +1066,108 @@ func (x *Validator) GetPower() int64 {
 	return 0
 }
 
+// ValidatorSet is the validator set as the ledger tracks it (state v/set,
+// ABCI query /validators): validators sorted by validator_key, each with
+// power > 0. last_proposal_id is the id of the latest ValidatorProposal
+// (ids start at 1).
+type ValidatorSet struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Validators     []*Validator           `protobuf:"bytes,1,rep,name=validators,proto3" json:"validators,omitempty"`
+	LastProposalId uint64                 `protobuf:"varint,2,opt,name=last_proposal_id,json=lastProposalId,proto3" json:"last_proposal_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ValidatorSet) Reset() {
+	*x = ValidatorSet{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorSet) ProtoMessage() {}
+
+func (x *ValidatorSet) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorSet.ProtoReflect.Descriptor instead.
+func (*ValidatorSet) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ValidatorSet) GetValidators() []*Validator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+func (x *ValidatorSet) GetLastProposalId() uint64 {
+	if x != nil {
+		return x.LastProposalId
+	}
+	return 0
+}
+
+// NodeIndex lists the registered node ids in ascending order (state
+// n/index), so the registry can be listed without iterating the store.
+type NodeIndex struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeIndex) Reset() {
+	*x = NodeIndex{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeIndex) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeIndex) ProtoMessage() {}
+
+func (x *NodeIndex) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeIndex.ProtoReflect.Descriptor instead.
+func (*NodeIndex) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NodeIndex) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
 // KeyEvent is one entry of an account's key history.
 type KeyEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1065,7 +1181,7 @@ type KeyEvent struct {
 
 func (x *KeyEvent) Reset() {
 	*x = KeyEvent{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1193,7 @@ func (x *KeyEvent) String() string {
 func (*KeyEvent) ProtoMessage() {}
 
 func (x *KeyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[13]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1206,7 @@ func (x *KeyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyEvent.ProtoReflect.Descriptor instead.
 func (*KeyEvent) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyEvent) GetKind() KeyEvent_Kind {
@@ -1137,7 +1253,7 @@ type Params struct {
 
 func (x *Params) Reset() {
 	*x = Params{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1265,7 @@ func (x *Params) String() string {
 func (*Params) ProtoMessage() {}
 
 func (x *Params) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[14]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1278,7 @@ func (x *Params) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Params.ProtoReflect.Descriptor instead.
 func (*Params) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Params) GetPowDifficulty() uint32 {
@@ -1189,7 +1305,7 @@ type GenesisState struct {
 
 func (x *GenesisState) Reset() {
 	*x = GenesisState{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1317,7 @@ func (x *GenesisState) String() string {
 func (*GenesisState) ProtoMessage() {}
 
 func (x *GenesisState) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[15]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1330,7 @@ func (x *GenesisState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisState.ProtoReflect.Descriptor instead.
 func (*GenesisState) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GenesisState) GetParams() *Params {
@@ -1274,12 +1390,13 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"home_nodes\x18\t \x03(\tR\thomeNodes\")\n" +
 	"\fSetHomeNodes\x12\x19\n" +
-	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\"\x80\x01\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\"\xb1\x01\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x19\n" +
 	"\bnode_key\x18\x02 \x01(\fR\anodeKey\x12\x17\n" +
 	"\aapi_url\x18\x03 \x01(\tR\x06apiUrl\x12#\n" +
-	"\rvalidator_key\x18\x04 \x01(\fR\fvalidatorKey\"\xc7\x01\n" +
+	"\rvalidator_key\x18\x04 \x01(\fR\fvalidatorKey\x12/\n" +
+	"\x13validator_signature\x18\x05 \x01(\fR\x12validatorSignature\"\xc7\x01\n" +
 	"\n" +
 	"NodeRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x19\n" +
@@ -1302,7 +1419,14 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x0fproposed_height\x18\x05 \x01(\x03R\x0eproposedHeight\"F\n" +
 	"\tValidator\x12#\n" +
 	"\rvalidator_key\x18\x01 \x01(\fR\fvalidatorKey\x12\x14\n" +
-	"\x05power\x18\x02 \x01(\x03R\x05power\"\x86\x02\n" +
+	"\x05power\x18\x02 \x01(\x03R\x05power\"o\n" +
+	"\fValidatorSet\x125\n" +
+	"\n" +
+	"validators\x18\x01 \x03(\v2\x15.tokenim.v1.ValidatorR\n" +
+	"validators\x12(\n" +
+	"\x10last_proposal_id\x18\x02 \x01(\x04R\x0elastProposalId\"&\n" +
+	"\tNodeIndex\x12\x19\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\"\x86\x02\n" +
 	"\bKeyEvent\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.tokenim.v1.KeyEvent.KindR\x04kind\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12!\n" +
@@ -1331,7 +1455,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                 // 1: tokenim.v1.Tx
@@ -1347,9 +1471,11 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*ApproveValidator)(nil),   // 11: tokenim.v1.ApproveValidator
 	(*ValidatorProposal)(nil),  // 12: tokenim.v1.ValidatorProposal
 	(*Validator)(nil),          // 13: tokenim.v1.Validator
-	(*KeyEvent)(nil),           // 14: tokenim.v1.KeyEvent
-	(*Params)(nil),             // 15: tokenim.v1.Params
-	(*GenesisState)(nil),       // 16: tokenim.v1.GenesisState
+	(*ValidatorSet)(nil),       // 14: tokenim.v1.ValidatorSet
+	(*NodeIndex)(nil),          // 15: tokenim.v1.NodeIndex
+	(*KeyEvent)(nil),           // 16: tokenim.v1.KeyEvent
+	(*Params)(nil),             // 17: tokenim.v1.Params
+	(*GenesisState)(nil),       // 18: tokenim.v1.GenesisState
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -1361,14 +1487,15 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	3,  // 6: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
 	3,  // 7: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
 	3,  // 8: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	0,  // 9: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 10: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	15, // 11: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 9: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 10: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 11: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 12: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -1390,7 +1517,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
