@@ -24,6 +24,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ValidatorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidatorsRequest) Reset() {
+	*x = ValidatorsRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorsRequest) ProtoMessage() {}
+
+func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorsRequest.ProtoReflect.Descriptor instead.
+func (*ValidatorsRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+type ValidatorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Set           *ValidatorSet          `protobuf:"bytes,1,opt,name=set,proto3" json:"set,omitempty"`
+	Proposals     []*ValidatorProposal   `protobuf:"bytes,2,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	Height        int64                  `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidatorsResponse) Reset() {
+	*x = ValidatorsResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorsResponse) ProtoMessage() {}
+
+func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorsResponse.ProtoReflect.Descriptor instead.
+func (*ValidatorsResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ValidatorsResponse) GetSet() *ValidatorSet {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ValidatorsResponse) GetProposals() []*ValidatorProposal {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
+}
+
+func (x *ValidatorsResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type GenesisRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -32,7 +128,7 @@ type GenesisRequest struct {
 
 func (x *GenesisRequest) Reset() {
 	*x = GenesisRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +140,7 @@ func (x *GenesisRequest) String() string {
 func (*GenesisRequest) ProtoMessage() {}
 
 func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +153,7 @@ func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisRequest.ProtoReflect.Descriptor instead.
 func (*GenesisRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 type GenesisResponse struct {
@@ -72,7 +168,7 @@ type GenesisResponse struct {
 
 func (x *GenesisResponse) Reset() {
 	*x = GenesisResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +180,7 @@ func (x *GenesisResponse) String() string {
 func (*GenesisResponse) ProtoMessage() {}
 
 func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +193,7 @@ func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisResponse.ProtoReflect.Descriptor instead.
 func (*GenesisResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GenesisResponse) GetGenesisJson() []byte {
@@ -122,7 +218,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +230,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +243,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 type ListNodesResponse struct {
@@ -160,7 +256,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +268,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +281,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListNodesResponse) GetNodes() []*NodeRecord {
@@ -210,7 +306,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +318,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +331,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 type StatusResponse struct {
@@ -255,7 +351,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +363,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +376,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StatusResponse) GetChainId() string {
@@ -348,7 +444,7 @@ type BroadcastTxRequest struct {
 
 func (x *BroadcastTxRequest) Reset() {
 	*x = BroadcastTxRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +456,7 @@ func (x *BroadcastTxRequest) String() string {
 func (*BroadcastTxRequest) ProtoMessage() {}
 
 func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +469,7 @@ func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastTxRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BroadcastTxRequest) GetTx() []byte {
@@ -396,7 +492,7 @@ type BroadcastTxResponse struct {
 
 func (x *BroadcastTxResponse) Reset() {
 	*x = BroadcastTxResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +504,7 @@ func (x *BroadcastTxResponse) String() string {
 func (*BroadcastTxResponse) ProtoMessage() {}
 
 func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +517,7 @@ func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastTxResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BroadcastTxResponse) GetHeight() int64 {
@@ -461,7 +557,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +569,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +582,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetAccountRequest) GetHandle() string {
@@ -507,7 +603,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +615,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +628,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -558,7 +654,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +666,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +679,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChallengeRequest) GetHandle() string {
@@ -603,7 +699,7 @@ type ChallengeResponse struct {
 
 func (x *ChallengeResponse) Reset() {
 	*x = ChallengeResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +711,7 @@ func (x *ChallengeResponse) String() string {
 func (*ChallengeResponse) ProtoMessage() {}
 
 func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +724,7 @@ func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeResponse.ProtoReflect.Descriptor instead.
 func (*ChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChallengeResponse) GetNonce() []byte {
@@ -658,7 +754,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +766,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +779,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuthenticateRequest) GetHandle() string {
@@ -717,7 +813,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +825,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +838,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthenticateResponse) GetToken() string {
@@ -769,7 +865,7 @@ type OneTimePrekey struct {
 
 func (x *OneTimePrekey) Reset() {
 	*x = OneTimePrekey{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +877,7 @@ func (x *OneTimePrekey) String() string {
 func (*OneTimePrekey) ProtoMessage() {}
 
 func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +890,7 @@ func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneTimePrekey.ProtoReflect.Descriptor instead.
 func (*OneTimePrekey) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OneTimePrekey) GetId() uint32 {
@@ -820,7 +916,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +928,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +941,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() []*OneTimePrekey {
@@ -864,7 +960,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +972,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +985,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UploadPrekeysResponse) GetStored() uint32 {
@@ -907,7 +1003,7 @@ type PrekeyCountRequest struct {
 
 func (x *PrekeyCountRequest) Reset() {
 	*x = PrekeyCountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1015,7 @@ func (x *PrekeyCountRequest) String() string {
 func (*PrekeyCountRequest) ProtoMessage() {}
 
 func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1028,7 @@ func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 type PrekeyCountResponse struct {
@@ -944,7 +1040,7 @@ type PrekeyCountResponse struct {
 
 func (x *PrekeyCountResponse) Reset() {
 	*x = PrekeyCountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1052,7 @@ func (x *PrekeyCountResponse) String() string {
 func (*PrekeyCountResponse) ProtoMessage() {}
 
 func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1065,7 @@ func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrekeyCountResponse) GetCount() uint32 {
@@ -988,7 +1084,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1096,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1109,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -1034,7 +1130,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1142,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1155,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -1085,7 +1181,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1193,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1206,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -1130,7 +1226,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1238,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1251,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1175,7 +1271,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1283,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1296,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -1220,7 +1316,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1328,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1341,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1275,7 +1371,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1383,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1396,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1354,7 +1450,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1462,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1475,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1397,7 +1493,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1505,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1518,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
 }
 
 type ReplicateRequest struct {
@@ -1434,7 +1530,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1542,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1555,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -1478,7 +1574,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1586,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1599,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -1523,7 +1619,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1631,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1644,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -1573,7 +1669,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1681,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1694,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
 }
 
 type PullRequest struct {
@@ -1612,7 +1708,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1720,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1733,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -1666,7 +1762,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1774,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1787,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -1720,7 +1816,12 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"\x10\n" +
+	"tokenim.v1\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"\x13\n" +
+	"\x11ValidatorsRequest\"\x95\x01\n" +
+	"\x12ValidatorsResponse\x12*\n" +
+	"\x03set\x18\x01 \x01(\v2\x18.tokenim.v1.ValidatorSetR\x03set\x12;\n" +
+	"\tproposals\x18\x02 \x03(\v2\x1d.tokenim.v1.ValidatorProposalR\tproposals\x12\x16\n" +
+	"\x06height\x18\x03 \x01(\x03R\x06height\"\x10\n" +
 	"\x0eGenesisRequest\"U\n" +
 	"\x0fGenesisResponse\x12!\n" +
 	"\fgenesis_json\x18\x01 \x01(\fR\vgenesisJson\x12\x1f\n" +
@@ -1816,14 +1917,16 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\fPullResponse\x122\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x12\x17\n" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
-	"\x04more\x18\x03 \x01(\bR\x04more2\xf9\x02\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more2\xc6\x03\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
 	"\n" +
 	"GetAccount\x12\x1d.tokenim.v1.GetAccountRequest\x1a\x1e.tokenim.v1.GetAccountResponse\x12B\n" +
 	"\aGenesis\x12\x1a.tokenim.v1.GenesisRequest\x1a\x1b.tokenim.v1.GenesisResponse\x12H\n" +
-	"\tListNodes\x12\x1c.tokenim.v1.ListNodesRequest\x1a\x1d.tokenim.v1.ListNodesResponse2\xe6\x04\n" +
+	"\tListNodes\x12\x1c.tokenim.v1.ListNodesRequest\x1a\x1d.tokenim.v1.ListNodesResponse\x12K\n" +
+	"\n" +
+	"Validators\x12\x1d.tokenim.v1.ValidatorsRequest\x1a\x1e.tokenim.v1.ValidatorsResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -1850,94 +1953,102 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_tokenim_v1_node_proto_goTypes = []any{
-	(*GenesisRequest)(nil),          // 0: tokenim.v1.GenesisRequest
-	(*GenesisResponse)(nil),         // 1: tokenim.v1.GenesisResponse
-	(*ListNodesRequest)(nil),        // 2: tokenim.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 3: tokenim.v1.ListNodesResponse
-	(*StatusRequest)(nil),           // 4: tokenim.v1.StatusRequest
-	(*StatusResponse)(nil),          // 5: tokenim.v1.StatusResponse
-	(*BroadcastTxRequest)(nil),      // 6: tokenim.v1.BroadcastTxRequest
-	(*BroadcastTxResponse)(nil),     // 7: tokenim.v1.BroadcastTxResponse
-	(*GetAccountRequest)(nil),       // 8: tokenim.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),      // 9: tokenim.v1.GetAccountResponse
-	(*ChallengeRequest)(nil),        // 10: tokenim.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),       // 11: tokenim.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),     // 12: tokenim.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),    // 13: tokenim.v1.AuthenticateResponse
-	(*OneTimePrekey)(nil),           // 14: tokenim.v1.OneTimePrekey
-	(*UploadPrekeysRequest)(nil),    // 15: tokenim.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),   // 16: tokenim.v1.UploadPrekeysResponse
-	(*PrekeyCountRequest)(nil),      // 17: tokenim.v1.PrekeyCountRequest
-	(*PrekeyCountResponse)(nil),     // 18: tokenim.v1.PrekeyCountResponse
-	(*GetPrekeyBundleRequest)(nil),  // 19: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil), // 20: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),             // 21: tokenim.v1.SendRequest
-	(*SendResponse)(nil),            // 22: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),          // 23: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                // 24: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),         // 25: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),              // 26: tokenim.v1.AckRequest
-	(*AckResponse)(nil),             // 27: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),        // 28: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),       // 29: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),           // 30: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),          // 31: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),             // 32: tokenim.v1.PullRequest
-	(*PullResponse)(nil),            // 33: tokenim.v1.PullResponse
-	(*NodeRecord)(nil),              // 34: tokenim.v1.NodeRecord
-	(*Account)(nil),                 // 35: tokenim.v1.Account
-	(*Envelope)(nil),                // 36: tokenim.v1.Envelope
+	(*ValidatorsRequest)(nil),       // 0: tokenim.v1.ValidatorsRequest
+	(*ValidatorsResponse)(nil),      // 1: tokenim.v1.ValidatorsResponse
+	(*GenesisRequest)(nil),          // 2: tokenim.v1.GenesisRequest
+	(*GenesisResponse)(nil),         // 3: tokenim.v1.GenesisResponse
+	(*ListNodesRequest)(nil),        // 4: tokenim.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 5: tokenim.v1.ListNodesResponse
+	(*StatusRequest)(nil),           // 6: tokenim.v1.StatusRequest
+	(*StatusResponse)(nil),          // 7: tokenim.v1.StatusResponse
+	(*BroadcastTxRequest)(nil),      // 8: tokenim.v1.BroadcastTxRequest
+	(*BroadcastTxResponse)(nil),     // 9: tokenim.v1.BroadcastTxResponse
+	(*GetAccountRequest)(nil),       // 10: tokenim.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),      // 11: tokenim.v1.GetAccountResponse
+	(*ChallengeRequest)(nil),        // 12: tokenim.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),       // 13: tokenim.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),     // 14: tokenim.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),    // 15: tokenim.v1.AuthenticateResponse
+	(*OneTimePrekey)(nil),           // 16: tokenim.v1.OneTimePrekey
+	(*UploadPrekeysRequest)(nil),    // 17: tokenim.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),   // 18: tokenim.v1.UploadPrekeysResponse
+	(*PrekeyCountRequest)(nil),      // 19: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),     // 20: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),  // 21: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil), // 22: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),             // 23: tokenim.v1.SendRequest
+	(*SendResponse)(nil),            // 24: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),          // 25: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                // 26: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),         // 27: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),              // 28: tokenim.v1.AckRequest
+	(*AckResponse)(nil),             // 29: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),        // 30: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),       // 31: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),           // 32: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),          // 33: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),             // 34: tokenim.v1.PullRequest
+	(*PullResponse)(nil),            // 35: tokenim.v1.PullResponse
+	(*ValidatorSet)(nil),            // 36: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),       // 37: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),              // 38: tokenim.v1.NodeRecord
+	(*Account)(nil),                 // 39: tokenim.v1.Account
+	(*Envelope)(nil),                // 40: tokenim.v1.Envelope
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	34, // 0: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	35, // 1: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
-	14, // 2: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	35, // 3: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
-	14, // 4: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	36, // 5: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	36, // 6: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	24, // 7: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	36, // 8: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	36, // 9: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	4,  // 10: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	6,  // 11: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	8,  // 12: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	0,  // 13: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	2,  // 14: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	10, // 15: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	12, // 16: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	15, // 17: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	17, // 18: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	19, // 19: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	21, // 20: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	23, // 21: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	26, // 22: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	28, // 23: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	30, // 24: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	32, // 25: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	5,  // 26: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	7,  // 27: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	9,  // 28: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	1,  // 29: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	3,  // 30: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	11, // 31: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	13, // 32: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	16, // 33: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	18, // 34: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	20, // 35: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	22, // 36: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	25, // 37: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	27, // 38: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	29, // 39: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	31, // 40: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	33, // 41: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	26, // [26:42] is the sub-list for method output_type
-	10, // [10:26] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	36, // 0: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	37, // 1: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	38, // 2: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	39, // 3: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	16, // 4: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
+	39, // 5: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	16, // 6: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
+	40, // 7: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	40, // 8: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	26, // 9: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	40, // 10: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	40, // 11: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	6,  // 12: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	8,  // 13: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	10, // 14: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	2,  // 15: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	4,  // 16: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	0,  // 17: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	12, // 18: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	14, // 19: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	17, // 20: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	19, // 21: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	21, // 22: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	23, // 23: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	25, // 24: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	28, // 25: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	30, // 26: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	32, // 27: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	34, // 28: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	7,  // 29: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	9,  // 30: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	11, // 31: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	3,  // 32: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	5,  // 33: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	1,  // 34: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 35: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	15, // 36: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	18, // 37: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	20, // 38: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	22, // 39: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	24, // 40: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	27, // 41: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	29, // 42: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	31, // 43: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	33, // 44: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	35, // 45: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	29, // [29:46] is the sub-list for method output_type
+	12, // [12:29] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -1947,7 +2058,7 @@ func file_tokenim_v1_node_proto_init() {
 	}
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[25].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[27].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -1957,7 +2068,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

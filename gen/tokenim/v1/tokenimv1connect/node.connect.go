@@ -50,6 +50,8 @@ const (
 	NodeServiceGenesisProcedure = "/tokenim.v1.NodeService/Genesis"
 	// NodeServiceListNodesProcedure is the fully-qualified name of the NodeService's ListNodes RPC.
 	NodeServiceListNodesProcedure = "/tokenim.v1.NodeService/ListNodes"
+	// NodeServiceValidatorsProcedure is the fully-qualified name of the NodeService's Validators RPC.
+	NodeServiceValidatorsProcedure = "/tokenim.v1.NodeService/Validators"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -88,6 +90,9 @@ type NodeServiceClient interface {
 	Genesis(context.Context, *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error)
 	// ListNodes returns the node registry at the latest committed height.
 	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
+	// Validators returns the validator set the ledger tracks and the open
+	// proposals to change it.
+	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -131,6 +136,12 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("ListNodes")),
 			connect.WithClientOptions(opts...),
 		),
+		validators: connect.NewClient[v1.ValidatorsRequest, v1.ValidatorsResponse](
+			httpClient,
+			baseURL+NodeServiceValidatorsProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("Validators")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -141,6 +152,7 @@ type nodeServiceClient struct {
 	getAccount  *connect.Client[v1.GetAccountRequest, v1.GetAccountResponse]
 	genesis     *connect.Client[v1.GenesisRequest, v1.GenesisResponse]
 	listNodes   *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
+	validators  *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -168,6 +180,11 @@ func (c *nodeServiceClient) ListNodes(ctx context.Context, req *connect.Request[
 	return c.listNodes.CallUnary(ctx, req)
 }
 
+// Validators calls tokenim.v1.NodeService.Validators.
+func (c *nodeServiceClient) Validators(ctx context.Context, req *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error) {
+	return c.validators.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -178,6 +195,9 @@ type NodeServiceHandler interface {
 	Genesis(context.Context, *connect.Request[v1.GenesisRequest]) (*connect.Response[v1.GenesisResponse], error)
 	// ListNodes returns the node registry at the latest committed height.
 	ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error)
+	// Validators returns the validator set the ledger tracks and the open
+	// proposals to change it.
+	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -217,6 +237,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("ListNodes")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceValidatorsHandler := connect.NewUnaryHandler(
+		NodeServiceValidatorsProcedure,
+		svc.Validators,
+		connect.WithSchema(nodeServiceMethods.ByName("Validators")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -229,6 +255,8 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceGenesisHandler.ServeHTTP(w, r)
 		case NodeServiceListNodesProcedure:
 			nodeServiceListNodesHandler.ServeHTTP(w, r)
+		case NodeServiceValidatorsProcedure:
+			nodeServiceValidatorsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -256,6 +284,10 @@ func (UnimplementedNodeServiceHandler) Genesis(context.Context, *connect.Request
 
 func (UnimplementedNodeServiceHandler) ListNodes(context.Context, *connect.Request[v1.ListNodesRequest]) (*connect.Response[v1.ListNodesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.ListNodes is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.Validators is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
