@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -122,5 +123,41 @@ func (n *Node) pullFrom(ctx context.Context, apiURL string, sinceMs int64) error
 			return nil
 		}
 		after = res.Msg.LastId
+	}
+}
+
+// pullMailbox copies handle's mailbox from its other replicas into this
+// node's store: a node that just became a home node of handle (the user
+// moved here) serves mail that was sent before. Bounded and best effort.
+func (n *Node) pullMailbox(ctx context.Context, handle string) {
+	reg := n.registry()
+	set := n.mailboxReplicas(handle)
+	if !slices.Contains(set, n.nodeID) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, id := range set {
+		rec, ok := reg.nodes[id]
+		if id == n.nodeID || !ok {
+			continue
+		}
+		var after uint64
+		for {
+			res, err := n.peers.get(rec.ApiUrl).Pull(ctx, connect.NewRequest(&tokenimv1.PullRequest{Recipient: handle, AfterCursor: after}))
+			if err != nil {
+				break
+			}
+			if len(res.Msg.Envelopes) > 0 {
+				if _, err := n.relay.Append(ctx, res.Msg.Envelopes); err != nil {
+					return
+				}
+				n.metrics.pulled(len(res.Msg.Envelopes))
+			}
+			if !res.Msg.More {
+				break
+			}
+			after = res.Msg.LastCursor
+		}
 	}
 }

@@ -57,6 +57,9 @@ func (s *peerService) Pull(_ context.Context, req *connect.Request[tokenimv1.Pul
 	if err != nil {
 		return nil, err
 	}
+	if req.Msg.Recipient != "" {
+		return s.pullMailbox(caller, req.Msg)
+	}
 	envs, more, err := s.n.relay.Since(req.Msg.SinceMs, nilIfEmpty(req.Msg.AfterId), 256)
 	if err != nil {
 		return nil, relayError(err)
@@ -69,6 +72,24 @@ func (s *peerService) Pull(_ context.Context, req *connect.Request[tokenimv1.Pul
 		if slices.Contains(s.n.mailboxReplicas(e.To), caller) {
 			resp.Envelopes = append(resp.Envelopes, e)
 		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// pullMailbox serves one mailbox to a node that is one of its replicas.
+func (s *peerService) pullMailbox(caller string, req *tokenimv1.PullRequest) (*connect.Response[tokenimv1.PullResponse], error) {
+	if !slices.Contains(s.n.mailboxReplicas(req.Recipient), caller) {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("node %s is not a replica of @%s's mailbox", short(caller), req.Recipient))
+	}
+	const page = 256
+	batch, err := s.n.relay.Read(req.Recipient, req.AfterCursor, page)
+	if err != nil {
+		return nil, relayError(err)
+	}
+	resp := &tokenimv1.PullResponse{More: len(batch) == page}
+	for _, d := range batch {
+		resp.Envelopes = append(resp.Envelopes, d.Envelope)
+		resp.LastCursor = d.Cursor
 	}
 	return connect.NewResponse(resp), nil
 }

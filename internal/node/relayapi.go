@@ -145,6 +145,7 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 	}
 	notify, cancel := s.n.relay.Subscribe(me)
 	defer cancel()
+	s.n.pullMailbox(ctx, me)
 	after, caughtUp := req.Msg.After, false
 	for {
 		batch, err := s.n.relay.Read(me, after, readBatch)

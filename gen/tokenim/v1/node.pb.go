@@ -1701,7 +1701,11 @@ type PullRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	SinceMs int64                  `protobuf:"varint,1,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
 	// after_id continues a page: the last id of the previous response.
-	AfterId       []byte `protobuf:"bytes,2,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	AfterId []byte `protobuf:"bytes,2,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	// recipient, if set, asks for that one mailbox instead (all of it, paged
+	// by after_cursor); since_ms and after_id are then ignored.
+	Recipient     string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	AfterCursor   uint64 `protobuf:"varint,4,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1750,12 +1754,28 @@ func (x *PullRequest) GetAfterId() []byte {
 	return nil
 }
 
+func (x *PullRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *PullRequest) GetAfterCursor() uint64 {
+	if x != nil {
+		return x.AfterCursor
+	}
+	return 0
+}
+
 type PullResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Envelopes []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
 	// last_id is the last id this page looked at (for after_id).
-	LastId        []byte `protobuf:"bytes,2,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
-	More          bool   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	LastId []byte `protobuf:"bytes,2,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
+	More   bool   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	// last_cursor is the last mailbox cursor of a recipient pull.
+	LastCursor    uint64 `protobuf:"varint,4,opt,name=last_cursor,json=lastCursor,proto3" json:"last_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1809,6 +1829,13 @@ func (x *PullResponse) GetMore() bool {
 		return x.More
 	}
 	return false
+}
+
+func (x *PullResponse) GetLastCursor() uint64 {
+	if x != nil {
+		return x.LastCursor
+	}
+	return 0
 }
 
 var File_tokenim_v1_node_proto protoreflect.FileDescriptor
@@ -1910,14 +1937,18 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\rForgetRequest\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x10\n" +
 	"\x03ids\x18\x02 \x03(\fR\x03ids\"\x10\n" +
-	"\x0eForgetResponse\"C\n" +
+	"\x0eForgetResponse\"\x84\x01\n" +
 	"\vPullRequest\x12\x19\n" +
 	"\bsince_ms\x18\x01 \x01(\x03R\asinceMs\x12\x19\n" +
-	"\bafter_id\x18\x02 \x01(\fR\aafterId\"o\n" +
+	"\bafter_id\x18\x02 \x01(\fR\aafterId\x12\x1c\n" +
+	"\trecipient\x18\x03 \x01(\tR\trecipient\x12!\n" +
+	"\fafter_cursor\x18\x04 \x01(\x04R\vafterCursor\"\x90\x01\n" +
 	"\fPullResponse\x122\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x12\x17\n" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
-	"\x04more\x18\x03 \x01(\bR\x04more2\xc6\x03\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1f\n" +
+	"\vlast_cursor\x18\x04 \x01(\x04R\n" +
+	"lastCursor2\xc6\x03\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
