@@ -57,6 +57,7 @@ func benchCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&o.ReceiverURL, "receiver-node", "", "API URL receivers read from (cross-node delivery); default: the same node")
 	cmd.Flags().IntVar(&o.Clients, "clients", 16, "sender→receiver pairs")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of each phase")
 	cmd.Flags().IntVar(&o.Size, "size", 1024, "ciphertext bytes per envelope")

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -87,7 +88,35 @@ func registerOne(ctx context.Context, node tokenimv1connect.NodeServiceClient, r
 	if err != nil {
 		return nil, fmt.Errorf("authenticate @%s: %w", handle, err)
 	}
+	if err := setHome(ctx, node, st, handle, key, ch.Msg.NodeId); err != nil {
+		return nil, err
+	}
 	return &account{handle: handle, key: key, token: auth.Msg.Token}, nil
+}
+
+// setHome makes the node the account's home node when the node is in the
+// registry (in a network), so its mail is replicated there.
+func setHome(ctx context.Context, node tokenimv1connect.NodeServiceClient, st *tokenimv1.StatusResponse, handle string, key ed25519.PrivateKey, nodeID string) error {
+	nodes, err := node.ListNodes(ctx, connect.NewRequest(&tokenimv1.ListNodesRequest{}))
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(nodes.Msg.Nodes, func(r *tokenimv1.NodeRecord) bool { return r.NodeId == nodeID }) {
+		return nil
+	}
+	raw, err := ledger.SignTx(&tokenimv1.TxBody{ChainId: st.ChainId, Signer: handle, Sequence: 1,
+		Msg: &tokenimv1.TxBody_SetHomeNodes{SetHomeNodes: &tokenimv1.SetHomeNodes{NodeIds: []string{nodeID}}}}, key)
+	if err != nil {
+		return err
+	}
+	res, err := node.BroadcastTx(ctx, connect.NewRequest(&tokenimv1.BroadcastTxRequest{Tx: raw}))
+	if err != nil {
+		return fmt.Errorf("set home of @%s: %w", handle, err)
+	}
+	if res.Msg.Code != 0 {
+		return fmt.Errorf("set home of @%s: %w (%s)", handle, ledger.CodeError(res.Msg.Code), res.Msg.Log)
+	}
+	return nil
 }
 
 func randomPrefix() string {

@@ -20,7 +20,10 @@ import (
 
 // Options configure a run.
 type Options struct {
-	NodeURL  string
+	NodeURL string
+	// ReceiverURL, if set, is the node receivers read from (cross-node
+	// delivery); senders use NodeURL.
+	ReceiverURL string
 	Clients  int           // sender→receiver pairs (default 16)
 	Duration time.Duration // of the throughput phase; the latency phase takes the same (default 5 s)
 	Size     int           // ciphertext bytes (default 1024)
@@ -76,12 +79,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	hc := httpClient()
 	node := tokenimv1connect.NewNodeServiceClient(hc, o.NodeURL)
 	relay := tokenimv1connect.NewRelayServiceClient(hc, o.NodeURL)
-	accts, err := registerAccounts(ctx, node, relay, randomPrefix(), 2*o.Clients)
+	rxNode, rxRelay := node, relay
+	if o.ReceiverURL != "" {
+		rxNode = tokenimv1connect.NewNodeServiceClient(hc, o.ReceiverURL)
+		rxRelay = tokenimv1connect.NewRelayServiceClient(hc, o.ReceiverURL)
+	}
+	prefix := randomPrefix()
+	senders, err := registerAccounts(ctx, node, relay, prefix+"s", o.Clients)
 	if err != nil {
 		return nil, err
 	}
-	senders, receivers := accts[:o.Clients], accts[o.Clients:]
-	rx := newReceivers(ctx, relay, receivers)
+	receivers, err := registerAccounts(ctx, rxNode, rxRelay, prefix+"r", o.Clients)
+	if err != nil {
+		return nil, err
+	}
+	rx := newReceivers(ctx, rxRelay, receivers)
 	defer rx.stop()
 	if err := rx.ready(ctx); err != nil {
 		return nil, err
