@@ -24,10 +24,10 @@ type Options struct {
 	// ReceiverURL, if set, is the node receivers read from (cross-node
 	// delivery); senders use NodeURL.
 	ReceiverURL string
-	Clients  int           // sender→receiver pairs (default 16)
-	Duration time.Duration // of the throughput phase; the latency phase takes the same (default 5 s)
-	Size     int           // ciphertext bytes (default 1024)
-	Batch    int           // envelopes per Send in the throughput phase (default 64)
+	Clients     int           // sender→receiver pairs (default 16)
+	Duration    time.Duration // of the throughput phase; the latency phase takes the same (default 5 s)
+	Size        int           // ciphertext bytes (default 1024)
+	Batch       int           // envelopes per Send in the throughput phase (default 64)
 }
 
 // Result is what a run measured.
