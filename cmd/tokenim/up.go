@@ -46,14 +46,22 @@ func upCmd(g *globals) *cobra.Command {
 func nodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Initialize or run a node"}
 	var ia, sa node.Addrs
+	var join string
 	initC := &cobra.Command{
 		Use:   "init",
 		Short: "Write a new node home with a single-validator genesis",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := g.homeDir()
 			if err != nil {
 				return err
+			}
+			if join != "" {
+				if err := node.InitJoin(cmd.Context(), home, node.InitOptions{Addrs: ia}, join); err != nil {
+					return withHint(err, "--join takes a running node's API URL, e.g. http://127.0.0.1:27000")
+				}
+				fmt.Printf("Initialized a full node of %s's chain in %s\nStart it: tokenim node start --home %s\n", join, node.Dir(home), home)
+				return nil
 			}
 			if err := node.Init(home, node.InitOptions{Addrs: ia}); err != nil {
 				return withHint(err, "`tokenim node start` runs the existing node")
@@ -63,6 +71,7 @@ func nodeCmd(g *globals) *cobra.Command {
 		},
 	}
 	addrFlags(initC, &ia)
+	initC.Flags().StringVar(&join, "join", "", "join the chain of the node at this API URL (as a full node)")
 	start := &cobra.Command{
 		Use:   "start",
 		Short: "Run the node in this home until Ctrl-C or SIGTERM",

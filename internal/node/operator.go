@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
+	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -109,4 +110,17 @@ func (o *Operator) send(ctx context.Context, msg any) (*tokenimv1.BroadcastTxRes
 		return res.Msg, fmt.Errorf("%w (%s)", ledger.CodeError(res.Msg.Code), res.Msg.Log)
 	}
 	return res.Msg, nil
+}
+
+// CometValidators is the size of CometBFT's validator set at the latest
+// height (-1 if it cannot be read).
+func (n *Node) CometValidators() int {
+	if n.rpcEnv == nil {
+		return -1
+	}
+	res, err := n.rpcEnv.Validators(&rpctypes.Context{}, nil, nil, nil)
+	if err != nil {
+		return -1
+	}
+	return res.Total
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
+	rpccore "github.com/cometbft/cometbft/rpc/core"
 	"github.com/cometbft/cometbft/types"
 	"github.com/spf13/viper"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -51,6 +52,7 @@ type Node struct {
 	validatorProof []byte
 	peers          *peerClients
 	reg            registryCache
+	rpcEnv         *rpccore.Environment
 	stopCluster    context.CancelFunc
 	log            *slog.Logger
 	comet          *nm.Node
@@ -164,6 +166,9 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	}
 	if err := n.comet.Start(); err != nil {
 		return fmt.Errorf("start consensus: %w", err)
+	}
+	if n.rpcEnv, err = n.comet.ConfigureRPC(); err != nil {
+		return fmt.Errorf("consensus RPC environment: %w", err)
 	}
 	n.metrics = newMetrics(n)
 	n.auth = nodeauth.New(n.nodeID, time.Now)
