@@ -1,10 +1,12 @@
 package client
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokenim/tokenim/internal/signalstore"
@@ -30,7 +32,10 @@ type Message struct {
 	ReceivedAt time.Time `json:"received_at,omitzero"`
 	Outgoing   bool      `json:"outgoing"`
 	State      string    `json:"state"`
-	seq        uint64
+	// Counter is the sender's number for this message in the conversation
+	// (1, 2, …); 0 if unknown (undecryptable).
+	Counter uint64 `json:"counter,omitempty"`
+	seq     uint64
 }
 
 // Local history layout (values encrypted by signalstore):
@@ -108,8 +113,42 @@ func (c *Client) setCursor(nodeID string, cur uint64) error {
 	return c.store.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cur))
 }
 
-// History returns the local history in order; filter may be nil.
+// History returns the local history, filter may be nil. Messages are in
+// local arrival order, except that within one conversation direction
+// (same sender and recipient) they are in the sender's order: replicas can
+// deliver them out of order, the sender's counter cannot lie about it.
 func (c *Client) History(filter func(*Message) bool) ([]Message, error) {
+	out, err := c.history(filter)
+	if err != nil {
+		return nil, err
+	}
+	orderConversations(out)
+	return out, nil
+}
+
+// orderConversations sorts each conversation direction by counter, in the
+// positions that conversation occupies.
+func orderConversations(ms []Message) {
+	pos := map[string][]int{}
+	for i, m := range ms {
+		if m.Counter > 0 {
+			k := m.From + "\x00" + m.To
+			pos[k] = append(pos[k], i)
+		}
+	}
+	for _, idx := range pos {
+		conv := make([]Message, len(idx))
+		for j, i := range idx {
+			conv[j] = ms[i]
+		}
+		slices.SortStableFunc(conv, func(a, b Message) int { return cmp.Compare(a.Counter, b.Counter) })
+		for j, i := range idx {
+			ms[i] = conv[j]
+		}
+	}
+}
+
+func (c *Client) history(filter func(*Message) bool) ([]Message, error) {
 	var out []Message
 	err := c.store.ForEach(bucketHistory, func(_ string, v []byte) error {
 		var m Message

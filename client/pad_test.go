@@ -57,3 +57,24 @@ func FuzzDecodeContent(f *testing.F) {
 		}
 	})
 }
+
+func TestOrderConversations(t *testing.T) {
+	ms := []Message{
+		{From: "a", To: "me", Counter: 2, Text: "a2"},
+		{From: "b", To: "me", Counter: 1, Text: "b1"},
+		{From: "a", To: "me", Counter: 1, Text: "a1"},
+		{From: "x", To: "me", Text: "undecryptable"},
+		{From: "a", To: "me", Counter: 3, Text: "a3"},
+	}
+	orderConversations(ms)
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Text)
+	}
+	want := []string{"a1", "b1", "a2", "undecryptable", "a3"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}

@@ -186,6 +186,7 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	default:
 		m.Text = content.GetText().GetBody()
 		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
+		m.Counter = content.Counter
 	}
 	if err := c.putMessage(m, nodeID, d.Cursor); err != nil {
 		return nil, false, err

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -61,6 +62,14 @@ func (c *Client) seal(ctx context.Context, to, text string) (*tokenimv1.Envelope
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	counter, err := c.nextCounter(to)
+	if err != nil {
+		return nil, nil, err
+	}
+	content.Counter = counter
+	if pt, err = codec.Marshal(content); err != nil {
+		return nil, nil, err
+	}
 	addr := protocol.NewSignalAddress(to, DeviceID)
 	has, err := c.store.ContainsSession(ctx, addr)
 	if err != nil {
@@ -81,6 +90,20 @@ func (c *Client) seal(ctx context.Context, to, text string) (*tokenimv1.Envelope
 		typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY
 	}
 	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize()}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter}
 	return env, msg, nil
+}
+
+// nextCounter returns the next number of this account's conversation with
+// to, persisted before use (called with c.mu held).
+func (c *Client) nextCounter(to string) (uint64, error) {
+	key := "out_counter/" + to
+	n := uint64(0)
+	if b, ok, err := c.store.Get(bucketMeta, key); err != nil {
+		return 0, err
+	} else if ok && len(b) == 8 {
+		n = binary.BigEndian.Uint64(b)
+	}
+	n++
+	return n, c.store.Put(bucketMeta, key, binary.BigEndian.AppendUint64(nil, n))
 }

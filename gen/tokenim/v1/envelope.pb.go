@@ -174,6 +174,10 @@ type Content struct {
 	// between envelopes unnoticed.
 	MessageId []byte `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	SentAtMs  int64  `protobuf:"varint,2,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	// counter numbers the sender's messages to this recipient: 1, 2, 3, …
+	// Replicas may receive them in another order; the recipient orders the
+	// conversation by it.
+	Counter uint64 `protobuf:"varint,3,opt,name=counter,proto3" json:"counter,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
@@ -222,6 +226,13 @@ func (x *Content) GetMessageId() []byte {
 func (x *Content) GetSentAtMs() int64 {
 	if x != nil {
 		return x.SentAtMs
+	}
+	return 0
+}
+
+func (x *Content) GetCounter() uint64 {
+	if x != nil {
+		return x.Counter
 	}
 	return 0
 }
@@ -310,12 +321,13 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
 	"ciphertext\x12$\n" +
-	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\"v\n" +
+	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\"\x90\x01\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\x02 \x01(\x03R\bsentAtMs\x12&\n" +
+	"sent_at_ms\x18\x02 \x01(\x03R\bsentAtMs\x12\x18\n" +
+	"\acounter\x18\x03 \x01(\x04R\acounter\x12&\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04textB\x06\n" +
 	"\x04body\"\x1a\n" +
