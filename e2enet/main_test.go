@@ -83,7 +83,11 @@ func (nw *network) startIdx(i int) error {
 	var err error
 	for try := 0; try < 50; try++ { // ports may linger for a moment after a stop
 		var n *node.Node
-		if n, err = node.Start(context.Background(), nw.tn.Nodes[i].Home, node.StartOptions{}); err == nil {
+		o := node.StartOptions{}
+		if os.Getenv("TOKENIM_E2E_COMETLOG") != "" {
+			o.CometLog = os.Stderr
+		}
+		if n, err = node.Start(context.Background(), nw.tn.Nodes[i].Home, o); err == nil {
 			nw.nodes[i] = n
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -78,6 +79,11 @@ func (s *peerService) Pull(_ context.Context, req *connect.Request[tokenimv1.Pul
 
 // pullMailbox serves one mailbox to a node that is one of its replicas.
 func (s *peerService) pullMailbox(caller string, req *tokenimv1.PullRequest) (*connect.Response[tokenimv1.PullResponse], error) {
+	// The caller may have just become a home node of the recipient in a
+	// block this node has not applied yet: give the chain a moment.
+	for i := 0; i < 40 && !slices.Contains(s.n.mailboxReplicas(req.Recipient), caller); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !slices.Contains(s.n.mailboxReplicas(req.Recipient), caller) {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("node %s is not a replica of @%s's mailbox", short(caller), req.Recipient))
 	}
