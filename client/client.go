@@ -51,6 +51,7 @@ type Client struct {
 	unlock  func() error
 	node    tokenimv1connect.NodeServiceClient
 	relay   tokenimv1connect.RelayServiceClient
+	blob    tokenimv1connect.BlobServiceClient
 
 	mu      sync.Mutex // serializes Signal state changes (encrypt, decrypt)
 	tokMu   sync.Mutex
@@ -114,6 +115,7 @@ func dial(cfg Config) *Client {
 		cfg:   cfg,
 		node:  tokenimv1connect.NewNodeServiceClient(hc, cfg.NodeURL),
 		relay: tokenimv1connect.NewRelayServiceClient(hc, cfg.NodeURL),
+		blob:  tokenimv1connect.NewBlobServiceClient(hc, cfg.NodeURL),
 	}
 }
 

@@ -35,7 +35,9 @@ type Message struct {
 	// Counter is the sender's number for this message in the conversation
 	// (1, 2, …); 0 if unknown (undecryptable).
 	Counter uint64 `json:"counter,omitempty"`
-	seq     uint64
+	// File is set when the message shares a file (FetchFile downloads it).
+	File *FileRef `json:"file,omitempty"`
+	seq  uint64
 }
 
 // Local history layout (values encrypted by signalstore):

@@ -187,6 +187,12 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 		m.Text = content.GetText().GetBody()
 		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
 		m.Counter = content.Counter
+		if f := content.GetFile(); f != nil {
+			m.Text = fileText(f)
+			if m.File, err = c.rememberFile(m.ID, f); err != nil {
+				return nil, false, err
+			}
+		}
 	}
 	if err := c.putMessage(m, nodeID, d.Cursor); err != nil {
 		return nil, false, err

@@ -31,9 +31,20 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 	case !utf8.ValidString(text):
 		return nil, fmt.Errorf("message is not valid UTF-8")
 	}
-	env, msg, err := c.seal(ctx, h, text)
+	return c.sendContent(ctx, h, &tokenimv1.Content{Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}, text)
+}
+
+// sendContent seals content for to, records it in the history (text is
+// what the history shows) and stores it on the network.
+func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.Content, text string) (*Message, error) {
+	env, msg, err := c.seal(ctx, to, content, text)
 	if err != nil {
 		return nil, err
+	}
+	if f := content.GetFile(); f != nil {
+		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
@@ -49,17 +60,14 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 
 // seal builds the envelope: a session (X3DH on first use), then one
 // Double Ratchet step over the padded Content.
-func (c *Client) seal(ctx context.Context, to, text string) (*tokenimv1.Envelope, *Message, error) {
+func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content, text string) (*tokenimv1.Envelope, *Message, error) {
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return nil, nil, err
 	}
 	now := time.Now()
-	content := &tokenimv1.Content{MessageId: id, SentAtMs: now.UnixMilli(), Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}
-	pt, err := codec.Marshal(content)
-	if err != nil {
-		return nil, nil, err
-	}
+	content.MessageId, content.SentAtMs = id, now.UnixMilli()
+	var pt []byte
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	counter, err := c.nextCounter(to)
@@ -67,7 +75,8 @@ func (c *Client) seal(ctx context.Context, to, text string) (*tokenimv1.Envelope
 		return nil, nil, err
 	}
 	content.Counter = counter
-	if pt, err = codec.Marshal(content); err != nil {
+	pt, err = codec.Marshal(content)
+	if err != nil {
 		return nil, nil, err
 	}
 	addr := protocol.NewSignalAddress(to, DeviceID)

@@ -45,6 +45,7 @@ func (n *Node) serveAPI(addr string) error {
 	mux.Handle(tokenimv1connect.NewNodeServiceHandler(&nodeService{n}, opts...))
 	mux.Handle(tokenimv1connect.NewRelayServiceHandler(&relayService{n}, opts...))
 	mux.Handle(tokenimv1connect.NewPeerServiceHandler(&peerService{n}, opts...))
+	mux.Handle(tokenimv1connect.NewBlobServiceHandler(&blobService{n}, opts...))
 	mux.HandleFunc("GET /healthz", n.healthz)
 	mux.Handle("GET /metrics", n.metrics.handler())
 	p := new(http.Protocols)

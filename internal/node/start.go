@@ -24,6 +24,7 @@ import (
 	rpccore "github.com/cometbft/cometbft/rpc/core"
 	"github.com/cometbft/cometbft/types"
 	"github.com/spf13/viper"
+	"github.com/tokenim/tokenim/internal/blob"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/nodeauth"
 	"github.com/tokenim/tokenim/internal/relay"
@@ -58,6 +59,7 @@ type Node struct {
 	comet          *nm.Node
 	app            *ledger.App
 	relay          *relay.Store
+	blobs          *blob.Store
 	api            *http.Server
 	apiLn          net.Listener
 	apiURL         string
@@ -138,6 +140,9 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	n.chainID = genesis.ChainID
 	dataDir := filepath.Join(c.RootDir, "data")
 	if n.app, err = ledger.OpenApp(dataDir, n.chainID, n.log); err != nil {
+		return err
+	}
+	if n.blobs, err = blob.Open(filepath.Join(dataDir, "blobs")); err != nil {
 		return err
 	}
 	if n.relay, err = relay.Open(relay.Options{Dir: filepath.Join(dataDir, "relay"), Logger: n.log}); err != nil {
@@ -257,6 +262,9 @@ func (n *Node) closeStores() error {
 	var errs []error
 	if n.relay != nil {
 		errs = append(errs, n.relay.Close())
+	}
+	if n.blobs != nil {
+		errs = append(errs, n.blobs.Close())
 	}
 	if n.app != nil {
 		errs = append(errs, n.app.Close())

@@ -181,6 +181,7 @@ type Content struct {
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
+	//	*Content_File
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -253,6 +254,15 @@ func (x *Content) GetText() *Text {
 	return nil
 }
 
+func (x *Content) GetFile() *File {
+	if x != nil {
+		if x, ok := x.Body.(*Content_File); ok {
+			return x.File
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -261,7 +271,13 @@ type Content_Text struct {
 	Text *Text `protobuf:"bytes,10,opt,name=text,proto3,oneof"`
 }
 
+type Content_File struct {
+	File *File `protobuf:"bytes,11,opt,name=file,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
+
+func (*Content_File) isContent_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -312,7 +328,7 @@ var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19tokenim/v1/envelope.proto\x12\n" +
-	"tokenim.v1\"\xb2\x01\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xb2\x01\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -321,7 +337,7 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
 	"ciphertext\x12$\n" +
-	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\"\x90\x01\n" +
+	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\"\xb8\x01\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -329,7 +345,8 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"sent_at_ms\x18\x02 \x01(\x03R\bsentAtMs\x12\x18\n" +
 	"\acounter\x18\x03 \x01(\x04R\acounter\x12&\n" +
 	"\x04text\x18\n" +
-	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04textB\x06\n" +
+	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04text\x12&\n" +
+	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04fileB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body*b\n" +
@@ -357,15 +374,17 @@ var file_tokenim_v1_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),  // 1: tokenim.v1.Envelope
 	(*Content)(nil),   // 2: tokenim.v1.Content
 	(*Text)(nil),      // 3: tokenim.v1.Text
+	(*File)(nil),      // 4: tokenim.v1.File
 }
 var file_tokenim_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: tokenim.v1.Envelope.type:type_name -> tokenim.v1.EnvelopeType
 	3, // 1: tokenim.v1.Content.text:type_name -> tokenim.v1.Text
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_envelope_proto_init() }
@@ -373,8 +392,10 @@ func file_tokenim_v1_envelope_proto_init() {
 	if File_tokenim_v1_envelope_proto != nil {
 		return
 	}
+	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_msgTypes[1].OneofWrappers = []any{
 		(*Content_Text)(nil),
+		(*Content_File)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1843,7 +1843,7 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"\x13\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"\x13\n" +
 	"\x11ValidatorsRequest\"\x95\x01\n" +
 	"\x12ValidatorsResponse\x12*\n" +
 	"\x03set\x18\x01 \x01(\v2\x18.tokenim.v1.ValidatorSetR\x03set\x12;\n" +
@@ -1966,11 +1966,14 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x0fGetPrekeyBundle\x12\".tokenim.v1.GetPrekeyBundleRequest\x1a#.tokenim.v1.GetPrekeyBundleResponse\x129\n" +
 	"\x04Send\x12\x17.tokenim.v1.SendRequest\x1a\x18.tokenim.v1.SendResponse\x12D\n" +
 	"\aReceive\x12\x1a.tokenim.v1.ReceiveRequest\x1a\x1b.tokenim.v1.ReceiveResponse0\x01\x126\n" +
-	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse2\xd3\x01\n" +
+	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse2\xe9\x02\n" +
 	"\vPeerService\x12H\n" +
 	"\tReplicate\x12\x1c.tokenim.v1.ReplicateRequest\x1a\x1d.tokenim.v1.ReplicateResponse\x12?\n" +
 	"\x06Forget\x12\x19.tokenim.v1.ForgetRequest\x1a\x1a.tokenim.v1.ForgetResponse\x129\n" +
-	"\x04Pull\x12\x17.tokenim.v1.PullRequest\x1a\x18.tokenim.v1.PullResponseB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x04Pull\x12\x17.tokenim.v1.PullRequest\x1a\x18.tokenim.v1.PullResponse\x12K\n" +
+	"\x0eReplicateChunk\x12\x1b.tokenim.v1.PutChunkRequest\x1a\x1c.tokenim.v1.PutChunkResponse\x12G\n" +
+	"\n" +
+	"FetchChunk\x12\x1b.tokenim.v1.GetChunkRequest\x1a\x1c.tokenim.v1.GetChunkResponseB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_node_proto_rawDescOnce sync.Once
@@ -2027,6 +2030,10 @@ var file_tokenim_v1_node_proto_goTypes = []any{
 	(*NodeRecord)(nil),              // 38: tokenim.v1.NodeRecord
 	(*Account)(nil),                 // 39: tokenim.v1.Account
 	(*Envelope)(nil),                // 40: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),         // 41: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),         // 42: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),        // 43: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),        // 44: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
 	36, // 0: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
@@ -2058,25 +2065,29 @@ var file_tokenim_v1_node_proto_depIdxs = []int32{
 	30, // 26: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
 	32, // 27: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
 	34, // 28: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	7,  // 29: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	9,  // 30: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	11, // 31: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	3,  // 32: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	5,  // 33: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	1,  // 34: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	13, // 35: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	15, // 36: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	18, // 37: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	20, // 38: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	22, // 39: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	24, // 40: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	27, // 41: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	29, // 42: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	31, // 43: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	33, // 44: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	35, // 45: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	29, // [29:46] is the sub-list for method output_type
-	12, // [12:29] is the sub-list for method input_type
+	41, // 29: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	42, // 30: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	7,  // 31: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	9,  // 32: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	11, // 33: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	3,  // 34: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	5,  // 35: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	1,  // 36: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 37: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	15, // 38: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	18, // 39: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	20, // 40: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	22, // 41: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	24, // 42: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	27, // 43: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	29, // 44: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	31, // 45: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	33, // 46: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	35, // 47: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	43, // 48: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	44, // 49: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	31, // [31:50] is the sub-list for method output_type
+	12, // [12:31] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -2087,6 +2098,7 @@ func file_tokenim_v1_node_proto_init() {
 	if File_tokenim_v1_node_proto != nil {
 		return
 	}
+	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
 	file_tokenim_v1_node_proto_msgTypes[27].OneofWrappers = []any{

@@ -78,6 +78,11 @@ const (
 	PeerServiceForgetProcedure = "/tokenim.v1.PeerService/Forget"
 	// PeerServicePullProcedure is the fully-qualified name of the PeerService's Pull RPC.
 	PeerServicePullProcedure = "/tokenim.v1.PeerService/Pull"
+	// PeerServiceReplicateChunkProcedure is the fully-qualified name of the PeerService's
+	// ReplicateChunk RPC.
+	PeerServiceReplicateChunkProcedure = "/tokenim.v1.PeerService/ReplicateChunk"
+	// PeerServiceFetchChunkProcedure is the fully-qualified name of the PeerService's FetchChunk RPC.
+	PeerServiceFetchChunkProcedure = "/tokenim.v1.PeerService/FetchChunk"
 )
 
 // NodeServiceClient is a client for the tokenim.v1.NodeService service.
@@ -565,6 +570,10 @@ type PeerServiceClient interface {
 	// Pull pages through envelopes this node admitted since a time, limited to
 	// mailboxes the caller is a replica of (anti-entropy after downtime).
 	Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error)
+	// ReplicateChunk stores a file chunk here (hash checked).
+	ReplicateChunk(context.Context, *connect.Request[v1.PutChunkRequest]) (*connect.Response[v1.PutChunkResponse], error)
+	// FetchChunk returns a chunk stored here.
+	FetchChunk(context.Context, *connect.Request[v1.GetChunkRequest]) (*connect.Response[v1.GetChunkResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the tokenim.v1.PeerService service. By default, it
@@ -596,14 +605,28 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("Pull")),
 			connect.WithClientOptions(opts...),
 		),
+		replicateChunk: connect.NewClient[v1.PutChunkRequest, v1.PutChunkResponse](
+			httpClient,
+			baseURL+PeerServiceReplicateChunkProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ReplicateChunk")),
+			connect.WithClientOptions(opts...),
+		),
+		fetchChunk: connect.NewClient[v1.GetChunkRequest, v1.GetChunkResponse](
+			httpClient,
+			baseURL+PeerServiceFetchChunkProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("FetchChunk")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // peerServiceClient implements PeerServiceClient.
 type peerServiceClient struct {
-	replicate *connect.Client[v1.ReplicateRequest, v1.ReplicateResponse]
-	forget    *connect.Client[v1.ForgetRequest, v1.ForgetResponse]
-	pull      *connect.Client[v1.PullRequest, v1.PullResponse]
+	replicate      *connect.Client[v1.ReplicateRequest, v1.ReplicateResponse]
+	forget         *connect.Client[v1.ForgetRequest, v1.ForgetResponse]
+	pull           *connect.Client[v1.PullRequest, v1.PullResponse]
+	replicateChunk *connect.Client[v1.PutChunkRequest, v1.PutChunkResponse]
+	fetchChunk     *connect.Client[v1.GetChunkRequest, v1.GetChunkResponse]
 }
 
 // Replicate calls tokenim.v1.PeerService.Replicate.
@@ -621,6 +644,16 @@ func (c *peerServiceClient) Pull(ctx context.Context, req *connect.Request[v1.Pu
 	return c.pull.CallUnary(ctx, req)
 }
 
+// ReplicateChunk calls tokenim.v1.PeerService.ReplicateChunk.
+func (c *peerServiceClient) ReplicateChunk(ctx context.Context, req *connect.Request[v1.PutChunkRequest]) (*connect.Response[v1.PutChunkResponse], error) {
+	return c.replicateChunk.CallUnary(ctx, req)
+}
+
+// FetchChunk calls tokenim.v1.PeerService.FetchChunk.
+func (c *peerServiceClient) FetchChunk(ctx context.Context, req *connect.Request[v1.GetChunkRequest]) (*connect.Response[v1.GetChunkResponse], error) {
+	return c.fetchChunk.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the tokenim.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Replicate stores envelopes in this node's copy of their mailboxes.
@@ -630,6 +663,10 @@ type PeerServiceHandler interface {
 	// Pull pages through envelopes this node admitted since a time, limited to
 	// mailboxes the caller is a replica of (anti-entropy after downtime).
 	Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error)
+	// ReplicateChunk stores a file chunk here (hash checked).
+	ReplicateChunk(context.Context, *connect.Request[v1.PutChunkRequest]) (*connect.Response[v1.PutChunkResponse], error)
+	// FetchChunk returns a chunk stored here.
+	FetchChunk(context.Context, *connect.Request[v1.GetChunkRequest]) (*connect.Response[v1.GetChunkResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -657,6 +694,18 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("Pull")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceReplicateChunkHandler := connect.NewUnaryHandler(
+		PeerServiceReplicateChunkProcedure,
+		svc.ReplicateChunk,
+		connect.WithSchema(peerServiceMethods.ByName("ReplicateChunk")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceFetchChunkHandler := connect.NewUnaryHandler(
+		PeerServiceFetchChunkProcedure,
+		svc.FetchChunk,
+		connect.WithSchema(peerServiceMethods.ByName("FetchChunk")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceReplicateProcedure:
@@ -665,6 +714,10 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceForgetHandler.ServeHTTP(w, r)
 		case PeerServicePullProcedure:
 			peerServicePullHandler.ServeHTTP(w, r)
+		case PeerServiceReplicateChunkProcedure:
+			peerServiceReplicateChunkHandler.ServeHTTP(w, r)
+		case PeerServiceFetchChunkProcedure:
+			peerServiceFetchChunkHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -684,4 +737,12 @@ func (UnimplementedPeerServiceHandler) Forget(context.Context, *connect.Request[
 
 func (UnimplementedPeerServiceHandler) Pull(context.Context, *connect.Request[v1.PullRequest]) (*connect.Response[v1.PullResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.Pull is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ReplicateChunk(context.Context, *connect.Request[v1.PutChunkRequest]) (*connect.Response[v1.PutChunkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.ReplicateChunk is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) FetchChunk(context.Context, *connect.Request[v1.GetChunkRequest]) (*connect.Response[v1.GetChunkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.PeerService.FetchChunk is not implemented"))
 }

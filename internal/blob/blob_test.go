@@ -1,0 +1,45 @@
+package blob
+
+import (
+	"crypto/sha256"
+	"errors"
+	"testing"
+)
+
+func TestPutGet(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("ciphertext chunk")
+	h := sha256.Sum256(data)
+	if err := s.Put(h[:], []byte("other bytes")); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if err := s.Put(h[:], make([]byte, MaxChunk+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("too large: %v", err)
+	}
+	if _, err := s.Get(h[:]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := s.Put(h[:], data); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Get(h[:])
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("after reopen: %q %v", got, err)
+	}
+	if ok, _ := s.Has(h[:]); !ok {
+		t.Fatal("Has = false")
+	}
+	s.PutUnchecked(h[:], []byte("rotten"))
+	if _, err := s.Get(h[:]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt chunk served: %v", err)
+	}
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/blob"
+	"github.com/tokenim/tokenim/internal/placement"
+)
+
+// MaxHasChunks caps one HasChunks request.
+const MaxHasChunks = 4096
+
+type blobService struct{ n *Node }
+
+// chunkReplicas is the replica set of a chunk (this node alone before the
+// registry has nodes).
+func (n *Node) chunkReplicas(hash []byte) []string {
+	reg := n.registry()
+	if len(reg.ids) == 0 {
+		return []string{n.nodeID}
+	}
+	return placement.Replicas(placement.ChunkKey(hash), reg.ids, reg.r)
+}
+
+func (s *blobService) PutChunk(ctx context.Context, req *connect.Request[tokenimv1.PutChunkRequest]) (*connect.Response[tokenimv1.PutChunkResponse], error) {
+	if _, err := s.n.caller(req.Header()); err != nil {
+		return nil, err
+	}
+	h, data := req.Msg.Hash, req.Msg.Data
+	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], h) || len(data) > blob.MaxChunk {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("chunk of %d bytes does not match its hash or is over %d bytes", len(data), blob.MaxChunk))
+	}
+	set := s.n.chunkReplicas(h)
+	results := make(chan error, len(set))
+	bg := context.WithoutCancel(ctx)
+	for _, id := range set {
+		go func() {
+			cctx, cancel := context.WithTimeout(bg, peerCallTimout)
+			defer cancel()
+			results <- s.n.putChunkOn(cctx, id, h, data)
+		}()
+	}
+	ok, need := 0, placement.Quorum(len(set))
+	var errs []error
+	for range set {
+		err := <-results
+		if err == nil {
+			if ok++; ok >= need {
+				return connect.NewResponse(&tokenimv1.PutChunkResponse{}), nil
+			}
+			continue
+		}
+		errs = append(errs, err)
+	}
+	return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("chunk stored on %d of %d replicas, need %d: %w", ok, len(set), need, errors.Join(errs...)))
+}
+
+func (n *Node) putChunkOn(ctx context.Context, id string, h, data []byte) error {
+	if id == n.nodeID {
+		return n.blobs.Put(h, data)
+	}
+	rec, ok := n.registry().nodes[id]
+	if !ok {
+		return fmt.Errorf("node %s not registered", short(id))
+	}
+	_, err := n.peers.get(rec.ApiUrl).ReplicateChunk(ctx, connect.NewRequest(&tokenimv1.PutChunkRequest{Hash: h, Data: data}))
+	return err
+}
+
+// GetChunk serves a chunk from here or from a replica. A replica that
+// serves bytes that do not match the hash is skipped.
+func (s *blobService) GetChunk(ctx context.Context, req *connect.Request[tokenimv1.GetChunkRequest]) (*connect.Response[tokenimv1.GetChunkResponse], error) {
+	if _, err := s.n.caller(req.Header()); err != nil {
+		return nil, err
+	}
+	h := req.Msg.Hash
+	if data, err := s.n.blobs.Get(h); err == nil {
+		return connect.NewResponse(&tokenimv1.GetChunkResponse{Data: data}), nil
+	} else if errors.Is(err, blob.ErrCorrupt) {
+		s.n.log.Warn("local chunk corrupt; using a replica", "hash", fmt.Sprintf("%x", h))
+	}
+	reg := s.n.registry()
+	for _, id := range s.n.chunkReplicas(h) {
+		rec, ok := reg.nodes[id]
+		if id == s.n.nodeID || !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, peerCallTimout)
+		res, err := s.n.peers.get(rec.ApiUrl).FetchChunk(cctx, connect.NewRequest(&tokenimv1.GetChunkRequest{Hash: h}))
+		cancel()
+		if err != nil {
+			continue
+		}
+		if sum := sha256.Sum256(res.Msg.Data); bytes.Equal(sum[:], h) {
+			return connect.NewResponse(&tokenimv1.GetChunkResponse{Data: res.Msg.Data}), nil
+		}
+		s.n.log.Warn("replica served a wrong chunk", "node", id)
+	}
+	return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("chunk %x: no replica has it intact", h))
+}
+
+// HasChunks answers for this node's store.
+func (s *blobService) HasChunks(_ context.Context, req *connect.Request[tokenimv1.HasChunksRequest]) (*connect.Response[tokenimv1.HasChunksResponse], error) {
+	if _, err := s.n.caller(req.Header()); err != nil {
+		return nil, err
+	}
+	if len(req.Msg.Hashes) > MaxHasChunks {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d hashes (cap %d)", len(req.Msg.Hashes), MaxHasChunks))
+	}
+	resp := &tokenimv1.HasChunksResponse{}
+	for _, h := range req.Msg.Hashes {
+		ok, err := s.n.blobs.Has(h)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		resp.Present = append(resp.Present, ok)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *peerService) ReplicateChunk(_ context.Context, req *connect.Request[tokenimv1.PutChunkRequest]) (*connect.Response[tokenimv1.PutChunkResponse], error) {
+	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceReplicateChunkProcedure, req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	if err := s.n.blobs.Put(req.Msg.Hash, req.Msg.Data); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return connect.NewResponse(&tokenimv1.PutChunkResponse{}), nil
+}
+
+func (s *peerService) FetchChunk(_ context.Context, req *connect.Request[tokenimv1.GetChunkRequest]) (*connect.Response[tokenimv1.GetChunkResponse], error) {
+	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceFetchChunkProcedure, req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	data, err := s.n.blobs.Get(req.Msg.Hash)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	return connect.NewResponse(&tokenimv1.GetChunkResponse{Data: data}), nil
+}
+
+// Blobs is the node's chunk store (tests simulate a faulty disk with it).
+func (n *Node) Blobs() *blob.Store { return n.blobs }
