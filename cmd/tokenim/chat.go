@@ -12,11 +12,21 @@ import (
 )
 
 func sendCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "send @HANDLE TEXT|-",
-		Short: "Send an end-to-end encrypted message (TEXT '-' reads stdin); prints the message id",
-		Args:  cobra.ExactArgs(2),
+	var file string
+	cmd := &cobra.Command{
+		Use:   "send @HANDLE TEXT|-  |  send @HANDLE --file PATH",
+		Short: "Send an end-to-end encrypted message or file (TEXT '-' reads stdin); prints the message id",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if len(args) != 1 {
+					return withHint(fmt.Errorf("--file takes no TEXT"), "tokenim send @bob --file ./report.pdf")
+				}
+				return sendFile(cmd, g, args[0], file)
+			}
+			if len(args) != 2 {
+				return withHint(fmt.Errorf("no message text"), `tokenim send @bob "hello", or --file PATH`)
+			}
 			text := args[1]
 			if text == "-" {
 				b, err := io.ReadAll(io.LimitReader(os.Stdin, client.MaxTextBytes+1))
@@ -38,6 +48,24 @@ func sendCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&file, "file", "", "send this file (encrypted, chunked, with a progress bar)")
+	return cmd
+}
+
+func sendFile(cmd *cobra.Command, g *globals, to, path string) error {
+	c, err := g.open(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	update, wait := progressBar("upload")
+	m, err := c.SendFile(cmd.Context(), to, path, update)
+	wait()
+	if err != nil {
+		return err
+	}
+	fmt.Println(m.ID)
+	return nil
 }
 
 func inboxCmd(g *globals) *cobra.Command {

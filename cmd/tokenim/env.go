@@ -103,6 +103,10 @@ func hintFor(err error) string {
 		return "handles are 3-32 characters: a-z, 0-9 and _"
 	case errors.Is(err, client.ErrTooLarge):
 		return fmt.Sprintf("a text message holds at most %d bytes", client.MaxTextBytes)
+	case errors.Is(err, client.ErrFileTooLarge):
+		return fmt.Sprintf("files are limited to %d GiB", client.MaxFileSize>>30)
+	case errors.Is(err, client.ErrFileCorrupt):
+		return "no replica served an intact copy; try again later"
 	case errors.Is(err, node.ErrNotInitialized):
 		return "run `tokenim node init` first, or `tokenim up`, which does both"
 	}
