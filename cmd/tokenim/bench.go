@@ -62,6 +62,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of each phase")
 	cmd.Flags().IntVar(&o.Size, "size", 1024, "ciphertext bytes per envelope")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (node and load) to this file")
+	cmd.Flags().Float64Var(&o.LatencyRate, "latency-rate", 0, "envelopes/s in the latency phase (default: half the measured throughput)")
 	cmd.Flags().IntVar(&o.Batch, "batch", 64, "envelopes per Send in the throughput phase")
 	return cmd
 }

@@ -28,6 +28,9 @@ type Options struct {
 	Duration    time.Duration // of the throughput phase; the latency phase takes the same (default 5 s)
 	Size        int           // ciphertext bytes (default 1024)
 	Batch       int           // envelopes per Send in the throughput phase (default 64)
+	// LatencyRate is the envelopes/s offered in the latency phase (0: half
+	// the measured throughput).
+	LatencyRate float64
 }
 
 // Result is what a run measured.
@@ -167,6 +170,9 @@ func throughput(ctx context.Context, relay tokenimv1connect.RelayServiceClient, 
 
 func latency(ctx context.Context, relay tokenimv1connect.RelayServiceClient, senders, receivers []*account, rx *receivers, o Options, res *Result) error {
 	rate := res.AdmitRate / 2
+	if o.LatencyRate > 0 {
+		rate = o.LatencyRate
+	}
 	perSender := rate / float64(len(senders))
 	interval := time.Duration(float64(time.Second) / perSender)
 	res.LatencyRate = rate

@@ -95,3 +95,7 @@ func codeLabel(err error) string {
 	}
 	return connect.CodeOf(err).String()
 }
+
+// StoredCopies is how many envelopes this node's relay has stored since it
+// was created (its share of the network's mail, including deleted ones).
+func (n *Node) StoredCopies() uint64 { return n.relay.Stats().Committed }
