@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tokenim/tokenim/internal/policy"
+)
+
+func policyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Conversation policies (CEL): list, show, test"}
+	list := &cobra.Command{
+		Use: "list", Short: "List the shipped policy templates", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			for _, t := range policy.Templates() {
+				fmt.Printf("%-16s %s\n", t.Name, policy.ID(t.Source)[:16])
+			}
+			return nil
+		},
+	}
+	show := &cobra.Command{
+		Use: "show NAME|FILE", Short: "Print a template's or file's source and id", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			src, err := policySource(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("# id %s\n%s", policy.ID(src), src)
+			return nil
+		},
+	}
+	var input string
+	test := &cobra.Command{
+		Use:   "test NAME|FILE --input case.json",
+		Short: "Dry run: is the action in case.json allowed, and by which rule",
+		Long: "case.json holds the inputs: {\"action\":\"post\",\"sender\":\"alice\",\"sender_role\":\"member\",\n" +
+			"\"target\":\"\",\"target_role\":\"\",\"members\":[…],\"admins\":[…],\"size\":1000,\"sent_in_window\":0,\n\"now\":\"2026-11-23T12:00:00Z\"}",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			src, err := policySource(args[0])
+			if err != nil {
+				return err
+			}
+			p, err := policy.Compile(src)
+			if err != nil {
+				return err
+			}
+			v, err := readCase(input)
+			if err != nil {
+				return err
+			}
+			d, err := p.Decide(v)
+			if err != nil {
+				return err
+			}
+			if d.Allowed {
+				fmt.Printf("allowed (%s), cost %d\n", d.Rule, d.Cost)
+			} else {
+				fmt.Printf("denied by %s: %s (cost %d)\n", d.Rule, d.Reason, d.Cost)
+			}
+			return nil
+		},
+	}
+	test.Flags().StringVar(&input, "input", "", "JSON file with the inputs")
+	cmd.AddCommand(list, show, test)
+	return cmd
+}
+
+// policySource is a template's source, or a file's.
+func policySource(nameOrFile string) (string, error) {
+	if src, ok := policy.TemplateSource(nameOrFile); ok {
+		return src, nil
+	}
+	b, err := os.ReadFile(nameOrFile)
+	if err != nil {
+		return "", withHint(fmt.Errorf("%q is neither a template nor a readable file: %w", nameOrFile, err), "`tokenim policy list` shows the templates")
+	}
+	if _, err := policy.Compile(string(b)); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+type policyCase struct {
+	Action       string    `json:"action"`
+	Sender       string    `json:"sender"`
+	SenderRole   string    `json:"sender_role"`
+	Target       string    `json:"target"`
+	TargetRole   string    `json:"target_role"`
+	Members      []string  `json:"members"`
+	Admins       []string  `json:"admins"`
+	Size         int64     `json:"size"`
+	SentInWindow int64     `json:"sent_in_window"`
+	Now          time.Time `json:"now"`
+}
+
+func readCase(path string) (policy.Vars, error) {
+	if path == "" {
+		return policy.Vars{}, withHint(fmt.Errorf("--input is required"), "see `tokenim policy test --help` for the JSON fields")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return policy.Vars{}, err
+	}
+	var c policyCase
+	if err := json.Unmarshal(b, &c); err != nil {
+		return policy.Vars{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.Now.IsZero() {
+		c.Now = time.Now()
+	}
+	return policy.Vars(c), nil
+}
