@@ -2,16 +2,43 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tokenim/tokenim/client"
 	"github.com/tokenim/tokenim/internal/policy"
 )
 
-func policyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Conversation policies (CEL): list, show, test"}
+func policyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Conversation policies (CEL): list, show, test, deploy"}
+	var name string
+	deploy := &cobra.Command{
+		Use: "deploy NAME|FILE --name NAME", Short: "Put a policy (a template or a .cel file) on chain; prints its id", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := policySource(args[0])
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				return withHint(fmt.Errorf("--name is required"), "tokenim policy deploy ./ephemeral.cel --name ephemeral-24h")
+			}
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id, err := c.DeployPolicy(cmd.Context(), name, src)
+			if err != nil {
+				return err
+			}
+			fmt.Println(id)
+			return nil
+		},
+	}
+	deploy.Flags().StringVar(&name, "name", "", "name to deploy it under (3-32: a-z 0-9 _ -)")
 	list := &cobra.Command{
 		Use: "list", Short: "List the shipped policy templates", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -22,11 +49,20 @@ func policyCmd() *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use: "show NAME|FILE", Short: "Print a template's or file's source and id", Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Use: "show NAME|FILE", Short: "Print a template's, file's or deployed policy's source and id", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := policySource(args[0])
 			if err != nil {
-				return err
+				cfg, cerr := g.config()
+				if cerr != nil {
+					return cerr
+				}
+				rec, gerr := client.GetPolicy(cmd.Context(), cfg, args[0])
+				if gerr != nil {
+					return errors.Join(err, gerr)
+				}
+				fmt.Printf("# %s, deployed by @%s at height %d\n", rec.Name, rec.Deployer, rec.Height)
+				src = rec.Source
 			}
 			fmt.Printf("# id %s\n%s", policy.ID(src), src)
 			return nil
@@ -65,7 +101,7 @@ func policyCmd() *cobra.Command {
 		},
 	}
 	test.Flags().StringVar(&input, "input", "", "JSON file with the inputs")
-	cmd.AddCommand(list, show, test)
+	cmd.AddCommand(list, show, test, deploy)
 	return cmd
 }
 

@@ -27,6 +27,9 @@ const (
 	CodeInvalidChange    uint32 = 19
 	CodeInvalidHomeNodes uint32 = 20
 	CodeRegistryFull     uint32 = 21
+	CodeInvalidPolicy    uint32 = 22
+	CodePolicyExists     uint32 = 23
+	CodeUnknownPolicy    uint32 = 24
 )
 
 // Sentinel errors, one per code.
@@ -52,6 +55,9 @@ var (
 	ErrInvalidChange    = errors.New("invalid validator set change")
 	ErrInvalidHomeNodes = errors.New("home nodes must be 1 to 3 distinct registered node ids")
 	ErrRegistryFull     = errors.New("node registry is full")
+	ErrInvalidPolicy    = errors.New("invalid policy")
+	ErrPolicyExists     = errors.New("a policy of that name exists")
+	ErrUnknownPolicy    = errors.New("unknown policy")
 )
 
 var codeErrs = []struct {
@@ -79,6 +85,9 @@ var codeErrs = []struct {
 	{CodeInvalidChange, ErrInvalidChange},
 	{CodeInvalidHomeNodes, ErrInvalidHomeNodes},
 	{CodeRegistryFull, ErrRegistryFull},
+	{CodeInvalidPolicy, ErrInvalidPolicy},
+	{CodePolicyExists, ErrPolicyExists},
+	{CodeUnknownPolicy, ErrUnknownPolicy},
 }
 
 // Code maps an error from this package to its result code.

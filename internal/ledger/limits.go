@@ -5,7 +5,8 @@ import "math"
 // Caps on ledger inputs.
 const (
 	// MaxTxBytes caps an encoded Tx.
-	MaxTxBytes = 4096
+	// (policy sources go in transactions: up to 16 KiB.)
+	MaxTxBytes = 24 << 10
 	// MaxQueryPath caps an ABCI query path.
 	MaxQueryPath = 128
 	// MinHandle and MaxHandle bound a handle's length.

@@ -251,3 +251,43 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 	})
 }
+
+func TestDeployPolicyOnChain(t *testing.T) {
+	m := NewMachine()
+	kv := newState(t, 0)
+	u := newUser(t, "poly")
+	if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(seq uint64, name, src string) error {
+		_, err := m.Deliver(kv, testBlock, sign(t, &tokenimv1.TxBody{ChainId: testChain, Signer: "poly", Sequence: seq,
+			Msg: &tokenimv1.TxBody_DeployPolicy{DeployPolicy: &tokenimv1.DeployPolicy{Name: name, Source: src}}}, u.key))
+		return err
+	}
+	if err := deploy(1, "short-lived", "retention = duration(\"1h\")"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := GetPolicy(kv, "short-lived")
+	if err != nil || rec.Deployer != "poly" || rec.Height != testBlock.Height {
+		t.Fatalf("record %v, %v", rec, err)
+	}
+	if byID, _ := GetPolicy(kv, rec.Id); byID.GetName() != "short-lived" {
+		t.Fatal("not found by id")
+	}
+	cases := []struct {
+		name, src string
+		want      error
+	}{
+		{"short-lived", "rate = 1", ErrPolicyExists},
+		{"Bad Name", "rate = 1", ErrInvalidPolicy},
+		{"broken", "rate = \"x\"", ErrInvalidPolicy},
+	}
+	for _, c := range cases {
+		if err := deploy(2, c.name, c.src); !errors.Is(err, c.want) {
+			t.Fatalf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := GetPolicy(kv, "nope"); !errors.Is(err, ErrUnknownPolicy) {
+		t.Fatalf("unknown: %v", err)
+	}
+}

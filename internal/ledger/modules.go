@@ -7,5 +7,6 @@ func registeredModules() []Module {
 		accountsModule{},
 		nodesModule{},
 		validatorsModule{},
+		policiesModule{},
 	}
 }

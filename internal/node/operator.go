@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -123,4 +124,17 @@ func (n *Node) CometValidators() int {
 		return -1
 	}
 	return res.Total
+}
+
+// GetPolicy serves a deployed policy by name or id.
+func (s *nodeService) GetPolicy(_ context.Context, req *connect.Request[tokenimv1.GetPolicyRequest]) (*connect.Response[tokenimv1.GetPolicyResponse], error) {
+	r, h := s.n.app.Committed()
+	rec, err := ledger.GetPolicy(r, req.Msg.NameOrId)
+	switch {
+	case errors.Is(err, ledger.ErrUnknownPolicy):
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	case err != nil:
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&tokenimv1.GetPolicyResponse{Policy: rec, Height: h}), nil
 }

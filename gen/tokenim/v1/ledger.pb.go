@@ -149,6 +149,7 @@ type TxBody struct {
 	//	*TxBody_RegisterNode
 	//	*TxBody_ProposeValidator
 	//	*TxBody_ApproveValidator
+	//	*TxBody_DeployPolicy
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -266,6 +267,15 @@ func (x *TxBody) GetApproveValidator() *ApproveValidator {
 	return nil
 }
 
+func (x *TxBody) GetDeployPolicy() *DeployPolicy {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_DeployPolicy); ok {
+			return x.DeployPolicy
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -294,6 +304,10 @@ type TxBody_ApproveValidator struct {
 	ApproveValidator *ApproveValidator `protobuf:"bytes,22,opt,name=approve_validator,json=approveValidator,proto3,oneof"`
 }
 
+type TxBody_DeployPolicy struct {
+	DeployPolicy *DeployPolicy `protobuf:"bytes,30,opt,name=deploy_policy,json=deployPolicy,proto3,oneof"`
+}
+
 func (*TxBody_RegisterAccount) isTxBody_Msg() {}
 
 func (*TxBody_RotateSignedPrekey) isTxBody_Msg() {}
@@ -305,6 +319,8 @@ func (*TxBody_RegisterNode) isTxBody_Msg() {}
 func (*TxBody_ProposeValidator) isTxBody_Msg() {}
 
 func (*TxBody_ApproveValidator) isTxBody_Msg() {}
+
+func (*TxBody_DeployPolicy) isTxBody_Msg() {}
 
 // SignedPrekey is a Signal signed prekey: an X25519 public key (33 bytes,
 // 0x05-prefixed) signed (XEdDSA) by the account's Signal identity key.
@@ -1340,6 +1356,140 @@ func (x *GenesisState) GetParams() *Params {
 	return nil
 }
 
+// DeployPolicy stores a policy contract (CEL source, see internal/policy)
+// under a unique name. The ledger compiles it (deterministically) and
+// refuses one that does not compile or is over the cost bound. Its id is
+// hex SHA-256 of the source.
+type DeployPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name: 3-32 characters of a-z, 0-9, _ and -.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Source        string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeployPolicy) Reset() {
+	*x = DeployPolicy{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeployPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeployPolicy) ProtoMessage() {}
+
+func (x *DeployPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeployPolicy.ProtoReflect.Descriptor instead.
+func (*DeployPolicy) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeployPolicy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeployPolicy) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// PolicyRecord is a deployed policy.
+type PolicyRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	Deployer      string                 `protobuf:"bytes,4,opt,name=deployer,proto3" json:"deployer,omitempty"`
+	Height        int64                  `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRecord) Reset() {
+	*x = PolicyRecord{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRecord) ProtoMessage() {}
+
+func (x *PolicyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRecord.ProtoReflect.Descriptor instead.
+func (*PolicyRecord) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PolicyRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PolicyRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyRecord) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PolicyRecord) GetDeployer() string {
+	if x != nil {
+		return x.Deployer
+	}
+	return ""
+}
+
+func (x *PolicyRecord) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 var File_tokenim_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_ledger_proto_rawDesc = "" +
@@ -1348,7 +1498,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x99\x04\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xda\x04\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -1359,7 +1509,8 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x0eset_home_nodes\x18\f \x01(\v2\x18.tokenim.v1.SetHomeNodesH\x00R\fsetHomeNodes\x12?\n" +
 	"\rregister_node\x18\x14 \x01(\v2\x18.tokenim.v1.RegisterNodeH\x00R\fregisterNode\x12K\n" +
 	"\x11propose_validator\x18\x15 \x01(\v2\x1c.tokenim.v1.ProposeValidatorH\x00R\x10proposeValidator\x12K\n" +
-	"\x11approve_validator\x18\x16 \x01(\v2\x1c.tokenim.v1.ApproveValidatorH\x00R\x10approveValidatorB\x05\n" +
+	"\x11approve_validator\x18\x16 \x01(\v2\x1c.tokenim.v1.ApproveValidatorH\x00R\x10approveValidator\x12?\n" +
+	"\rdeploy_policy\x18\x1e \x01(\v2\x18.tokenim.v1.DeployPolicyH\x00R\fdeployPolicyB\x05\n" +
 	"\x03msg\"[\n" +
 	"\fSignedPrekey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
@@ -1440,7 +1591,16 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x0epow_difficulty\x18\x01 \x01(\rR\rpowDifficulty\x12-\n" +
 	"\x12replication_factor\x18\x02 \x01(\rR\x11replicationFactor\":\n" +
 	"\fGenesisState\x12*\n" +
-	"\x06params\x18\x01 \x01(\v2\x12.tokenim.v1.ParamsR\x06paramsB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x06params\x18\x01 \x01(\v2\x12.tokenim.v1.ParamsR\x06params\":\n" +
+	"\fDeployPolicy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\"~\n" +
+	"\fPolicyRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1a\n" +
+	"\bdeployer\x18\x04 \x01(\tR\bdeployer\x12\x16\n" +
+	"\x06height\x18\x05 \x01(\x03R\x06heightB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_ledger_proto_rawDescOnce sync.Once
@@ -1455,7 +1615,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                 // 1: tokenim.v1.Tx
@@ -1476,6 +1636,8 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*KeyEvent)(nil),           // 16: tokenim.v1.KeyEvent
 	(*Params)(nil),             // 17: tokenim.v1.Params
 	(*GenesisState)(nil),       // 18: tokenim.v1.GenesisState
+	(*DeployPolicy)(nil),       // 19: tokenim.v1.DeployPolicy
+	(*PolicyRecord)(nil),       // 20: tokenim.v1.PolicyRecord
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -1484,18 +1646,19 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	8,  // 3: tokenim.v1.TxBody.register_node:type_name -> tokenim.v1.RegisterNode
 	10, // 4: tokenim.v1.TxBody.propose_validator:type_name -> tokenim.v1.ProposeValidator
 	11, // 5: tokenim.v1.TxBody.approve_validator:type_name -> tokenim.v1.ApproveValidator
-	3,  // 6: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 7: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 8: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	13, // 9: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
-	0,  // 10: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 11: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	17, // 12: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 6: tokenim.v1.TxBody.deploy_policy:type_name -> tokenim.v1.DeployPolicy
+	3,  // 7: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 8: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 9: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	13, // 10: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 11: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 12: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 13: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -1510,6 +1673,7 @@ func file_tokenim_v1_ledger_proto_init() {
 		(*TxBody_RegisterNode)(nil),
 		(*TxBody_ProposeValidator)(nil),
 		(*TxBody_ApproveValidator)(nil),
+		(*TxBody_DeployPolicy)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1517,7 +1681,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -24,6 +24,103 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name_or_id: a policy name, or its 64-hex-digit id.
+	NameOrId      string `protobuf:"bytes,1,opt,name=name_or_id,json=nameOrId,proto3" json:"name_or_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPolicyRequest) GetNameOrId() string {
+	if x != nil {
+		return x.NameOrId
+	}
+	return ""
+}
+
+type GetPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *PolicyRecord          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Height        int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *PolicyRecord {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type ValidatorsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -32,7 +129,7 @@ type ValidatorsRequest struct {
 
 func (x *ValidatorsRequest) Reset() {
 	*x = ValidatorsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +141,7 @@ func (x *ValidatorsRequest) String() string {
 func (*ValidatorsRequest) ProtoMessage() {}
 
 func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +154,7 @@ func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsRequest.ProtoReflect.Descriptor instead.
 func (*ValidatorsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 type ValidatorsResponse struct {
@@ -71,7 +168,7 @@ type ValidatorsResponse struct {
 
 func (x *ValidatorsResponse) Reset() {
 	*x = ValidatorsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -83,7 +180,7 @@ func (x *ValidatorsResponse) String() string {
 func (*ValidatorsResponse) ProtoMessage() {}
 
 func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -96,7 +193,7 @@ func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsResponse.ProtoReflect.Descriptor instead.
 func (*ValidatorsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ValidatorsResponse) GetSet() *ValidatorSet {
@@ -128,7 +225,7 @@ type GenesisRequest struct {
 
 func (x *GenesisRequest) Reset() {
 	*x = GenesisRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +237,7 @@ func (x *GenesisRequest) String() string {
 func (*GenesisRequest) ProtoMessage() {}
 
 func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +250,7 @@ func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisRequest.ProtoReflect.Descriptor instead.
 func (*GenesisRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 type GenesisResponse struct {
@@ -168,7 +265,7 @@ type GenesisResponse struct {
 
 func (x *GenesisResponse) Reset() {
 	*x = GenesisResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +277,7 @@ func (x *GenesisResponse) String() string {
 func (*GenesisResponse) ProtoMessage() {}
 
 func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +290,7 @@ func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisResponse.ProtoReflect.Descriptor instead.
 func (*GenesisResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GenesisResponse) GetGenesisJson() []byte {
@@ -218,7 +315,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +327,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +340,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 type ListNodesResponse struct {
@@ -256,7 +353,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +365,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +378,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListNodesResponse) GetNodes() []*NodeRecord {
@@ -306,7 +403,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +415,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +428,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 type StatusResponse struct {
@@ -351,7 +448,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +460,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +473,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusResponse) GetChainId() string {
@@ -444,7 +541,7 @@ type BroadcastTxRequest struct {
 
 func (x *BroadcastTxRequest) Reset() {
 	*x = BroadcastTxRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +553,7 @@ func (x *BroadcastTxRequest) String() string {
 func (*BroadcastTxRequest) ProtoMessage() {}
 
 func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +566,7 @@ func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastTxRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BroadcastTxRequest) GetTx() []byte {
@@ -492,7 +589,7 @@ type BroadcastTxResponse struct {
 
 func (x *BroadcastTxResponse) Reset() {
 	*x = BroadcastTxResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +601,7 @@ func (x *BroadcastTxResponse) String() string {
 func (*BroadcastTxResponse) ProtoMessage() {}
 
 func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +614,7 @@ func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastTxResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BroadcastTxResponse) GetHeight() int64 {
@@ -557,7 +654,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +666,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +679,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAccountRequest) GetHandle() string {
@@ -603,7 +700,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +712,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +725,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -654,7 +751,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +763,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +776,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChallengeRequest) GetHandle() string {
@@ -699,7 +796,7 @@ type ChallengeResponse struct {
 
 func (x *ChallengeResponse) Reset() {
 	*x = ChallengeResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +808,7 @@ func (x *ChallengeResponse) String() string {
 func (*ChallengeResponse) ProtoMessage() {}
 
 func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +821,7 @@ func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeResponse.ProtoReflect.Descriptor instead.
 func (*ChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChallengeResponse) GetNonce() []byte {
@@ -754,7 +851,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +863,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +876,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthenticateRequest) GetHandle() string {
@@ -813,7 +910,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +922,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +935,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AuthenticateResponse) GetToken() string {
@@ -865,7 +962,7 @@ type OneTimePrekey struct {
 
 func (x *OneTimePrekey) Reset() {
 	*x = OneTimePrekey{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +974,7 @@ func (x *OneTimePrekey) String() string {
 func (*OneTimePrekey) ProtoMessage() {}
 
 func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +987,7 @@ func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneTimePrekey.ProtoReflect.Descriptor instead.
 func (*OneTimePrekey) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OneTimePrekey) GetId() uint32 {
@@ -916,7 +1013,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1025,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1038,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() []*OneTimePrekey {
@@ -960,7 +1057,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1069,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1082,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UploadPrekeysResponse) GetStored() uint32 {
@@ -1003,7 +1100,7 @@ type PrekeyCountRequest struct {
 
 func (x *PrekeyCountRequest) Reset() {
 	*x = PrekeyCountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1112,7 @@ func (x *PrekeyCountRequest) String() string {
 func (*PrekeyCountRequest) ProtoMessage() {}
 
 func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1125,7 @@ func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 type PrekeyCountResponse struct {
@@ -1040,7 +1137,7 @@ type PrekeyCountResponse struct {
 
 func (x *PrekeyCountResponse) Reset() {
 	*x = PrekeyCountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1149,7 @@ func (x *PrekeyCountResponse) String() string {
 func (*PrekeyCountResponse) ProtoMessage() {}
 
 func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1162,7 @@ func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrekeyCountResponse) GetCount() uint32 {
@@ -1084,7 +1181,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1193,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1206,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -1130,7 +1227,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1239,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1252,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -1181,7 +1278,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1290,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1303,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -1226,7 +1323,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1335,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1348,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1271,7 +1368,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1380,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1393,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -1316,7 +1413,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1425,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1438,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1371,7 +1468,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1480,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1493,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1450,7 +1547,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1559,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1572,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1493,7 +1590,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1602,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1615,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
 }
 
 type ReplicateRequest struct {
@@ -1530,7 +1627,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1639,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1652,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -1574,7 +1671,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1683,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1696,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -1619,7 +1716,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1728,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1741,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -1669,7 +1766,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1778,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1791,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
 }
 
 type PullRequest struct {
@@ -1712,7 +1809,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1821,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1834,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -1782,7 +1879,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1891,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1904,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -1843,7 +1940,13 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"\x13\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"0\n" +
+	"\x10GetPolicyRequest\x12\x1c\n" +
+	"\n" +
+	"name_or_id\x18\x01 \x01(\tR\bnameOrId\"]\n" +
+	"\x11GetPolicyResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.tokenim.v1.PolicyRecordR\x06policy\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\"\x13\n" +
 	"\x11ValidatorsRequest\"\x95\x01\n" +
 	"\x12ValidatorsResponse\x12*\n" +
 	"\x03set\x18\x01 \x01(\v2\x18.tokenim.v1.ValidatorSetR\x03set\x12;\n" +
@@ -1948,7 +2051,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1f\n" +
 	"\vlast_cursor\x18\x04 \x01(\x04R\n" +
-	"lastCursor2\xc6\x03\n" +
+	"lastCursor2\x90\x04\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
@@ -1957,7 +2060,8 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\aGenesis\x12\x1a.tokenim.v1.GenesisRequest\x1a\x1b.tokenim.v1.GenesisResponse\x12H\n" +
 	"\tListNodes\x12\x1c.tokenim.v1.ListNodesRequest\x1a\x1d.tokenim.v1.ListNodesResponse\x12K\n" +
 	"\n" +
-	"Validators\x12\x1d.tokenim.v1.ValidatorsRequest\x1a\x1e.tokenim.v1.ValidatorsResponse2\xe6\x04\n" +
+	"Validators\x12\x1d.tokenim.v1.ValidatorsRequest\x1a\x1e.tokenim.v1.ValidatorsResponse\x12H\n" +
+	"\tGetPolicy\x12\x1c.tokenim.v1.GetPolicyRequest\x1a\x1d.tokenim.v1.GetPolicyResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -1987,110 +2091,116 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_tokenim_v1_node_proto_goTypes = []any{
-	(*ValidatorsRequest)(nil),       // 0: tokenim.v1.ValidatorsRequest
-	(*ValidatorsResponse)(nil),      // 1: tokenim.v1.ValidatorsResponse
-	(*GenesisRequest)(nil),          // 2: tokenim.v1.GenesisRequest
-	(*GenesisResponse)(nil),         // 3: tokenim.v1.GenesisResponse
-	(*ListNodesRequest)(nil),        // 4: tokenim.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 5: tokenim.v1.ListNodesResponse
-	(*StatusRequest)(nil),           // 6: tokenim.v1.StatusRequest
-	(*StatusResponse)(nil),          // 7: tokenim.v1.StatusResponse
-	(*BroadcastTxRequest)(nil),      // 8: tokenim.v1.BroadcastTxRequest
-	(*BroadcastTxResponse)(nil),     // 9: tokenim.v1.BroadcastTxResponse
-	(*GetAccountRequest)(nil),       // 10: tokenim.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),      // 11: tokenim.v1.GetAccountResponse
-	(*ChallengeRequest)(nil),        // 12: tokenim.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),       // 13: tokenim.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),     // 14: tokenim.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),    // 15: tokenim.v1.AuthenticateResponse
-	(*OneTimePrekey)(nil),           // 16: tokenim.v1.OneTimePrekey
-	(*UploadPrekeysRequest)(nil),    // 17: tokenim.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),   // 18: tokenim.v1.UploadPrekeysResponse
-	(*PrekeyCountRequest)(nil),      // 19: tokenim.v1.PrekeyCountRequest
-	(*PrekeyCountResponse)(nil),     // 20: tokenim.v1.PrekeyCountResponse
-	(*GetPrekeyBundleRequest)(nil),  // 21: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil), // 22: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),             // 23: tokenim.v1.SendRequest
-	(*SendResponse)(nil),            // 24: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),          // 25: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                // 26: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),         // 27: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),              // 28: tokenim.v1.AckRequest
-	(*AckResponse)(nil),             // 29: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),        // 30: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),       // 31: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),           // 32: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),          // 33: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),             // 34: tokenim.v1.PullRequest
-	(*PullResponse)(nil),            // 35: tokenim.v1.PullResponse
-	(*ValidatorSet)(nil),            // 36: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),       // 37: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),              // 38: tokenim.v1.NodeRecord
-	(*Account)(nil),                 // 39: tokenim.v1.Account
-	(*Envelope)(nil),                // 40: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),         // 41: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),         // 42: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),        // 43: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),        // 44: tokenim.v1.GetChunkResponse
+	(*GetPolicyRequest)(nil),        // 0: tokenim.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),       // 1: tokenim.v1.GetPolicyResponse
+	(*ValidatorsRequest)(nil),       // 2: tokenim.v1.ValidatorsRequest
+	(*ValidatorsResponse)(nil),      // 3: tokenim.v1.ValidatorsResponse
+	(*GenesisRequest)(nil),          // 4: tokenim.v1.GenesisRequest
+	(*GenesisResponse)(nil),         // 5: tokenim.v1.GenesisResponse
+	(*ListNodesRequest)(nil),        // 6: tokenim.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 7: tokenim.v1.ListNodesResponse
+	(*StatusRequest)(nil),           // 8: tokenim.v1.StatusRequest
+	(*StatusResponse)(nil),          // 9: tokenim.v1.StatusResponse
+	(*BroadcastTxRequest)(nil),      // 10: tokenim.v1.BroadcastTxRequest
+	(*BroadcastTxResponse)(nil),     // 11: tokenim.v1.BroadcastTxResponse
+	(*GetAccountRequest)(nil),       // 12: tokenim.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),      // 13: tokenim.v1.GetAccountResponse
+	(*ChallengeRequest)(nil),        // 14: tokenim.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),       // 15: tokenim.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),     // 16: tokenim.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),    // 17: tokenim.v1.AuthenticateResponse
+	(*OneTimePrekey)(nil),           // 18: tokenim.v1.OneTimePrekey
+	(*UploadPrekeysRequest)(nil),    // 19: tokenim.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),   // 20: tokenim.v1.UploadPrekeysResponse
+	(*PrekeyCountRequest)(nil),      // 21: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),     // 22: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),  // 23: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil), // 24: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),             // 25: tokenim.v1.SendRequest
+	(*SendResponse)(nil),            // 26: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),          // 27: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                // 28: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),         // 29: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),              // 30: tokenim.v1.AckRequest
+	(*AckResponse)(nil),             // 31: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),        // 32: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),       // 33: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),           // 34: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),          // 35: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),             // 36: tokenim.v1.PullRequest
+	(*PullResponse)(nil),            // 37: tokenim.v1.PullResponse
+	(*PolicyRecord)(nil),            // 38: tokenim.v1.PolicyRecord
+	(*ValidatorSet)(nil),            // 39: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),       // 40: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),              // 41: tokenim.v1.NodeRecord
+	(*Account)(nil),                 // 42: tokenim.v1.Account
+	(*Envelope)(nil),                // 43: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),         // 44: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),         // 45: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),        // 46: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),        // 47: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	36, // 0: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	37, // 1: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	38, // 2: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	39, // 3: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
-	16, // 4: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	39, // 5: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
-	16, // 6: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	40, // 7: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	40, // 8: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	26, // 9: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	40, // 10: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	40, // 11: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	6,  // 12: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	8,  // 13: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	10, // 14: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	2,  // 15: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	4,  // 16: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	0,  // 17: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	12, // 18: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	14, // 19: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	17, // 20: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	19, // 21: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	21, // 22: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	23, // 23: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	25, // 24: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	28, // 25: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	30, // 26: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	32, // 27: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	34, // 28: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	41, // 29: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	42, // 30: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	7,  // 31: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	9,  // 32: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	11, // 33: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	3,  // 34: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	5,  // 35: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	1,  // 36: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	13, // 37: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	15, // 38: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	18, // 39: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	20, // 40: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	22, // 41: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	24, // 42: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	27, // 43: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	29, // 44: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	31, // 45: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	33, // 46: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	35, // 47: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	43, // 48: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	44, // 49: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	31, // [31:50] is the sub-list for method output_type
-	12, // [12:31] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	38, // 0: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	39, // 1: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	40, // 2: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	41, // 3: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	42, // 4: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	18, // 5: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
+	42, // 6: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	18, // 7: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
+	43, // 8: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	43, // 9: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	28, // 10: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	43, // 11: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	43, // 12: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	8,  // 13: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	10, // 14: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	12, // 15: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	4,  // 16: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	6,  // 17: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	2,  // 18: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	0,  // 19: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	14, // 20: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	16, // 21: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	19, // 22: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	21, // 23: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	23, // 24: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	25, // 25: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	27, // 26: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	30, // 27: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	32, // 28: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	34, // 29: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	36, // 30: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	44, // 31: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	45, // 32: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	9,  // 33: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	11, // 34: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	13, // 35: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	5,  // 36: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	7,  // 37: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	3,  // 38: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	1,  // 39: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	15, // 40: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	17, // 41: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	20, // 42: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	22, // 43: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	24, // 44: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	26, // 45: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	29, // 46: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	31, // 47: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	33, // 48: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	35, // 49: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	37, // 50: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	46, // 51: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	47, // 52: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	33, // [33:53] is the sub-list for method output_type
+	13, // [13:33] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -2101,7 +2211,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[27].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[29].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -2111,7 +2221,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -52,6 +52,8 @@ const (
 	NodeServiceListNodesProcedure = "/tokenim.v1.NodeService/ListNodes"
 	// NodeServiceValidatorsProcedure is the fully-qualified name of the NodeService's Validators RPC.
 	NodeServiceValidatorsProcedure = "/tokenim.v1.NodeService/Validators"
+	// NodeServiceGetPolicyProcedure is the fully-qualified name of the NodeService's GetPolicy RPC.
+	NodeServiceGetPolicyProcedure = "/tokenim.v1.NodeService/GetPolicy"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -98,6 +100,8 @@ type NodeServiceClient interface {
 	// Validators returns the validator set the ledger tracks and the open
 	// proposals to change it.
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
+	// GetPolicy returns a deployed policy by name or id.
+	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -147,6 +151,12 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("Validators")),
 			connect.WithClientOptions(opts...),
 		),
+		getPolicy: connect.NewClient[v1.GetPolicyRequest, v1.GetPolicyResponse](
+			httpClient,
+			baseURL+NodeServiceGetPolicyProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetPolicy")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -158,6 +168,7 @@ type nodeServiceClient struct {
 	genesis     *connect.Client[v1.GenesisRequest, v1.GenesisResponse]
 	listNodes   *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 	validators  *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
+	getPolicy   *connect.Client[v1.GetPolicyRequest, v1.GetPolicyResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -190,6 +201,11 @@ func (c *nodeServiceClient) Validators(ctx context.Context, req *connect.Request
 	return c.validators.CallUnary(ctx, req)
 }
 
+// GetPolicy calls tokenim.v1.NodeService.GetPolicy.
+func (c *nodeServiceClient) GetPolicy(ctx context.Context, req *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error) {
+	return c.getPolicy.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -203,6 +219,8 @@ type NodeServiceHandler interface {
 	// Validators returns the validator set the ledger tracks and the open
 	// proposals to change it.
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
+	// GetPolicy returns a deployed policy by name or id.
+	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -248,6 +266,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("Validators")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceGetPolicyHandler := connect.NewUnaryHandler(
+		NodeServiceGetPolicyProcedure,
+		svc.GetPolicy,
+		connect.WithSchema(nodeServiceMethods.ByName("GetPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -262,6 +286,8 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceListNodesHandler.ServeHTTP(w, r)
 		case NodeServiceValidatorsProcedure:
 			nodeServiceValidatorsHandler.ServeHTTP(w, r)
+		case NodeServiceGetPolicyProcedure:
+			nodeServiceGetPolicyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -293,6 +319,10 @@ func (UnimplementedNodeServiceHandler) ListNodes(context.Context, *connect.Reque
 
 func (UnimplementedNodeServiceHandler) Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.Validators is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetPolicy is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
