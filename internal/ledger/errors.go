@@ -30,6 +30,10 @@ const (
 	CodeInvalidPolicy    uint32 = 22
 	CodePolicyExists     uint32 = 23
 	CodeUnknownPolicy    uint32 = 24
+	CodeUnknownGroup     uint32 = 25
+	CodeGroupExists      uint32 = 26
+	CodeInvalidGroup     uint32 = 27
+	CodeDenied           uint32 = 28
 )
 
 // Sentinel errors, one per code.
@@ -58,6 +62,10 @@ var (
 	ErrInvalidPolicy    = errors.New("invalid policy")
 	ErrPolicyExists     = errors.New("a policy of that name exists")
 	ErrUnknownPolicy    = errors.New("unknown policy")
+	ErrUnknownGroup     = errors.New("unknown group")
+	ErrGroupExists      = errors.New("a group of that name exists")
+	ErrInvalidGroup     = errors.New("invalid group change")
+	ErrDenied           = errors.New("denied by the group's policy")
 )
 
 var codeErrs = []struct {
@@ -88,6 +96,10 @@ var codeErrs = []struct {
 	{CodeInvalidPolicy, ErrInvalidPolicy},
 	{CodePolicyExists, ErrPolicyExists},
 	{CodeUnknownPolicy, ErrUnknownPolicy},
+	{CodeUnknownGroup, ErrUnknownGroup},
+	{CodeGroupExists, ErrGroupExists},
+	{CodeInvalidGroup, ErrInvalidGroup},
+	{CodeDenied, ErrDenied},
 }
 
 // Code maps an error from this package to its result code.

@@ -8,5 +8,6 @@ func registeredModules() []Module {
 		nodesModule{},
 		validatorsModule{},
 		policiesModule{},
+		groupsModule{},
 	}
 }

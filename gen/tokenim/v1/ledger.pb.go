@@ -150,6 +150,11 @@ type TxBody struct {
 	//	*TxBody_ProposeValidator
 	//	*TxBody_ApproveValidator
 	//	*TxBody_DeployPolicy
+	//	*TxBody_CreateGroup
+	//	*TxBody_GroupAddMember
+	//	*TxBody_GroupRemoveMember
+	//	*TxBody_GroupLeave
+	//	*TxBody_GroupSetRole
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -276,6 +281,51 @@ func (x *TxBody) GetDeployPolicy() *DeployPolicy {
 	return nil
 }
 
+func (x *TxBody) GetCreateGroup() *CreateGroup {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_CreateGroup); ok {
+			return x.CreateGroup
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetGroupAddMember() *GroupAddMember {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_GroupAddMember); ok {
+			return x.GroupAddMember
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetGroupRemoveMember() *GroupRemoveMember {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_GroupRemoveMember); ok {
+			return x.GroupRemoveMember
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetGroupLeave() *GroupLeave {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_GroupLeave); ok {
+			return x.GroupLeave
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetGroupSetRole() *GroupSetRole {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_GroupSetRole); ok {
+			return x.GroupSetRole
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -308,6 +358,26 @@ type TxBody_DeployPolicy struct {
 	DeployPolicy *DeployPolicy `protobuf:"bytes,30,opt,name=deploy_policy,json=deployPolicy,proto3,oneof"`
 }
 
+type TxBody_CreateGroup struct {
+	CreateGroup *CreateGroup `protobuf:"bytes,31,opt,name=create_group,json=createGroup,proto3,oneof"`
+}
+
+type TxBody_GroupAddMember struct {
+	GroupAddMember *GroupAddMember `protobuf:"bytes,32,opt,name=group_add_member,json=groupAddMember,proto3,oneof"`
+}
+
+type TxBody_GroupRemoveMember struct {
+	GroupRemoveMember *GroupRemoveMember `protobuf:"bytes,33,opt,name=group_remove_member,json=groupRemoveMember,proto3,oneof"`
+}
+
+type TxBody_GroupLeave struct {
+	GroupLeave *GroupLeave `protobuf:"bytes,34,opt,name=group_leave,json=groupLeave,proto3,oneof"`
+}
+
+type TxBody_GroupSetRole struct {
+	GroupSetRole *GroupSetRole `protobuf:"bytes,35,opt,name=group_set_role,json=groupSetRole,proto3,oneof"`
+}
+
 func (*TxBody_RegisterAccount) isTxBody_Msg() {}
 
 func (*TxBody_RotateSignedPrekey) isTxBody_Msg() {}
@@ -321,6 +391,16 @@ func (*TxBody_ProposeValidator) isTxBody_Msg() {}
 func (*TxBody_ApproveValidator) isTxBody_Msg() {}
 
 func (*TxBody_DeployPolicy) isTxBody_Msg() {}
+
+func (*TxBody_CreateGroup) isTxBody_Msg() {}
+
+func (*TxBody_GroupAddMember) isTxBody_Msg() {}
+
+func (*TxBody_GroupRemoveMember) isTxBody_Msg() {}
+
+func (*TxBody_GroupLeave) isTxBody_Msg() {}
+
+func (*TxBody_GroupSetRole) isTxBody_Msg() {}
 
 // SignedPrekey is a Signal signed prekey: an X25519 public key (33 bytes,
 // 0x05-prefixed) signed (XEdDSA) by the account's Signal identity key.
@@ -1490,6 +1570,420 @@ func (x *PolicyRecord) GetHeight() int64 {
 	return 0
 }
 
+// CreateGroup makes the signer the owner of a new group.
+type CreateGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name: 3-32 characters of a-z, 0-9, _ and -, unique on the chain.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// members join as "member"; registered handles, no repeats.
+	Members []string `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// policy: a deployed policy's name or id; empty for the default policy.
+	Policy        string `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroup) Reset() {
+	*x = CreateGroup{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroup) ProtoMessage() {}
+
+func (x *CreateGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroup.ProtoReflect.Descriptor instead.
+func (*CreateGroup) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateGroup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateGroup) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *CreateGroup) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type GroupAddMember struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Group  string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Member string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	// role: "member" if empty.
+	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAddMember) Reset() {
+	*x = GroupAddMember{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAddMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAddMember) ProtoMessage() {}
+
+func (x *GroupAddMember) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAddMember.ProtoReflect.Descriptor instead.
+func (*GroupAddMember) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GroupAddMember) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupAddMember) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *GroupAddMember) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type GroupRemoveMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRemoveMember) Reset() {
+	*x = GroupRemoveMember{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRemoveMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRemoveMember) ProtoMessage() {}
+
+func (x *GroupRemoveMember) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRemoveMember.ProtoReflect.Descriptor instead.
+func (*GroupRemoveMember) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GroupRemoveMember) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupRemoveMember) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+type GroupLeave struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupLeave) Reset() {
+	*x = GroupLeave{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupLeave) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupLeave) ProtoMessage() {}
+
+func (x *GroupLeave) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupLeave.ProtoReflect.Descriptor instead.
+func (*GroupLeave) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GroupLeave) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// GroupSetRole changes a member's role (can_invite decides; only an owner
+// makes owners).
+type GroupSetRole struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSetRole) Reset() {
+	*x = GroupSetRole{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSetRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSetRole) ProtoMessage() {}
+
+func (x *GroupSetRole) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSetRole.ProtoReflect.Descriptor instead.
+func (*GroupSetRole) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GroupSetRole) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSetRole) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *GroupSetRole) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GroupMember) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *GroupMember) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// GroupRecord is a group's state.
+type GroupRecord struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PolicyId string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// members sorted by handle.
+	Members []*GroupMember `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	// epoch grows on every removal or leave: members rotate their sender keys.
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	CreatedHeight int64  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRecord) Reset() {
+	*x = GroupRecord{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRecord) ProtoMessage() {}
+
+func (x *GroupRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRecord.ProtoReflect.Descriptor instead.
+func (*GroupRecord) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GroupRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupRecord) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *GroupRecord) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupRecord) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupRecord) GetCreatedHeight() int64 {
+	if x != nil {
+		return x.CreatedHeight
+	}
+	return 0
+}
+
 var File_tokenim_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_ledger_proto_rawDesc = "" +
@@ -1498,7 +1992,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xda\x04\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xae\a\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -1510,7 +2004,13 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\rregister_node\x18\x14 \x01(\v2\x18.tokenim.v1.RegisterNodeH\x00R\fregisterNode\x12K\n" +
 	"\x11propose_validator\x18\x15 \x01(\v2\x1c.tokenim.v1.ProposeValidatorH\x00R\x10proposeValidator\x12K\n" +
 	"\x11approve_validator\x18\x16 \x01(\v2\x1c.tokenim.v1.ApproveValidatorH\x00R\x10approveValidator\x12?\n" +
-	"\rdeploy_policy\x18\x1e \x01(\v2\x18.tokenim.v1.DeployPolicyH\x00R\fdeployPolicyB\x05\n" +
+	"\rdeploy_policy\x18\x1e \x01(\v2\x18.tokenim.v1.DeployPolicyH\x00R\fdeployPolicy\x12<\n" +
+	"\fcreate_group\x18\x1f \x01(\v2\x17.tokenim.v1.CreateGroupH\x00R\vcreateGroup\x12F\n" +
+	"\x10group_add_member\x18  \x01(\v2\x1a.tokenim.v1.GroupAddMemberH\x00R\x0egroupAddMember\x12O\n" +
+	"\x13group_remove_member\x18! \x01(\v2\x1d.tokenim.v1.GroupRemoveMemberH\x00R\x11groupRemoveMember\x129\n" +
+	"\vgroup_leave\x18\" \x01(\v2\x16.tokenim.v1.GroupLeaveH\x00R\n" +
+	"groupLeave\x12@\n" +
+	"\x0egroup_set_role\x18# \x01(\v2\x18.tokenim.v1.GroupSetRoleH\x00R\fgroupSetRoleB\x05\n" +
 	"\x03msg\"[\n" +
 	"\fSignedPrekey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
@@ -1600,7 +2100,34 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1a\n" +
 	"\bdeployer\x18\x04 \x01(\tR\bdeployer\x12\x16\n" +
-	"\x06height\x18\x05 \x01(\x03R\x06heightB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x06height\x18\x05 \x01(\x03R\x06height\"S\n" +
+	"\vCreateGroup\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12\x16\n" +
+	"\x06policy\x18\x03 \x01(\tR\x06policy\"R\n" +
+	"\x0eGroupAddMember\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"A\n" +
+	"\x11GroupRemoveMember\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\"\"\n" +
+	"\n" +
+	"GroupLeave\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"P\n" +
+	"\fGroupSetRole\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06member\x18\x02 \x01(\tR\x06member\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"9\n" +
+	"\vGroupMember\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"\xae\x01\n" +
+	"\vGroupRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x121\n" +
+	"\amembers\x18\x03 \x03(\v2\x17.tokenim.v1.GroupMemberR\amembers\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12%\n" +
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeightB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_ledger_proto_rawDescOnce sync.Once
@@ -1615,7 +2142,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                 // 1: tokenim.v1.Tx
@@ -1638,6 +2165,13 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*GenesisState)(nil),       // 18: tokenim.v1.GenesisState
 	(*DeployPolicy)(nil),       // 19: tokenim.v1.DeployPolicy
 	(*PolicyRecord)(nil),       // 20: tokenim.v1.PolicyRecord
+	(*CreateGroup)(nil),        // 21: tokenim.v1.CreateGroup
+	(*GroupAddMember)(nil),     // 22: tokenim.v1.GroupAddMember
+	(*GroupRemoveMember)(nil),  // 23: tokenim.v1.GroupRemoveMember
+	(*GroupLeave)(nil),         // 24: tokenim.v1.GroupLeave
+	(*GroupSetRole)(nil),       // 25: tokenim.v1.GroupSetRole
+	(*GroupMember)(nil),        // 26: tokenim.v1.GroupMember
+	(*GroupRecord)(nil),        // 27: tokenim.v1.GroupRecord
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -1647,18 +2181,24 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	10, // 4: tokenim.v1.TxBody.propose_validator:type_name -> tokenim.v1.ProposeValidator
 	11, // 5: tokenim.v1.TxBody.approve_validator:type_name -> tokenim.v1.ApproveValidator
 	19, // 6: tokenim.v1.TxBody.deploy_policy:type_name -> tokenim.v1.DeployPolicy
-	3,  // 7: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 8: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 9: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	13, // 10: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
-	0,  // 11: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 12: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	17, // 13: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	21, // 7: tokenim.v1.TxBody.create_group:type_name -> tokenim.v1.CreateGroup
+	22, // 8: tokenim.v1.TxBody.group_add_member:type_name -> tokenim.v1.GroupAddMember
+	23, // 9: tokenim.v1.TxBody.group_remove_member:type_name -> tokenim.v1.GroupRemoveMember
+	24, // 10: tokenim.v1.TxBody.group_leave:type_name -> tokenim.v1.GroupLeave
+	25, // 11: tokenim.v1.TxBody.group_set_role:type_name -> tokenim.v1.GroupSetRole
+	3,  // 12: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 13: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 14: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	13, // 15: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 16: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 17: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 18: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	26, // 19: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -1674,6 +2214,11 @@ func file_tokenim_v1_ledger_proto_init() {
 		(*TxBody_ProposeValidator)(nil),
 		(*TxBody_ApproveValidator)(nil),
 		(*TxBody_DeployPolicy)(nil),
+		(*TxBody_CreateGroup)(nil),
+		(*TxBody_GroupAddMember)(nil),
+		(*TxBody_GroupRemoveMember)(nil),
+		(*TxBody_GroupLeave)(nil),
+		(*TxBody_GroupSetRole)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1681,7 +2226,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,252 @@
+package ledger
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/policy"
+)
+
+// groupsModule owns groups: grp/<name> → GroupRecord.
+type groupsModule struct{}
+
+// Group limits.
+const (
+	MaxGroupMembers   = policy.MaxListLen
+	MaxCreateMembers  = 256 // members named in one CreateGroup (add more later)
+	RoleOwner         = "owner"
+	RoleAdmin         = "admin"
+	RoleMember        = "member"
+	RoleReader        = "reader"
+	defaultPolicyName = "default"
+)
+
+func groupKey(name string) []byte { return []byte("grp/" + name) }
+
+func (groupsModule) Name() string { return "groups" }
+
+func (groupsModule) Handles(body *tokenimv1.TxBody) bool {
+	switch body.Msg.(type) {
+	case *tokenimv1.TxBody_CreateGroup, *tokenimv1.TxBody_GroupAddMember, *tokenimv1.TxBody_GroupRemoveMember,
+		*tokenimv1.TxBody_GroupLeave, *tokenimv1.TxBody_GroupSetRole:
+		return true
+	}
+	return false
+}
+
+func (groupsModule) Authenticate(r Reader, body *tokenimv1.TxBody) (Signer, error) {
+	return accountsModule{}.Authenticate(r, body)
+}
+
+// Validate and Apply share one path: compute the new record (or an error).
+func (groupsModule) Validate(ctx *Context, body *tokenimv1.TxBody) error {
+	_, err := nextGroup(ctx, body)
+	return err
+}
+
+func (groupsModule) Apply(ctx *Context, body *tokenimv1.TxBody) error {
+	g, err := nextGroup(ctx, body)
+	if err != nil {
+		return err
+	}
+	return setProto(ctx.KV, groupKey(g.Name), g)
+}
+
+// GetGroup reads a group; ErrUnknownGroup if none.
+func GetGroup(r Reader, name string) (*tokenimv1.GroupRecord, error) {
+	var g tokenimv1.GroupRecord
+	ok, err := getProto(r, groupKey(name), &g)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
+	}
+	return &g, nil
+}
+
+// Role returns handle's role in g ("" if not a member).
+func Role(g *tokenimv1.GroupRecord, handle string) string {
+	i, ok := slices.BinarySearchFunc(g.Members, handle, func(m *tokenimv1.GroupMember, h string) int { return strings.Compare(m.Handle, h) })
+	if !ok {
+		return ""
+	}
+	return g.Members[i].Role
+}
+
+func nextGroup(ctx *Context, body *tokenimv1.TxBody) (*tokenimv1.GroupRecord, error) {
+	me := body.Signer
+	switch m := body.Msg.(type) {
+	case *tokenimv1.TxBody_CreateGroup:
+		return createGroup(ctx, me, m.CreateGroup)
+	case *tokenimv1.TxBody_GroupAddMember:
+		return changeGroup(ctx, m.GroupAddMember.Group, me, "invite", m.GroupAddMember.Member, orMember(m.GroupAddMember.Role))
+	case *tokenimv1.TxBody_GroupRemoveMember:
+		return changeGroup(ctx, m.GroupRemoveMember.Group, me, "remove", m.GroupRemoveMember.Member, "")
+	case *tokenimv1.TxBody_GroupLeave:
+		return changeGroup(ctx, m.GroupLeave.Group, me, "leave", me, "")
+	case *tokenimv1.TxBody_GroupSetRole:
+		return changeGroup(ctx, m.GroupSetRole.Group, me, "set_role", m.GroupSetRole.Member, m.GroupSetRole.Role)
+	}
+	return nil, ErrUnknownMessage
+}
+
+func orMember(role string) string {
+	if role == "" {
+		return RoleMember
+	}
+	return role
+}
+
+func validRole(r string) bool {
+	return r == RoleOwner || r == RoleAdmin || r == RoleMember || r == RoleReader
+}
+
+func createGroup(ctx *Context, me string, c *tokenimv1.CreateGroup) (*tokenimv1.GroupRecord, error) {
+	if err := checkPolicyName(c.Name); err != nil {
+		return nil, fmt.Errorf("%w: group name: %v", ErrInvalidGroup, err)
+	}
+	if v, err := ctx.KV.Get(groupKey(c.Name)); err != nil || v != nil {
+		return nil, fmt.Errorf("%w: %q", ErrGroupExists, c.Name)
+	}
+	if len(c.Members) > MaxCreateMembers {
+		return nil, fmt.Errorf("%w: %d members at creation (cap %d)", ErrInvalidGroup, len(c.Members), MaxCreateMembers)
+	}
+	pid, err := resolvePolicy(ctx.KV, c.Policy)
+	if err != nil {
+		return nil, err
+	}
+	g := &tokenimv1.GroupRecord{Name: c.Name, PolicyId: pid, CreatedHeight: ctx.Height,
+		Members: []*tokenimv1.GroupMember{{Handle: me, Role: RoleOwner}}}
+	for _, h := range c.Members {
+		if err := addMember(ctx.KV, g, h, RoleMember); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// resolvePolicy maps a policy name or id ("" = default) to a deployed id.
+func resolvePolicy(r Reader, nameOrID string) (string, error) {
+	if nameOrID == "" || nameOrID == defaultPolicyName {
+		return policy.ID(policy.Defaults), nil
+	}
+	rec, err := GetPolicy(r, nameOrID)
+	if err != nil {
+		return "", err
+	}
+	return rec.Id, nil
+}
+
+func addMember(r Reader, g *tokenimv1.GroupRecord, handle, role string) error {
+	if _, err := GetAccount(r, handle); err != nil {
+		return err
+	}
+	if !validRole(role) {
+		return fmt.Errorf("%w: role %q", ErrInvalidGroup, role)
+	}
+	i, found := slices.BinarySearchFunc(g.Members, handle, func(m *tokenimv1.GroupMember, h string) int { return strings.Compare(m.Handle, h) })
+	if found {
+		return fmt.Errorf("%w: @%s is already a member", ErrInvalidGroup, handle)
+	}
+	if len(g.Members) >= MaxGroupMembers {
+		return fmt.Errorf("%w: group is full (%d members)", ErrInvalidGroup, MaxGroupMembers)
+	}
+	g.Members = slices.Insert(g.Members, i, &tokenimv1.GroupMember{Handle: handle, Role: role})
+	return nil
+}
+
+func changeGroup(ctx *Context, name, me, action, target, role string) (*tokenimv1.GroupRecord, error) {
+	g, err := GetGroup(ctx.KV, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, g, me, action, target, role); err != nil {
+		return nil, err
+	}
+	switch action {
+	case "invite":
+		return g, addMember(ctx.KV, g, target, role)
+	case "remove", "leave":
+		if Role(g, target) == "" {
+			return nil, fmt.Errorf("%w: @%s is not a member", ErrInvalidGroup, target)
+		}
+		g.Members = slices.DeleteFunc(g.Members, func(m *tokenimv1.GroupMember) bool { return m.Handle == target })
+		g.Epoch++
+	case "set_role":
+		if !validRole(role) || Role(g, target) == "" {
+			return nil, fmt.Errorf("%w: @%s as %q", ErrInvalidGroup, target, role)
+		}
+		for _, m := range g.Members {
+			if m.Handle == target {
+				m.Role = role
+			}
+		}
+	}
+	if !slices.ContainsFunc(g.Members, func(m *tokenimv1.GroupMember) bool { return m.Role == RoleOwner }) {
+		return nil, fmt.Errorf("%w: a group keeps at least one owner", ErrInvalidGroup)
+	}
+	return g, nil
+}
+
+// authorize asks the group's policy (leave is always allowed; only owners
+// grant or take the owner role).
+func authorize(ctx *Context, g *tokenimv1.GroupRecord, me, action, target, role string) error {
+	if action == "leave" {
+		return nil
+	}
+	if action == "set_role" && (role == RoleOwner || Role(g, target) == RoleOwner) && Role(g, me) != RoleOwner {
+		return fmt.Errorf("%w: only an owner grants or takes the owner role", ErrDenied)
+	}
+	p, err := compiledPolicy(ctx.KV, g.PolicyId)
+	if err != nil {
+		return err
+	}
+	v := policy.Vars{Action: action, Sender: me, SenderRole: Role(g, me), Target: target, TargetRole: Role(g, target),
+		Now: time.UnixMilli(ctx.TimeMs).UTC()}
+	if action == "set_role" {
+		v.Action = "invite"
+	}
+	for _, m := range g.Members {
+		v.Members = append(v.Members, m.Handle)
+		if m.Role == RoleOwner || m.Role == RoleAdmin {
+			v.Admins = append(v.Admins, m.Handle)
+		}
+	}
+	d, err := p.Decide(v)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDenied, err)
+	}
+	if !d.Allowed {
+		return fmt.Errorf("%w: %s", ErrDenied, d.Reason)
+	}
+	return nil
+}
+
+// compiled caches policies by id (compilation is deterministic; the cache
+// only saves time).
+var compiled sync.Map
+
+func compiledPolicy(r Reader, id string) (*policy.Policy, error) {
+	if p, ok := compiled.Load(id); ok {
+		return p.(*policy.Policy), nil
+	}
+	src := policy.Defaults
+	if id != policy.ID(policy.Defaults) {
+		rec, err := GetPolicy(r, id)
+		if err != nil {
+			return nil, err
+		}
+		src = rec.Source
+	}
+	p, err := policy.Compile(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
+	compiled.Store(id, p)
+	return p, nil
+}

@@ -1,0 +1,78 @@
+package ledger
+
+import (
+	"errors"
+	"testing"
+
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+)
+
+func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
+	m := NewMachine()
+	kv := newState(t, 0)
+	users := map[string]*testUser{}
+	seq := map[string]uint64{}
+	for _, h := range []string{"olga", "pete", "quin", "rita"} {
+		u := newUser(t, h)
+		users[h] = u
+		if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
+			t.Fatal(err)
+		}
+		seq[h] = 1
+	}
+	do := func(signer string, msg any) error {
+		body := &tokenimv1.TxBody{ChainId: testChain, Signer: signer, Sequence: seq[signer]}
+		switch x := msg.(type) {
+		case *tokenimv1.CreateGroup:
+			body.Msg = &tokenimv1.TxBody_CreateGroup{CreateGroup: x}
+		case *tokenimv1.GroupAddMember:
+			body.Msg = &tokenimv1.TxBody_GroupAddMember{GroupAddMember: x}
+		case *tokenimv1.GroupRemoveMember:
+			body.Msg = &tokenimv1.TxBody_GroupRemoveMember{GroupRemoveMember: x}
+		case *tokenimv1.GroupLeave:
+			body.Msg = &tokenimv1.TxBody_GroupLeave{GroupLeave: x}
+		case *tokenimv1.GroupSetRole:
+			body.Msg = &tokenimv1.TxBody_GroupSetRole{GroupSetRole: x}
+		}
+		_, err := m.Deliver(kv, testBlock, sign(t, body, users[signer].key))
+		if err == nil {
+			seq[signer]++
+		}
+		return err
+	}
+	steps := []struct {
+		name   string
+		signer string
+		msg    any
+		want   error
+	}{
+		{"create", "olga", &tokenimv1.CreateGroup{Name: "team", Members: []string{"pete"}}, nil},
+		{"create again", "pete", &tokenimv1.CreateGroup{Name: "team"}, ErrGroupExists},
+		{"unknown member", "olga", &tokenimv1.CreateGroup{Name: "team2", Members: []string{"nobody"}}, ErrUnknownAccount},
+		{"unknown policy", "olga", &tokenimv1.CreateGroup{Name: "team3", Policy: "nope"}, ErrUnknownPolicy},
+		{"member cannot invite", "pete", &tokenimv1.GroupAddMember{Group: "team", Member: "quin"}, ErrDenied},
+		{"owner invites", "olga", &tokenimv1.GroupAddMember{Group: "team", Member: "quin"}, nil},
+		{"twice", "olga", &tokenimv1.GroupAddMember{Group: "team", Member: "quin"}, ErrInvalidGroup},
+		{"member cannot remove", "pete", &tokenimv1.GroupRemoveMember{Group: "team", Member: "quin"}, ErrDenied},
+		{"owner makes pete admin", "olga", &tokenimv1.GroupSetRole{Group: "team", Member: "pete", Role: "admin"}, nil},
+		{"admin cannot make owners", "pete", &tokenimv1.GroupSetRole{Group: "team", Member: "quin", Role: "owner"}, ErrDenied},
+		{"admin removes quin", "pete", &tokenimv1.GroupRemoveMember{Group: "team", Member: "quin"}, nil},
+		{"admin cannot remove the owner", "pete", &tokenimv1.GroupRemoveMember{Group: "team", Member: "olga"}, ErrDenied},
+		{"outsider cannot invite", "rita", &tokenimv1.GroupAddMember{Group: "team", Member: "rita"}, ErrDenied},
+		{"last owner cannot leave", "olga", &tokenimv1.GroupLeave{Group: "team"}, ErrInvalidGroup},
+		{"admin leaves", "pete", &tokenimv1.GroupLeave{Group: "team"}, nil},
+		{"unknown group", "olga", &tokenimv1.GroupLeave{Group: "nope"}, ErrUnknownGroup},
+	}
+	for _, s := range steps {
+		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
+			t.Fatalf("%s: got %v, want %v", s.name, err, s.want)
+		}
+	}
+	g, err := GetGroup(kv, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Members) != 1 || Role(g, "olga") != RoleOwner || g.Epoch != 2 {
+		t.Fatalf("final group: %v", g)
+	}
+}
