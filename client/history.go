@@ -20,6 +20,7 @@ const (
 	StateReceived      = "received"      // incoming, decrypted
 	StateUndecryptable = "undecryptable" // incoming, failed to decrypt (ErrDecrypt)
 	StateRejected      = "rejected"      // incoming, sender's identity key not the chain's
+	StateControl       = "control"       // a protocol message (a sender key), not shown
 )
 
 // Message is one entry of the local history.
@@ -35,6 +36,8 @@ type Message struct {
 	// Counter is the sender's number for this message in the conversation
 	// (1, 2, …); 0 if unknown (undecryptable).
 	Counter uint64 `json:"counter,omitempty"`
+	// Group is set on group messages (To is then the group's name).
+	Group string `json:"group,omitempty"`
 	// File is set when the message shares a file (FetchFile downloads it).
 	File *FileRef `json:"file,omitempty"`
 	seq  uint64
@@ -120,7 +123,7 @@ func (c *Client) setCursor(nodeID string, cur uint64) error {
 // (same sender and recipient) they are in the sender's order: replicas can
 // deliver them out of order, the sender's counter cannot lie about it.
 func (c *Client) History(filter func(*Message) bool) ([]Message, error) {
-	out, err := c.history(filter)
+	out, err := c.history(func(m *Message) bool { return m.State != StateControl && (filter == nil || filter(m)) })
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +137,7 @@ func orderConversations(ms []Message) {
 	pos := map[string][]int{}
 	for i, m := range ms {
 		if m.Counter > 0 {
-			k := m.From + "\x00" + m.To
+			k := m.From + "\x00" + m.To + "\x00" + m.Group
 			pos[k] = append(pos[k], i)
 		}
 	}

@@ -175,7 +175,14 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 		return nil, false, err
 	}
 	m := &Message{ID: hex.EncodeToString(env.Id), From: env.From, To: c.Handle(), ReceivedAt: time.UnixMilli(env.ReceivedAtMs).UTC(), State: StateReceived}
-	content, err := c.decrypt(ctx, env)
+	var content *tokenimv1.Content
+	var err error
+	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+		content, err = c.groupDecrypt(ctx, env)
+		m.Group, m.To = env.Group, env.Group
+	} else {
+		content, err = c.decrypt(ctx, env)
+	}
 	switch {
 	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, context.Canceled):
 		return nil, false, err // not processed: it stays on the node
@@ -187,6 +194,12 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 		m.Text = content.GetText().GetBody()
 		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
 		m.Counter = content.Counter
+		if skd := content.GetSenderKey(); skd != nil {
+			m.State = StateControl
+			if err := c.acceptSenderKey(ctx, env.From, skd); err != nil {
+				m.State = StateRejected
+			}
+		}
 		if f := content.GetFile(); f != nil {
 			m.Text = fileText(f)
 			if m.File, err = c.rememberFile(m.ID, f); err != nil {

@@ -46,6 +46,9 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 			return nil, err
 		}
 	}
+	if content.GetSenderKey() != nil {
+		msg.State = StateControl
+	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
@@ -54,7 +57,9 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		c.putMessage(msg, "", 0)
 		return nil, err
 	}
-	msg.State = StateStored
+	if msg.State != StateControl {
+		msg.State = StateStored
+	}
 	return msg, c.putMessage(msg, "", 0)
 }
 

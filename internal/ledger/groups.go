@@ -250,3 +250,8 @@ func compiledPolicy(r Reader, id string) (*policy.Policy, error) {
 	compiled.Store(id, p)
 	return p, nil
 }
+
+// PolicyOf returns a group's compiled policy.
+func PolicyOf(r Reader, g *tokenimv1.GroupRecord) (*policy.Policy, error) {
+	return compiledPolicy(r, g.PolicyId)
+}

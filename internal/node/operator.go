@@ -138,3 +138,16 @@ func (s *nodeService) GetPolicy(_ context.Context, req *connect.Request[tokenimv
 	}
 	return connect.NewResponse(&tokenimv1.GetPolicyResponse{Policy: rec, Height: h}), nil
 }
+
+// GetGroup serves a group's record.
+func (s *nodeService) GetGroup(_ context.Context, req *connect.Request[tokenimv1.GetGroupRequest]) (*connect.Response[tokenimv1.GetGroupResponse], error) {
+	r, h := s.n.app.Committed()
+	g, err := ledger.GetGroup(r, req.Msg.Name)
+	switch {
+	case errors.Is(err, ledger.ErrUnknownGroup):
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	case err != nil:
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&tokenimv1.GetGroupResponse{Group: g, Height: h}), nil
+}

@@ -98,11 +98,14 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 	if len(envs) == 0 || len(envs) > MaxEnvelopesPerSend {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d envelopes in one send (1 to %d)", len(envs), MaxEnvelopesPerSend))
 	}
-	now := time.Now().UnixMilli()
+	now := time.Now()
 	for _, e := range envs {
-		if err := s.admit(e, me, now); err != nil {
+		if err := s.admit(e, me, now.UnixMilli()); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.n.admitGroup(envs, me, now); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	dup, err := s.n.store(ctx, envs)
@@ -131,7 +134,16 @@ func (s *relayService) admit(e *tokenimv1.Envelope, me string, nowMs int64) erro
 	if !s.n.knownAccount(to) {
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("%w: @%s", ledger.ErrUnknownAccount, to))
 	}
-	if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE {
+	switch e.Type {
+	case tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY, tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE:
+		if e.Group != "" || e.Epoch != 0 {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("a 1:1 envelope names a group"))
+		}
+	case tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP:
+		if e.Group == "" {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("a group envelope without a group"))
+		}
+	default:
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("envelope type %v", e.Type))
 	}
 	e.To, e.From, e.ReceivedAtMs = to, me, nowMs

@@ -53,6 +53,7 @@ type Node struct {
 	validatorProof []byte
 	peers          *peerClients
 	reg            registryCache
+	gate           groupGate
 	rpcEnv         *rpccore.Environment
 	stopCluster    context.CancelFunc
 	log            *slog.Logger

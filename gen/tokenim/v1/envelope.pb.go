@@ -32,6 +32,9 @@ const (
 	EnvelopeType_ENVELOPE_TYPE_PREKEY EnvelopeType = 1
 	// A Signal (Double Ratchet) message.
 	EnvelopeType_ENVELOPE_TYPE_MESSAGE EnvelopeType = 2
+	// A Signal sender-key message of a group (the same ciphertext goes to
+	// every member); Envelope.group names the group.
+	EnvelopeType_ENVELOPE_TYPE_GROUP EnvelopeType = 3
 )
 
 // Enum value maps for EnvelopeType.
@@ -40,11 +43,13 @@ var (
 		0: "ENVELOPE_TYPE_UNSPECIFIED",
 		1: "ENVELOPE_TYPE_PREKEY",
 		2: "ENVELOPE_TYPE_MESSAGE",
+		3: "ENVELOPE_TYPE_GROUP",
 	}
 	EnvelopeType_value = map[string]int32{
 		"ENVELOPE_TYPE_UNSPECIFIED": 0,
 		"ENVELOPE_TYPE_PREKEY":      1,
 		"ENVELOPE_TYPE_MESSAGE":     2,
+		"ENVELOPE_TYPE_GROUP":       3,
 	}
 )
 
@@ -89,7 +94,12 @@ type Envelope struct {
 	// ciphertext is the Signal message; its plaintext is a padded Content.
 	Ciphertext []byte `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
 	// received_at_ms is the node's admission time (Unix milliseconds).
-	ReceivedAtMs  int64 `protobuf:"varint,6,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	ReceivedAtMs int64 `protobuf:"varint,6,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	// group is the group of a GROUP envelope; the node checks the sender is
+	// a member allowed to post by the group's policy.
+	Group string `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
+	// epoch is the group epoch the sender key belongs to.
+	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +176,20 @@ func (x *Envelope) GetReceivedAtMs() int64 {
 	return 0
 }
 
+func (x *Envelope) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Envelope) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Content is the plaintext inside an envelope's ciphertext, before padding.
 // Padding: Content || 0x80 || 0x00… up to a multiple of 160 bytes.
 type Content struct {
@@ -182,7 +206,10 @@ type Content struct {
 	//
 	//	*Content_Text
 	//	*Content_File
-	Body          isContent_Body `protobuf_oneof:"body"`
+	//	*Content_SenderKey
+	Body isContent_Body `protobuf_oneof:"body"`
+	// group is set on group messages (inside the encryption too).
+	Group         string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,6 +290,22 @@ func (x *Content) GetFile() *File {
 	return nil
 }
 
+func (x *Content) GetSenderKey() *SenderKeyDistribution {
+	if x != nil {
+		if x, ok := x.Body.(*Content_SenderKey); ok {
+			return x.SenderKey
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -275,9 +318,15 @@ type Content_File struct {
 	File *File `protobuf:"bytes,11,opt,name=file,proto3,oneof"`
 }
 
+type Content_SenderKey struct {
+	SenderKey *SenderKeyDistribution `protobuf:"bytes,12,opt,name=sender_key,json=senderKey,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_File) isContent_Body() {}
+
+func (*Content_SenderKey) isContent_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -323,12 +372,75 @@ func (x *Text) GetBody() string {
 	return ""
 }
 
+// SenderKeyDistribution hands a member the sender's Signal sender key for
+// one group epoch; it travels in a 1:1 (pairwise) message.
+type SenderKeyDistribution struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// skdm is libsignal's serialized SenderKeyDistributionMessage.
+	Skdm          []byte `protobuf:"bytes,3,opt,name=skdm,proto3" json:"skdm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKeyDistribution) Reset() {
+	*x = SenderKeyDistribution{}
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKeyDistribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKeyDistribution) ProtoMessage() {}
+
+func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
+func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SenderKeyDistribution) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SenderKeyDistribution) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SenderKeyDistribution) GetSkdm() []byte {
+	if x != nil {
+		return x.Skdm
+	}
+	return nil
+}
+
 var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19tokenim/v1/envelope.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xb2\x01\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xde\x01\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -337,7 +449,9 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
 	"ciphertext\x12$\n" +
-	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\"\xb8\x01\n" +
+	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\x12\x14\n" +
+	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\"\x92\x02\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -346,14 +460,22 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\acounter\x18\x03 \x01(\x04R\acounter\x12&\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04text\x12&\n" +
-	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04fileB\x06\n" +
+	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04file\x12B\n" +
+	"\n" +
+	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12\x14\n" +
+	"\x05group\x18\x14 \x01(\tR\x05groupB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04body*b\n" +
+	"\x04body\x18\x01 \x01(\tR\x04body\"W\n" +
+	"\x15SenderKeyDistribution\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04skdm\x18\x03 \x01(\fR\x04skdm*{\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ENVELOPE_TYPE_PREKEY\x10\x01\x12\x19\n" +
-	"\x15ENVELOPE_TYPE_MESSAGE\x10\x02B5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x15ENVELOPE_TYPE_MESSAGE\x10\x02\x12\x17\n" +
+	"\x13ENVELOPE_TYPE_GROUP\x10\x03B5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_envelope_proto_rawDescOnce sync.Once
@@ -368,23 +490,25 @@ func file_tokenim_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tokenim_v1_envelope_proto_goTypes = []any{
-	(EnvelopeType)(0), // 0: tokenim.v1.EnvelopeType
-	(*Envelope)(nil),  // 1: tokenim.v1.Envelope
-	(*Content)(nil),   // 2: tokenim.v1.Content
-	(*Text)(nil),      // 3: tokenim.v1.Text
-	(*File)(nil),      // 4: tokenim.v1.File
+	(EnvelopeType)(0),             // 0: tokenim.v1.EnvelopeType
+	(*Envelope)(nil),              // 1: tokenim.v1.Envelope
+	(*Content)(nil),               // 2: tokenim.v1.Content
+	(*Text)(nil),                  // 3: tokenim.v1.Text
+	(*SenderKeyDistribution)(nil), // 4: tokenim.v1.SenderKeyDistribution
+	(*File)(nil),                  // 5: tokenim.v1.File
 }
 var file_tokenim_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: tokenim.v1.Envelope.type:type_name -> tokenim.v1.EnvelopeType
 	3, // 1: tokenim.v1.Content.text:type_name -> tokenim.v1.Text
-	4, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
+	4, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_envelope_proto_init() }
@@ -396,6 +520,7 @@ func file_tokenim_v1_envelope_proto_init() {
 	file_tokenim_v1_envelope_proto_msgTypes[1].OneofWrappers = []any{
 		(*Content_Text)(nil),
 		(*Content_File)(nil),
+		(*Content_SenderKey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -403,7 +528,7 @@ func file_tokenim_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_envelope_proto_rawDesc), len(file_tokenim_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

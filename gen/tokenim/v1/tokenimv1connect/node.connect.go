@@ -54,6 +54,8 @@ const (
 	NodeServiceValidatorsProcedure = "/tokenim.v1.NodeService/Validators"
 	// NodeServiceGetPolicyProcedure is the fully-qualified name of the NodeService's GetPolicy RPC.
 	NodeServiceGetPolicyProcedure = "/tokenim.v1.NodeService/GetPolicy"
+	// NodeServiceGetGroupProcedure is the fully-qualified name of the NodeService's GetGroup RPC.
+	NodeServiceGetGroupProcedure = "/tokenim.v1.NodeService/GetGroup"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -102,6 +104,8 @@ type NodeServiceClient interface {
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 	// GetPolicy returns a deployed policy by name or id.
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
+	// GetGroup returns a group's members, roles, policy and epoch.
+	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -157,6 +161,12 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("GetPolicy")),
 			connect.WithClientOptions(opts...),
 		),
+		getGroup: connect.NewClient[v1.GetGroupRequest, v1.GetGroupResponse](
+			httpClient,
+			baseURL+NodeServiceGetGroupProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetGroup")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -169,6 +179,7 @@ type nodeServiceClient struct {
 	listNodes   *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 	validators  *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
 	getPolicy   *connect.Client[v1.GetPolicyRequest, v1.GetPolicyResponse]
+	getGroup    *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -206,6 +217,11 @@ func (c *nodeServiceClient) GetPolicy(ctx context.Context, req *connect.Request[
 	return c.getPolicy.CallUnary(ctx, req)
 }
 
+// GetGroup calls tokenim.v1.NodeService.GetGroup.
+func (c *nodeServiceClient) GetGroup(ctx context.Context, req *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error) {
+	return c.getGroup.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -221,6 +237,8 @@ type NodeServiceHandler interface {
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 	// GetPolicy returns a deployed policy by name or id.
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
+	// GetGroup returns a group's members, roles, policy and epoch.
+	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -272,6 +290,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("GetPolicy")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceGetGroupHandler := connect.NewUnaryHandler(
+		NodeServiceGetGroupProcedure,
+		svc.GetGroup,
+		connect.WithSchema(nodeServiceMethods.ByName("GetGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -288,6 +312,8 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceValidatorsHandler.ServeHTTP(w, r)
 		case NodeServiceGetPolicyProcedure:
 			nodeServiceGetPolicyHandler.ServeHTTP(w, r)
+		case NodeServiceGetGroupProcedure:
+			nodeServiceGetGroupHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -323,6 +349,10 @@ func (UnimplementedNodeServiceHandler) Validators(context.Context, *connect.Requ
 
 func (UnimplementedNodeServiceHandler) GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetPolicy is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetGroup is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"go.mau.fi/libsignal/groups"
+	"go.mau.fi/libsignal/protocol"
+)
+
+// Group errors.
+var (
+	ErrUnknownGroup = ledger.ErrUnknownGroup
+	ErrNotMember    = errors.New("not a member of this group")
+	ErrDenied       = ledger.ErrDenied
+)
+
+// Group reads a group's members, roles, policy and epoch from the chain.
+func (c *Client) Group(ctx context.Context, name string) (*tokenimv1.GroupRecord, error) {
+	res, err := c.node.GetGroup(ctx, connect.NewRequest(&tokenimv1.GetGroupRequest{Name: name}))
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
+	}
+	if err != nil {
+		return nil, c.netErr("get group", err)
+	}
+	return res.Msg.Group, nil
+}
+
+// CreateGroup creates a group owned by this account (policy: a deployed
+// policy's name or id, "" for the default).
+func (c *Client) CreateGroup(ctx context.Context, name string, members []string, policyName string) error {
+	hs := make([]string, 0, len(members))
+	for _, m := range members {
+		h, err := ledger.NormalizeHandle(m)
+		if err != nil {
+			return err
+		}
+		hs = append(hs, h)
+	}
+	return c.groupTx(ctx, &tokenimv1.TxBody_CreateGroup{CreateGroup: &tokenimv1.CreateGroup{Name: name, Members: hs, Policy: policyName}})
+}
+
+// GroupAdd adds a member with a role ("" = member).
+func (c *Client) GroupAdd(ctx context.Context, group, member, role string) error {
+	h, err := ledger.NormalizeHandle(member)
+	if err != nil {
+		return err
+	}
+	return c.groupTx(ctx, &tokenimv1.TxBody_GroupAddMember{GroupAddMember: &tokenimv1.GroupAddMember{Group: group, Member: h, Role: role}})
+}
+
+// GroupRemove removes a member; every remaining member then uses new
+// sender keys (the group's epoch grows), so the removed one reads nothing
+// sent afterwards.
+func (c *Client) GroupRemove(ctx context.Context, group, member string) error {
+	h, err := ledger.NormalizeHandle(member)
+	if err != nil {
+		return err
+	}
+	return c.groupTx(ctx, &tokenimv1.TxBody_GroupRemoveMember{GroupRemoveMember: &tokenimv1.GroupRemoveMember{Group: group, Member: h}})
+}
+
+// GroupLeave leaves a group.
+func (c *Client) GroupLeave(ctx context.Context, group string) error {
+	return c.groupTx(ctx, &tokenimv1.TxBody_GroupLeave{GroupLeave: &tokenimv1.GroupLeave{Group: group}})
+}
+
+// GroupSetRole sets a member's role.
+func (c *Client) GroupSetRole(ctx context.Context, group, member, role string) error {
+	h, err := ledger.NormalizeHandle(member)
+	if err != nil {
+		return err
+	}
+	return c.groupTx(ctx, &tokenimv1.TxBody_GroupSetRole{GroupSetRole: &tokenimv1.GroupSetRole{Group: group, Member: h, Role: role}})
+}
+
+func (c *Client) groupTx(ctx context.Context, msg any) error {
+	acct, err := c.Lookup(ctx, c.Handle())
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	body := &tokenimv1.TxBody{ChainId: st.ChainId, Signer: c.Handle(), Sequence: acct.Sequence}
+	switch m := msg.(type) {
+	case *tokenimv1.TxBody_CreateGroup:
+		body.Msg = m
+	case *tokenimv1.TxBody_GroupAddMember:
+		body.Msg = m
+	case *tokenimv1.TxBody_GroupRemoveMember:
+		body.Msg = m
+	case *tokenimv1.TxBody_GroupLeave:
+		body.Msg = m
+	case *tokenimv1.TxBody_GroupSetRole:
+		body.Msg = m
+	}
+	_, err = c.broadcast(ctx, body)
+	return err
+}
+
+// senderKeyName names a member's sender key for one group epoch.
+func senderKeyName(group string, epoch uint64, handle string) *protocol.SenderKeyName {
+	return protocol.NewSenderKeyName(fmt.Sprintf("%s#%d", group, epoch), protocol.NewSignalAddress(handle, DeviceID))
+}
+
+// groupEnvelopeID gives each member's copy of a group message its own
+// envelope id, bound to the message id inside the encryption.
+func groupEnvelopeID(messageID []byte, recipient string) []byte {
+	h := sha256.Sum256(append(append([]byte("tokenim/group-envelope/v1\x00"), messageID...), recipient...))
+	return h[:16]
+}
+
+// SendGroup encrypts text once with this account's sender key for the
+// group's current epoch (handing the key to members who lack it, over
+// pairwise sessions) and stores a copy for every other member.
+func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, error) {
+	if len(text) == 0 {
+		return nil, ErrEmpty
+	}
+	if len(text) > MaxTextBytes {
+		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, len(text), MaxTextBytes)
+	}
+	g, err := c.Group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if ledger.Role(g, c.Handle()) == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotMember, group)
+	}
+	if err := c.distributeSenderKey(ctx, g); err != nil {
+		return nil, err
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	now := time.Now()
+	content := &tokenimv1.Content{MessageId: id, SentAtMs: now.UnixMilli(), Group: group, Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}
+	c.mu.Lock()
+	ct, err := c.groupEncrypt(ctx, g, content)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
+	if err := c.putMessage(msg, "", 0); err != nil {
+		return nil, err
+	}
+	if err := c.fanOut(ctx, g, id, ct); err != nil {
+		msg.State = StateFailed
+		c.putMessage(msg, "", 0)
+		return nil, err
+	}
+	msg.State = StateStored
+	return msg, c.putMessage(msg, "", 0)
+}
+
+func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) ([]byte, error) {
+	n, err := c.nextCounter("group/" + g.Name)
+	if err != nil {
+		return nil, err
+	}
+	content.Counter = n
+	pt, err := codec.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
+	cipher := groups.NewGroupCipher(b, senderKeyName(g.Name, g.Epoch, c.Handle()), c.store)
+	m, err := cipher.Encrypt(ctx, pad(pt))
+	if err != nil {
+		return nil, fmt.Errorf("group encrypt: %w", err)
+	}
+	return m.SignedSerialize(), nil
+}
+
+// fanOut stores the ciphertext for every other member, 512 per request.
+func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct []byte) error {
+	var batch []*tokenimv1.Envelope
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Envelopes: batch}, c.relay.Send)
+		batch = nil
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			var ce *connect.Error
+			if errors.As(err, &ce) {
+				return fmt.Errorf("%w: %s", ErrDenied, ce.Message())
+			}
+			return fmt.Errorf("%w: %v", ErrDenied, err)
+		}
+		return err
+	}
+	for _, m := range g.Members {
+		if m.Handle == c.Handle() {
+			continue
+		}
+		batch = append(batch, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m.Handle), To: m.Handle,
+			Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: g.Name, Epoch: g.Epoch})
+		if len(batch) == 512 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// distributeSenderKey sends this account's sender key for the group's
+// epoch, over 1:1 sessions, to each member that has not had it.
+func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupRecord) error {
+	c.mu.Lock()
+	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
+	skdm, err := b.Create(ctx, senderKeyName(g.Name, g.Epoch, c.Handle()))
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("sender key: %w", err)
+	}
+	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
+	for _, m := range g.Members {
+		key := fmt.Sprintf("%s#%d/%s", g.Name, g.Epoch, m.Handle)
+		if m.Handle == c.Handle() {
+			continue
+		}
+		if _, done, err := c.store.Get(bucketSKSent, key); err != nil || done {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		content := &tokenimv1.Content{Group: g.Name, Body: &tokenimv1.Content_SenderKey{SenderKey: body}}
+		if _, err := c.sendContent(ctx, m.Handle, content, ""); err != nil {
+			return fmt.Errorf("hand the sender key to @%s: %w", m.Handle, err)
+		}
+		if err := c.store.Put(bucketSKSent, key, []byte{1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const bucketSKSent = "sender_key_sent"
+
+// acceptSenderKey stores a member's sender key received over a 1:1
+// session, if the chain says that member is in the group.
+func (c *Client) acceptSenderKey(ctx context.Context, from string, skd *tokenimv1.SenderKeyDistribution) error {
+	g, err := c.Group(ctx, skd.Group)
+	if err != nil {
+		return err
+	}
+	if ledger.Role(g, from) == "" || ledger.Role(g, c.Handle()) == "" {
+		return fmt.Errorf("%w: sender key from @%s for %s", ErrNotMember, from, skd.Group)
+	}
+	msg, err := protocol.NewSenderKeyDistributionMessageFromBytes(skd.Skdm, c.store.Serializer().SenderKeyDistributionMessage)
+	if err != nil {
+		return ErrDecrypt
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
+	return b.Process(ctx, senderKeyName(skd.Group, skd.Epoch, from), msg)
+}
+
+// groupDecrypt opens a GROUP envelope with the sender's key for its epoch.
+func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
+	if len(env.Ciphertext) == 0 {
+		return nil, ErrDecrypt
+	}
+	msg, err := protocol.NewSenderKeyMessageFromBytes(env.Ciphertext, c.store.Serializer().SenderKeyMessage)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	c.mu.Lock()
+	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
+	pt, err := groups.NewGroupCipher(b, senderKeyName(env.Group, env.Epoch, env.From), c.store).Decrypt(ctx, msg)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	raw, err := unpad(pt)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	var content tokenimv1.Content
+	if err := codec.Unmarshal(raw, &content, MaxTextBytes+1024); err != nil {
+		return nil, ErrDecrypt
+	}
+	if content.Group != env.Group || string(groupEnvelopeID(content.MessageId, c.Handle())) != string(env.Id) {
+		return nil, ErrDecrypt
+	}
+	return &content, nil
+}

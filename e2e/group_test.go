@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tokenim/tokenim/client"
+)
+
+func groupTexts(t *testing.T, c *client.Client, group string) []string {
+	t.Helper()
+	if _, err := c.Sync(ctxT(t)); err != nil {
+		t.Fatalf("%s sync: %v", c.Handle(), err)
+	}
+	hist, err := c.History(func(m *client.Message) bool { return !m.Outgoing && m.Group == group })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range hist {
+		if m.State != client.StateReceived {
+			t.Fatalf("%s: group message %s is %s", c.Handle(), m.ID, m.State)
+		}
+		out = append(out, m.From+": "+m.Text)
+	}
+	return out
+}
+
+// Create a group, send (sender keys), remove a member, send again: the
+// removed member gets nothing more and may not post; the policy's roles
+// hold at the node.
+func TestGroupSendRemoveSend(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gra")
+	bob, _ := newUser(t, "grb")
+	carol, _ := newUser(t, "grc")
+	group := uniqueHandle("team")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, group, "hi all"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SendGroup(ctx, group, "hi from bob"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{alice.Handle() + ": hi all", bob.Handle() + ": hi from bob"}
+	if got := groupTexts(t, carol, group); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("carol got %q", got)
+	}
+	if got := groupTexts(t, bob, group); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("bob got %q", got)
+	}
+	if err := bob.GroupRemove(ctx, group, carol.Handle()); !errors.Is(err, client.ErrDenied) {
+		t.Fatalf("a member removing another: %v", err)
+	}
+	if err := alice.GroupRemove(ctx, group, carol.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := alice.Group(ctx, group)
+	if g.Epoch != 1 || len(g.Members) != 2 {
+		t.Fatalf("after removal: %v", g)
+	}
+	if _, err := alice.SendGroup(ctx, group, "after removal"); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(t, bob, group); len(got) != 2 || got[1] != alice.Handle()+": after removal" {
+		t.Fatalf("bob after removal got %q", got)
+	}
+	if got := groupTexts(t, carol, group); len(got) != 2 {
+		t.Fatalf("carol got messages after her removal: %q", got)
+	}
+	if _, err := carol.SendGroup(ctx, group, "still here?"); !errors.Is(err, client.ErrNotMember) {
+		t.Fatalf("removed member posting: %v", err)
+	}
+	// A reader may not post: the node refuses by the policy's can_post.
+	if err := alice.GroupSetRole(ctx, group, bob.Handle(), "reader"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SendGroup(ctx, group, "readers cannot post"); !errors.Is(err, client.ErrDenied) {
+		t.Fatalf("reader posting: %v", err)
+	}
+}

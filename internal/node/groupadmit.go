@@ -1,0 +1,101 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/policy"
+)
+
+// groupGate checks group envelopes against the group's policy at
+// admission: the sender may post (can_post, max_size, rate,
+// read_only_after) and each recipient may read (can_read), with the chain
+// state of the latest committed height.
+type groupGate struct {
+	mu     sync.Mutex
+	recent map[string][]time.Time // group/sender → admission times in the window
+}
+
+// admitGroup checks the GROUP envelopes of one Send call.
+func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) error {
+	r, _ := n.app.Committed()
+	posted := map[string]bool{}
+	for _, e := range envs {
+		if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+			continue
+		}
+		g, err := ledger.GetGroup(r, e.Group)
+		if errors.Is(err, ledger.ErrUnknownGroup) {
+			return connect.NewError(connect.CodeNotFound, err)
+		}
+		if err != nil {
+			return connect.NewError(connect.CodeInternal, err)
+		}
+		p, err := ledger.PolicyOf(r, g)
+		if err != nil {
+			return connect.NewError(connect.CodeInternal, err)
+		}
+		v := groupVars(g, me, now)
+		if !posted[e.Group] {
+			if err := n.gate.checkPost(p, v, e, now); err != nil {
+				return err
+			}
+			posted[e.Group] = true
+		}
+		v.Action, v.Target, v.TargetRole = "read", e.To, ledger.Role(g, e.To)
+		if d, err := p.Decide(v); err != nil || !d.Allowed {
+			return denied(d, err, "@"+e.To)
+		}
+	}
+	return nil
+}
+
+func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {
+	v := policy.Vars{Sender: me, SenderRole: ledger.Role(g, me), Now: now}
+	for _, m := range g.Members {
+		v.Members = append(v.Members, m.Handle)
+		if m.Role == ledger.RoleOwner || m.Role == ledger.RoleAdmin {
+			v.Admins = append(v.Admins, m.Handle)
+		}
+	}
+	return v
+}
+
+func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Envelope, now time.Time) error {
+	lim, err := p.Limits(v)
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	key := e.Group + "/" + v.Sender
+	gg.mu.Lock()
+	defer gg.mu.Unlock()
+	if gg.recent == nil {
+		gg.recent = map[string][]time.Time{}
+	}
+	kept := gg.recent[key][:0]
+	for _, t := range gg.recent[key] {
+		if now.Sub(t) < lim.RateWindow {
+			kept = append(kept, t)
+		}
+	}
+	v.Action, v.Size, v.SentInWindow = "post", int64(len(e.Ciphertext)), int64(len(kept))
+	d, err := p.Decide(v)
+	if err != nil || !d.Allowed {
+		gg.recent[key] = kept
+		return denied(d, err, "post")
+	}
+	gg.recent[key] = append(kept, now)
+	return nil
+}
+
+func denied(d policy.Decision, err error, what string) error {
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%w: %s: rule %s: %s", ledger.ErrDenied, what, d.Rule, d.Reason))
+}
