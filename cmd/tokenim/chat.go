@@ -14,8 +14,8 @@ import (
 func sendCmd(g *globals) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
-		Use:   "send @HANDLE TEXT|-  |  send @HANDLE --file PATH",
-		Short: "Send an end-to-end encrypted message or file (TEXT '-' reads stdin); prints the message id",
+		Use:   "send @HANDLE|GROUP TEXT|-  |  send @HANDLE --file PATH",
+		Short: "Send an end-to-end encrypted message (to @account or to a group by its bare name) or file; prints the message id",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
@@ -40,7 +40,11 @@ func sendCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			m, err := c.Send(cmd.Context(), args[0], text)
+			send := c.Send
+			if !strings.HasPrefix(args[0], "@") {
+				send = c.SendGroup // a bare name is a group
+			}
+			m, err := send(cmd.Context(), args[0], text)
 			if err != nil {
 				return err
 			}
@@ -113,7 +117,11 @@ func printMessage(m client.Message, asJSON bool) {
 	}
 	switch m.State {
 	case client.StateReceived:
-		fmt.Printf("%s  %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), m.From, m.Text)
+		where := ""
+		if m.Group != "" {
+			where = "[" + m.Group + "] "
+		}
+		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, m.Text)
 	case client.StateRejected:
 		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the one the chain records]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	default:

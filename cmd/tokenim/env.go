@@ -103,6 +103,10 @@ func hintFor(err error) string {
 		return "handles are 3-32 characters: a-z, 0-9 and _"
 	case errors.Is(err, client.ErrTooLarge):
 		return fmt.Sprintf("a text message holds at most %d bytes", client.MaxTextBytes)
+	case errors.Is(err, client.ErrUnknownGroup):
+		return "accounts take an @ (`send @bob …`); a bare name is a group"
+	case errors.Is(err, client.ErrDenied):
+		return "the group's policy refused it; `tokenim group show NAME` shows your role"
 	case errors.Is(err, client.ErrFileTooLarge):
 		return fmt.Sprintf("files are limited to %d GiB", client.MaxFileSize>>30)
 	case errors.Is(err, client.ErrFileCorrupt):

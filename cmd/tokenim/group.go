@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/tokenim/tokenim/client"
+)
+
+func groupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "group", Short: "Groups: membership and roles on chain, messages with sender keys"}
+	// withClient runs fn with this home's unlocked account.
+	withClient := func(ctx context.Context, fn func(*client.Client) error) error {
+		c, err := g.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return fn(c)
+	}
+	var members, pol, role string
+	var asJSON bool
+	create := &cobra.Command{
+		Use: "create NAME [--members @a,@b] [--policy NAME]", Short: "Create a group you own", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ms []string
+			if members != "" {
+				ms = strings.Split(members, ",")
+			}
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.CreateGroup(cmd.Context(), args[0], ms, pol); err != nil {
+					return err
+				}
+				fmt.Printf("created %s\n", args[0])
+				return nil
+			})
+		},
+	}
+	create.Flags().StringVar(&members, "members", "", "comma-separated handles")
+	create.Flags().StringVar(&pol, "policy", "", "a deployed policy's name or id (default: the default policy)")
+	add := &cobra.Command{
+		Use: "add NAME @HANDLE [--role ROLE]", Short: "Add a member", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupAdd(cmd.Context(), args[0], args[1], role) })
+		},
+	}
+	add.Flags().StringVar(&role, "role", "member", "owner, admin, member or reader")
+	remove := &cobra.Command{
+		Use: "remove NAME @HANDLE", Short: "Remove a member (the others rotate their sender keys)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupRemove(cmd.Context(), args[0], args[1]) })
+		},
+	}
+	leave := &cobra.Command{
+		Use: "leave NAME", Short: "Leave a group", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupLeave(cmd.Context(), args[0]) })
+		},
+	}
+	setRole := &cobra.Command{
+		Use: "role NAME @HANDLE ROLE", Short: "Set a member's role (owner, admin, member, reader)", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupSetRole(cmd.Context(), args[0], args[1], args[2]) })
+		},
+	}
+	show := &cobra.Command{
+		Use: "show NAME [--json]", Short: "Members, roles, policy and epoch", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				gr, err := c.Group(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(os.Stdout).Encode(gr)
+				}
+				fmt.Printf("%s  policy %s…  epoch %d  created at height %d\n", gr.Name, gr.PolicyId[:16], gr.Epoch, gr.CreatedHeight)
+				for _, m := range gr.Members {
+					fmt.Printf("  @%-32s %s\n", m.Handle, m.Role)
+				}
+				return nil
+			})
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(create, add, remove, leave, setRole, show)
+	return cmd
+}
