@@ -13,6 +13,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/policy"
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
 )
@@ -162,7 +163,32 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 		return nil, err
 	}
 	msg.State = StateStored
+	if exp, err := c.groupExpiry(ctx, g, now); err == nil {
+		msg.ExpiresAt = exp
+	}
 	return msg, c.putMessage(msg, "", 0)
+}
+
+// groupExpiry computes, as the nodes do, when the group's policy deletes a
+// message sent now (zero: kept).
+func (c *Client) groupExpiry(ctx context.Context, g *tokenimv1.GroupRecord, now time.Time) (time.Time, error) {
+	src := policy.Defaults
+	if g.PolicyId != policy.ID(policy.Defaults) {
+		rec, err := GetPolicy(ctx, c.cfg, g.PolicyId)
+		if err != nil {
+			return time.Time{}, err
+		}
+		src = rec.Source
+	}
+	p, err := policy.Compile(src)
+	if err != nil {
+		return time.Time{}, err
+	}
+	lim, err := p.Limits(policy.Vars{Action: "post", Sender: c.Handle(), SenderRole: ledger.Role(g, c.Handle()), Now: now})
+	if err != nil || lim.LegalHold || lim.Retention <= 0 {
+		return time.Time{}, err
+	}
+	return now.Add(lim.Retention).UTC(), nil
 }
 
 func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) ([]byte, error) {

@@ -36,6 +36,9 @@ type Message struct {
 	// Counter is the sender's number for this message in the conversation
 	// (1, 2, …); 0 if unknown (undecryptable).
 	Counter uint64 `json:"counter,omitempty"`
+	// ExpiresAt is when the conversation's policy deletes the message
+	// (zero: kept); clients delete their copy then too.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Group is set on group messages (To is then the group's name).
 	Group string `json:"group,omitempty"`
 	// File is set when the message shares a file (FetchFile downloads it).
@@ -123,7 +126,10 @@ func (c *Client) setCursor(nodeID string, cur uint64) error {
 // (same sender and recipient) they are in the sender's order: replicas can
 // deliver them out of order, the sender's counter cannot lie about it.
 func (c *Client) History(filter func(*Message) bool) ([]Message, error) {
-	out, err := c.history(func(m *Message) bool { return m.State != StateControl && (filter == nil || filter(m)) })
+	now := time.Now()
+	out, err := c.history(func(m *Message) bool {
+		return m.State != StateControl && !expired(m, now) && (filter == nil || filter(m))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -166,4 +172,31 @@ func (c *Client) history(filter func(*Message) bool) ([]Message, error) {
 		return nil
 	})
 	return out, err
+}
+
+func expired(m *Message, now time.Time) bool {
+	return !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt)
+}
+
+// purgeExpired deletes local copies whose retention ended (their ids stay
+// known, so a late copy is not shown again).
+func (c *Client) purgeExpired() error {
+	now := time.Now()
+	var doomed []string
+	err := c.store.ForEach(bucketHistory, func(k string, v []byte) error {
+		var m Message
+		if json.Unmarshal(v, &m) == nil && expired(&m, now) {
+			doomed = append(doomed, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := c.store.Delete(bucketHistory, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

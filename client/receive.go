@@ -21,6 +21,9 @@ const ackEvery = 128
 // Sync fetches every envelope waiting on the node, decrypts and stores them,
 // acknowledges them, and returns the new messages.
 func (c *Client) Sync(ctx context.Context) ([]Message, error) {
+	if err := c.purgeExpired(); err != nil {
+		return nil, err
+	}
 	var got []Message
 	err := c.receive(ctx, true, func(m Message) { got = append(got, m) })
 	return got, err
@@ -177,6 +180,9 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	m := &Message{ID: hex.EncodeToString(env.Id), From: env.From, To: c.Handle(), ReceivedAt: time.UnixMilli(env.ReceivedAtMs).UTC(), State: StateReceived}
 	var content *tokenimv1.Content
 	var err error
+	if env.ExpiresAtMs > 0 {
+		m.ExpiresAt = time.UnixMilli(env.ExpiresAtMs).UTC()
+	}
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 		content, err = c.groupDecrypt(ctx, env)
 		m.Group, m.To = env.Group, env.Group

@@ -18,6 +18,25 @@ const (
 	registerRetry     = 2 * time.Second
 )
 
+// sweepEvery is how often the retention sweeper runs.
+const sweepEvery = time.Second
+
+// sweeper deletes envelopes whose policy retention ended, on this replica
+// (every replica runs one), and counts them.
+func (n *Node) sweeper(ctx context.Context) {
+	for sleepCtx(ctx, sweepEvery) {
+		k, err := n.relay.Expire(time.Now().UnixMilli())
+		if err != nil {
+			n.log.Warn("retention sweep failed", "err", err)
+			continue
+		}
+		if k > 0 {
+			n.metrics.expired(k)
+			n.log.Info("retention sweep", "deleted", k)
+		}
+	}
+}
+
 // cluster runs self-registration and anti-entropy until the node stops.
 func (n *Node) cluster(ctx context.Context) {
 	for n.comet.ConsensusReactor().WaitSync() {

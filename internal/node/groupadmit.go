@@ -25,6 +25,7 @@ type groupGate struct {
 func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) error {
 	r, _ := n.app.Committed()
 	posted := map[string]bool{}
+	expires := map[string]int64{}
 	for _, e := range envs {
 		if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 			continue
@@ -46,13 +47,27 @@ func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) 
 				return err
 			}
 			posted[e.Group] = true
+			if expires[e.Group], err = expiry(p, v, now); err != nil {
+				return connect.NewError(connect.CodeInternal, err)
+			}
 		}
+		e.ExpiresAtMs = expires[e.Group]
 		v.Action, v.Target, v.TargetRole = "read", e.To, ledger.Role(g, e.To)
 		if d, err := p.Decide(v); err != nil || !d.Allowed {
 			return denied(d, err, "@"+e.To)
 		}
 	}
 	return nil
+}
+
+// expiry is when the policy's retention ends for something admitted now
+// (0: kept, under legal hold).
+func expiry(p *policy.Policy, v policy.Vars, now time.Time) (int64, error) {
+	lim, err := p.Limits(v)
+	if err != nil || lim.LegalHold || lim.Retention <= 0 {
+		return 0, err
+	}
+	return now.Add(lim.Retention).UnixMilli(), nil
 }
 
 func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {

@@ -24,6 +24,7 @@ type metrics struct {
 	rpcs       *prometheus.CounterVec
 	replicaIn  prometheus.Counter
 	pulledIn   prometheus.Counter
+	expiredN   prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -36,10 +37,11 @@ func newMetrics(n *Node) *metrics {
 		appendSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tokenim_relay_append_seconds", Help: "Time to store a send durably (group commit).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		replicaIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_replicated_in_total", Help: "Envelopes other nodes replicated here."}),
 		pulledIn:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_pulled_total", Help: "Envelopes fetched by anti-entropy."}),
+		expiredN:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_expired_total", Help: "Envelopes deleted by the retention sweeper."}),
 		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
 	}
 	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
-	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, height,
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,6 +63,11 @@ func (m *metrics) admitted(envs []*tokenimv1.Envelope, dup []bool, took time.Dur
 func (m *metrics) replicated(k int) { m.replicaIn.Add(float64(k)) }
 
 func (m *metrics) pulled(k int) { m.pulledIn.Add(float64(k)) }
+
+func (m *metrics) expired(k int) { m.expiredN.Add(float64(k)) }
+
+// StoredEnvelopes is how many envelopes this node holds now.
+func (n *Node) StoredEnvelopes() int64 { return n.relay.Stats().Envelopes }
 
 func (m *metrics) delivered(batch []*tokenimv1.Delivery) { m.deliveredN.Add(float64(len(batch))) }
 

@@ -146,7 +146,7 @@ func (s *relayService) admit(e *tokenimv1.Envelope, me string, nowMs int64) erro
 	default:
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("envelope type %v", e.Type))
 	}
-	e.To, e.From, e.ReceivedAtMs = to, me, nowMs
+	e.To, e.From, e.ReceivedAtMs, e.ExpiresAtMs = to, me, nowMs, 0
 	return nil
 }
 

@@ -112,6 +112,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	n.stopCluster = cancel
 	go n.cluster(cctx)
+	go n.sweeper(cctx)
 	return n, nil
 }
 

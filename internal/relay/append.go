@@ -32,9 +32,10 @@ type request struct {
 
 // encoded is a validated envelope and its deterministic encoding.
 type encoded struct {
-	id    [IDSize]byte
-	to    string
-	value []byte
+	id        [IDSize]byte
+	to        string
+	value     []byte
+	expiresMs int64 // 0: kept until acknowledged
 }
 
 type ackOp struct {
@@ -72,7 +73,7 @@ func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []b
 		if err != nil {
 			return nil, &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
 		}
-		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v}
+		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs}
 		req.size += len(v)
 	}
 	if err := ctx.Err(); err != nil {

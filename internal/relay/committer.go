@@ -206,6 +206,11 @@ func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
 	if err := b.batch.Set(dedupKey(e.id[:]), dedupValue(b.nowMs, cursor, e.to), nil); err != nil {
 		return err
 	}
+	if e.expiresMs > 0 {
+		if err := b.batch.Set(expiryKey(unixMs(e.expiresMs), e.id[:]), nil, nil); err != nil {
+			return err
+		}
+	}
 	return b.batch.Set(admitKey(b.nowMs, e.id[:]), nil, nil)
 }
 

@@ -43,6 +43,7 @@
 //	'd' id(16)                   -> admitted ms (uint64) | cursor (uint64) | name
 //	't' admitted ms(8) id(16)    -> empty (admission-time index for Sweep)
 //	'p' len name prekey id(4)    -> one-time prekey public key
+//	'x' expires ms(8) id(16)     -> empty (retention index for Expire)
 //
 // The committer goroutine is the only writer of 'c', 'm' and 's' keys (Ack
 // goes through its queue too) and of new 'd'/'t' entries; Sweep only

@@ -14,6 +14,7 @@ const (
 	tagDedup   byte = 'd'
 	tagAdmit   byte = 't'
 	tagPrekey  byte = 'p'
+	tagExpiry  byte = 'x'
 )
 
 // nameKey returns tag | len(name) | name, with room for extra bytes.
@@ -97,4 +98,10 @@ func unixMs(ms int64) uint64 {
 		return 0
 	}
 	return uint64(ms)
+}
+
+// expiryKey indexes an envelope by the time its retention ends.
+func expiryKey(ms uint64, id []byte) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{tagExpiry}, ms)
+	return append(k, id...)
 }

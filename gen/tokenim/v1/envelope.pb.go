@@ -99,7 +99,11 @@ type Envelope struct {
 	// a member allowed to post by the group's policy.
 	Group string `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
 	// epoch is the group epoch the sender key belongs to.
-	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// expires_at_ms, set by the entry node from the conversation's policy
+	// (retention; 0 under legal hold or without a policy): every replica
+	// deletes the envelope then, delivered or not.
+	ExpiresAtMs   int64 `protobuf:"varint,9,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,6 +190,13 @@ func (x *Envelope) GetGroup() string {
 func (x *Envelope) GetEpoch() uint64 {
 	if x != nil {
 		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Envelope) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
 	}
 	return 0
 }
@@ -440,7 +451,7 @@ var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19tokenim/v1/envelope.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xde\x01\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\x82\x02\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -451,7 +462,8 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"ciphertext\x12$\n" +
 	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
-	"\x05epoch\x18\b \x01(\x04R\x05epoch\"\x92\x02\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\"\n" +
+	"\rexpires_at_ms\x18\t \x01(\x03R\vexpiresAtMs\"\x92\x02\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +

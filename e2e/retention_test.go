@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tokenim/tokenim/client"
+)
+
+// With a 2-second retention policy, a group message is deleted from the
+// node (before its recipient ever fetched it) and from the sender's history.
+func TestRetentionExpiresEverywhere(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "rea")
+	bob, _ := newUser(t, "reb")
+	pol := uniqueHandle("twosec")
+	if _, err := alice.DeployPolicy(ctx, pol, `retention = duration("2s")`); err != nil {
+		t.Fatal(err)
+	}
+	group := uniqueHandle("flash")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, pol); err != nil {
+		t.Fatal(err)
+	}
+	before := tn.n.StoredEnvelopes()
+	m, err := alice.SendGroup(ctx, group, "this will self-destruct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ExpiresAt.IsZero() || m.ExpiresAt.Sub(m.SentAt) != 2*time.Second {
+		t.Fatalf("sender's copy expires at %v (sent %v)", m.ExpiresAt, m.SentAt)
+	}
+	// Stored for bob: the sender key (1:1, kept) and the group message.
+	stored := tn.n.StoredEnvelopes()
+	if stored < before+2 {
+		t.Fatalf("stored %d → %d", before, stored)
+	}
+	// The sweeper runs every second; give it the retention and two rounds.
+	deadline := time.Now().Add(10 * time.Second)
+	for tn.n.StoredEnvelopes() > stored-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the expired envelope is still on the node (%d stored)", tn.n.StoredEnvelopes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range got {
+		if g.Group == group && g.State == client.StateReceived {
+			t.Fatalf("bob received an expired message: %+v", g)
+		}
+	}
+	hist, _ := alice.History(func(m *client.Message) bool { return m.Group == group && m.Outgoing })
+	if len(hist) != 0 {
+		t.Fatalf("alice still shows the expired message: %+v", hist)
+	}
+}
