@@ -17,7 +17,7 @@ type groupsModule struct{}
 // Group limits.
 const (
 	MaxGroupMembers   = policy.MaxListLen
-	MaxCreateMembers  = 256 // members named in one CreateGroup (add more later)
+	MaxCreateMembers  = 1000 // members named in one CreateGroup (add more later)
 	RoleOwner         = "owner"
 	RoleAdmin         = "admin"
 	RoleMember        = "member"

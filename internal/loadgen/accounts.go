@@ -28,6 +28,34 @@ type account struct {
 
 func (a *account) authHeader(h http.Header) { h.Set("Authorization", "Bearer "+a.token) }
 
+// Account is a registered, authenticated account (for benchmarks that
+// drive the node API directly).
+type Account struct {
+	Handle string
+	Key    ed25519.PrivateKey
+	Token  string
+}
+
+// Register registers n accounts on the node at nodeURL, at most 200 at a
+// time (each waits for its block), and authenticates each.
+func Register(ctx context.Context, nodeURL, prefix string, n int) ([]Account, error) {
+	hc := httpClient()
+	node := tokenimv1connect.NewNodeServiceClient(hc, nodeURL)
+	relay := tokenimv1connect.NewRelayServiceClient(hc, nodeURL)
+	var out []Account
+	for start := 0; start < n; start += 200 {
+		k := min(200, n-start)
+		accts, err := registerAccounts(ctx, node, relay, fmt.Sprintf("%s%d_", prefix, start/200), k)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range accts {
+			out = append(out, Account{Handle: a.handle, Key: a.key, Token: a.token})
+		}
+	}
+	return out, nil
+}
+
 // registerAccounts registers n fresh accounts concurrently (they share
 // blocks) and authenticates each.
 func registerAccounts(ctx context.Context, node tokenimv1connect.NodeServiceClient, relay tokenimv1connect.RelayServiceClient, prefix string, n int) ([]*account, error) {

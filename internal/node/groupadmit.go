@@ -21,43 +21,61 @@ type groupGate struct {
 	recent map[string][]time.Time // group/sender → admission times in the window
 }
 
-// admitGroup checks the GROUP envelopes of one Send call.
+// groupCheck is one group's state for one Send call.
+type groupCheck struct {
+	g       *tokenimv1.GroupRecord
+	p       *policy.Policy
+	v       policy.Vars
+	expires int64
+}
+
+// admitGroup checks the GROUP envelopes of one Send call: the post once per
+// group, the read rule once per recipient.
 func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) error {
 	r, _ := n.app.Committed()
-	posted := map[string]bool{}
-	expires := map[string]int64{}
+	checks := map[string]*groupCheck{}
 	for _, e := range envs {
 		if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 			continue
 		}
-		g, err := ledger.GetGroup(r, e.Group)
-		if errors.Is(err, ledger.ErrUnknownGroup) {
-			return connect.NewError(connect.CodeNotFound, err)
-		}
-		if err != nil {
-			return connect.NewError(connect.CodeInternal, err)
-		}
-		p, err := ledger.PolicyOf(r, g)
-		if err != nil {
-			return connect.NewError(connect.CodeInternal, err)
-		}
-		v := groupVars(g, me, now)
-		if !posted[e.Group] {
-			if err := n.gate.checkPost(p, v, e, now); err != nil {
+		gc, ok := checks[e.Group]
+		if !ok {
+			var err error
+			if gc, err = n.checkGroupPost(r, e, me, now); err != nil {
 				return err
 			}
-			posted[e.Group] = true
-			if expires[e.Group], err = expiry(p, v, now); err != nil {
-				return connect.NewError(connect.CodeInternal, err)
-			}
+			checks[e.Group] = gc
 		}
-		e.ExpiresAtMs = expires[e.Group]
-		v.Action, v.Target, v.TargetRole = "read", e.To, ledger.Role(g, e.To)
-		if d, err := p.Decide(v); err != nil || !d.Allowed {
+		e.ExpiresAtMs = gc.expires
+		v := gc.v
+		v.Action, v.Target, v.TargetRole = "read", e.To, ledger.Role(gc.g, e.To)
+		if d, err := gc.p.Decide(v); err != nil || !d.Allowed {
 			return denied(d, err, "@"+e.To)
 		}
 	}
 	return nil
+}
+
+func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, me string, now time.Time) (*groupCheck, error) {
+	g, err := ledger.GetGroup(r, e.Group)
+	if errors.Is(err, ledger.ErrUnknownGroup) {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	p, err := ledger.PolicyOf(r, g)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	gc := &groupCheck{g: g, p: p, v: groupVars(g, me, now)}
+	if err := n.gate.checkPost(p, gc.v, e, now); err != nil {
+		return nil, err
+	}
+	if gc.expires, err = expiry(p, gc.v, now); err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return gc, nil
 }
 
 // expiry is when the policy's retention ends for something admitted now

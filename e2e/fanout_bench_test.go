@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/loadgen"
+)
+
+// BenchmarkGroupFanOut1000: one post to a 1,000-member group whose members
+// all have a stream open on this node; the time from Send until the last
+// member has it (the node's share: policy checks for 999 recipients,
+// durable storage, pushes). Opaque 1 KB ciphertexts: the clients' sender-key
+// encryption is done once per post and is not what is measured.
+//
+//	go test ./e2e -run XXX -bench GroupFanOut -benchtime 20x
+func BenchmarkGroupFanOut1000(b *testing.B) {
+	ctx := context.Background()
+	accts, err := loadgen.Register(ctx, tn.url(), uniqueHandle("fan"), 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	owner, group := accts[0], uniqueHandle("big")
+	createBigGroup(b, owner, group, accts[1:])
+	h2 := new(http.Protocols)
+	h2.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: h2}}
+	relayAPI := tokenimv1connect.NewRelayServiceClient(hc, tn.url())
+	var got atomic.Int64
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var ready sync.WaitGroup
+	for _, a := range accts[1:] {
+		ready.Add(1)
+		go stream(sctx, relayAPI, a, &ready, &got)
+	}
+	ready.Wait()
+	var lat []time.Duration
+	for b.Loop() {
+		base := got.Load()
+		id := make([]byte, 16)
+		rand.Read(id)
+		start := time.Now()
+		var envs []*tokenimv1.Envelope
+		ct := make([]byte, 1024)
+		for _, a := range accts[1:] {
+			eid := make([]byte, 16)
+			rand.Read(eid)
+			envs = append(envs, &tokenimv1.Envelope{Id: eid, To: a.Handle, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: group})
+		}
+		for i := 0; i < len(envs); i += 512 {
+			req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: envs[i:min(i+512, len(envs))]})
+			req.Header().Set("Authorization", "Bearer "+owner.Token)
+			if _, err := relayAPI.Send(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for got.Load() < base+int64(len(envs)) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+}
+
+func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, a loadgen.Account, ready *sync.WaitGroup, got *atomic.Int64) {
+	req := connect.NewRequest(&tokenimv1.ReceiveRequest{})
+	req.Header().Set("Authorization", "Bearer "+a.Token)
+	s, err := api.Receive(ctx, req)
+	if err != nil {
+		ready.Done()
+		return
+	}
+	once := sync.OnceFunc(ready.Done)
+	var last uint64
+	for s.Receive() {
+		if s.Msg().GetCaughtUp() {
+			once()
+			continue
+		}
+		last = s.Msg().GetDelivery().GetCursor()
+		got.Add(1)
+		if last%256 == 0 {
+			ack := connect.NewRequest(&tokenimv1.AckRequest{Cursor: last})
+			ack.Header().Set("Authorization", "Bearer "+a.Token)
+			api.Ack(ctx, ack)
+		}
+	}
+	once()
+}
+
+func createBigGroup(b *testing.B, owner loadgen.Account, group string, members []loadgen.Account) {
+	ctx := context.Background()
+	nodeAPI := tokenimv1connect.NewNodeServiceClient(http.DefaultClient, tn.url())
+	st, _ := nodeAPI.Status(ctx, connect.NewRequest(&tokenimv1.StatusRequest{}))
+	acct, err := nodeAPI.GetAccount(ctx, connect.NewRequest(&tokenimv1.GetAccountRequest{Handle: owner.Handle}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hs []string
+	for _, m := range members {
+		hs = append(hs, m.Handle)
+	}
+	raw, err := ledger.SignTx(&tokenimv1.TxBody{ChainId: st.Msg.ChainId, Signer: owner.Handle, Sequence: acct.Msg.Account.Sequence,
+		Msg: &tokenimv1.TxBody_CreateGroup{CreateGroup: &tokenimv1.CreateGroup{Name: group, Members: hs}}}, owner.Key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := nodeAPI.BroadcastTx(ctx, connect.NewRequest(&tokenimv1.BroadcastTxRequest{Tx: raw}))
+	if err != nil || res.Msg.Code != 0 {
+		b.Fatalf("create group: %v %v", err, res)
+	}
+	b.Logf("CreateGroup with %d members: %d bytes on chain", len(hs), len(raw))
+}
