@@ -123,4 +123,7 @@ func createBigGroup(b *testing.B, owner loadgen.Account, group string, members [
 		b.Fatalf("create group: %v %v", err, res)
 	}
 	b.Logf("CreateGroup with %d members: %d bytes on chain", len(hs), len(raw))
+	add, _ := ledger.SignTx(&tokenimv1.TxBody{ChainId: st.Msg.ChainId, Signer: owner.Handle, Sequence: acct.Msg.Account.Sequence + 1,
+		Msg: &tokenimv1.TxBody_GroupAddMember{GroupAddMember: &tokenimv1.GroupAddMember{Group: group, Member: "a_new_member_handle", Role: "member"}}}, owner.Key)
+	b.Logf("GroupAddMember to a %d-member group: %d bytes on chain", len(hs)+1, len(add))
 }
