@@ -327,3 +327,12 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	}
 	return &content, nil
 }
+
+// Groups lists the groups this account belongs to, as the chain records.
+func (c *Client) Groups(ctx context.Context) ([]string, error) {
+	res, err := c.node.ListGroups(ctx, connect.NewRequest(&tokenimv1.ListGroupsRequest{Handle: c.Handle()}))
+	if err != nil {
+		return nil, c.netErr("list groups", err)
+	}
+	return res.Msg.Groups, nil
+}

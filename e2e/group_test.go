@@ -61,6 +61,12 @@ func TestGroupSendRemoveSend(t *testing.T) {
 	if g.Epoch != 1 || len(g.Members) != 2 {
 		t.Fatalf("after removal: %v", g)
 	}
+	if gs, err := carol.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("carol's groups after removal: %v %v", gs, err)
+	}
+	if gs, err := bob.Groups(ctx); err != nil || len(gs) != 1 || gs[0] != group {
+		t.Fatalf("bob's groups: %v %v", gs, err)
+	}
 	if _, err := alice.SendGroup(ctx, group, "after removal"); err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,26 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(create, add, remove, leave, setRole, show)
+	var listJSON bool
+	list := &cobra.Command{
+		Use: "list [--json]", Short: "The groups you belong to", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				gs, err := c.Groups(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if listJSON {
+					return json.NewEncoder(os.Stdout).Encode(gs)
+				}
+				for _, name := range gs {
+					fmt.Println(name)
+				}
+				return nil
+			})
+		},
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	cmd.AddCommand(create, add, remove, leave, setRole, show, list)
 	return cmd
 }

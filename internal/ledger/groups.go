@@ -49,11 +49,88 @@ func (groupsModule) Validate(ctx *Context, body *tokenimv1.TxBody) error {
 }
 
 func (groupsModule) Apply(ctx *Context, body *tokenimv1.TxBody) error {
+	var before []string
+	if old, err := GetGroup(ctx.KV, groupName(body)); err == nil {
+		before = handles(old)
+	}
 	g, err := nextGroup(ctx, body)
 	if err != nil {
 		return err
 	}
-	return setProto(ctx.KV, groupKey(g.Name), g)
+	if err := setProto(ctx.KV, groupKey(g.Name), g); err != nil {
+		return err
+	}
+	return indexMembers(ctx.KV, g.Name, before, handles(g))
+}
+
+func groupName(body *tokenimv1.TxBody) string {
+	switch m := body.Msg.(type) {
+	case *tokenimv1.TxBody_CreateGroup:
+		return m.CreateGroup.Name
+	case *tokenimv1.TxBody_GroupAddMember:
+		return m.GroupAddMember.Group
+	case *tokenimv1.TxBody_GroupRemoveMember:
+		return m.GroupRemoveMember.Group
+	case *tokenimv1.TxBody_GroupLeave:
+		return m.GroupLeave.Group
+	case *tokenimv1.TxBody_GroupSetRole:
+		return m.GroupSetRole.Group
+	}
+	return ""
+}
+
+func handles(g *tokenimv1.GroupRecord) []string {
+	out := make([]string, len(g.Members))
+	for i, m := range g.Members {
+		out[i] = m.Handle
+	}
+	return out
+}
+
+func accountGroupsKey(handle string) []byte { return []byte("ag/" + handle) }
+
+// indexMembers updates ag/<handle> for members who joined or left.
+func indexMembers(kv KV, group string, before, after []string) error {
+	for _, h := range after {
+		if !slices.Contains(before, h) {
+			if err := editAccountGroups(kv, h, func(gs []string) []string {
+				if i, found := slices.BinarySearch(gs, group); !found {
+					gs = slices.Insert(gs, i, group)
+				}
+				return gs
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range before {
+		if !slices.Contains(after, h) {
+			if err := editAccountGroups(kv, h, func(gs []string) []string {
+				return slices.DeleteFunc(gs, func(x string) bool { return x == group })
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func editAccountGroups(kv KV, handle string, edit func([]string) []string) error {
+	var ag tokenimv1.AccountGroups
+	if _, err := getProto(kv, accountGroupsKey(handle), &ag); err != nil {
+		return err
+	}
+	ag.Groups = edit(ag.Groups)
+	return setProto(kv, accountGroupsKey(handle), &ag)
+}
+
+// GroupsOf lists the groups handle belongs to, sorted.
+func GroupsOf(r Reader, handle string) ([]string, error) {
+	var ag tokenimv1.AccountGroups
+	if _, err := getProto(r, accountGroupsKey(handle), &ag); err != nil {
+		return nil, err
+	}
+	return ag.Groups, nil
 }
 
 // GetGroup reads a group; ErrUnknownGroup if none.

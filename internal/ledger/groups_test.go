@@ -75,4 +75,9 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 	if len(g.Members) != 1 || Role(g, "olga") != RoleOwner || g.Epoch != 2 {
 		t.Fatalf("final group: %v", g)
 	}
+	for h, want := range map[string]int{"olga": 1, "pete": 0, "quin": 0, "rita": 0} {
+		if gs, err := GroupsOf(kv, h); err != nil || len(gs) != want {
+			t.Fatalf("groups of %s: %v %v", h, gs, err)
+		}
+	}
 }

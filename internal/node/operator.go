@@ -151,3 +151,17 @@ func (s *nodeService) GetGroup(_ context.Context, req *connect.Request[tokenimv1
 	}
 	return connect.NewResponse(&tokenimv1.GetGroupResponse{Group: g, Height: h}), nil
 }
+
+// ListGroups serves the groups a handle belongs to.
+func (s *nodeService) ListGroups(_ context.Context, req *connect.Request[tokenimv1.ListGroupsRequest]) (*connect.Response[tokenimv1.ListGroupsResponse], error) {
+	h, err := ledger.NormalizeHandle(req.Msg.Handle)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	r, height := s.n.app.Committed()
+	gs, err := ledger.GroupsOf(r, h)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&tokenimv1.ListGroupsResponse{Groups: gs, Height: height}), nil
+}

@@ -1984,6 +1984,52 @@ func (x *GroupRecord) GetCreatedHeight() int64 {
 	return 0
 }
 
+// AccountGroups lists the groups an account belongs to (state ag/<handle>),
+// sorted by name.
+type AccountGroups struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []string               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountGroups) Reset() {
+	*x = AccountGroups{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountGroups) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountGroups) ProtoMessage() {}
+
+func (x *AccountGroups) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountGroups.ProtoReflect.Descriptor instead.
+func (*AccountGroups) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AccountGroups) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 var File_tokenim_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_ledger_proto_rawDesc = "" +
@@ -2127,7 +2173,9 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x121\n" +
 	"\amembers\x18\x03 \x03(\v2\x17.tokenim.v1.GroupMemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12%\n" +
-	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeightB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\"'\n" +
+	"\rAccountGroups\x12\x16\n" +
+	"\x06groups\x18\x01 \x03(\tR\x06groupsB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_ledger_proto_rawDescOnce sync.Once
@@ -2142,7 +2190,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                 // 1: tokenim.v1.Tx
@@ -2172,6 +2220,7 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*GroupSetRole)(nil),       // 25: tokenim.v1.GroupSetRole
 	(*GroupMember)(nil),        // 26: tokenim.v1.GroupMember
 	(*GroupRecord)(nil),        // 27: tokenim.v1.GroupRecord
+	(*AccountGroups)(nil),      // 28: tokenim.v1.AccountGroups
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -2226,7 +2275,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

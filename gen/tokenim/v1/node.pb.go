@@ -24,6 +24,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListGroupsRequest) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []string               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	Height        int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListGroupsResponse) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListGroupsResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type GetGroupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -33,7 +129,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +141,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +154,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetGroupRequest) GetName() string {
@@ -78,7 +174,7 @@ type GetGroupResponse struct {
 
 func (x *GetGroupResponse) Reset() {
 	*x = GetGroupResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +186,7 @@ func (x *GetGroupResponse) String() string {
 func (*GetGroupResponse) ProtoMessage() {}
 
 func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +199,7 @@ func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetGroupResponse) GetGroup() *GroupRecord {
@@ -130,7 +226,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +238,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +251,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetPolicyRequest) GetNameOrId() string {
@@ -175,7 +271,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +283,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +296,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *PolicyRecord {
@@ -225,7 +321,7 @@ type ValidatorsRequest struct {
 
 func (x *ValidatorsRequest) Reset() {
 	*x = ValidatorsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +333,7 @@ func (x *ValidatorsRequest) String() string {
 func (*ValidatorsRequest) ProtoMessage() {}
 
 func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +346,7 @@ func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsRequest.ProtoReflect.Descriptor instead.
 func (*ValidatorsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 type ValidatorsResponse struct {
@@ -264,7 +360,7 @@ type ValidatorsResponse struct {
 
 func (x *ValidatorsResponse) Reset() {
 	*x = ValidatorsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +372,7 @@ func (x *ValidatorsResponse) String() string {
 func (*ValidatorsResponse) ProtoMessage() {}
 
 func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +385,7 @@ func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsResponse.ProtoReflect.Descriptor instead.
 func (*ValidatorsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ValidatorsResponse) GetSet() *ValidatorSet {
@@ -321,7 +417,7 @@ type GenesisRequest struct {
 
 func (x *GenesisRequest) Reset() {
 	*x = GenesisRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +429,7 @@ func (x *GenesisRequest) String() string {
 func (*GenesisRequest) ProtoMessage() {}
 
 func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +442,7 @@ func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisRequest.ProtoReflect.Descriptor instead.
 func (*GenesisRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 type GenesisResponse struct {
@@ -361,7 +457,7 @@ type GenesisResponse struct {
 
 func (x *GenesisResponse) Reset() {
 	*x = GenesisResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +469,7 @@ func (x *GenesisResponse) String() string {
 func (*GenesisResponse) ProtoMessage() {}
 
 func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +482,7 @@ func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisResponse.ProtoReflect.Descriptor instead.
 func (*GenesisResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GenesisResponse) GetGenesisJson() []byte {
@@ -411,7 +507,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +519,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +532,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 type ListNodesResponse struct {
@@ -449,7 +545,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +557,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +570,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListNodesResponse) GetNodes() []*NodeRecord {
@@ -499,7 +595,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +607,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +620,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 type StatusResponse struct {
@@ -544,7 +640,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +652,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +665,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatusResponse) GetChainId() string {
@@ -637,7 +733,7 @@ type BroadcastTxRequest struct {
 
 func (x *BroadcastTxRequest) Reset() {
 	*x = BroadcastTxRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +745,7 @@ func (x *BroadcastTxRequest) String() string {
 func (*BroadcastTxRequest) ProtoMessage() {}
 
 func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +758,7 @@ func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastTxRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BroadcastTxRequest) GetTx() []byte {
@@ -685,7 +781,7 @@ type BroadcastTxResponse struct {
 
 func (x *BroadcastTxResponse) Reset() {
 	*x = BroadcastTxResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +793,7 @@ func (x *BroadcastTxResponse) String() string {
 func (*BroadcastTxResponse) ProtoMessage() {}
 
 func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +806,7 @@ func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastTxResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BroadcastTxResponse) GetHeight() int64 {
@@ -750,7 +846,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +858,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +871,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetAccountRequest) GetHandle() string {
@@ -796,7 +892,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +904,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +917,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -847,7 +943,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +955,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +968,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChallengeRequest) GetHandle() string {
@@ -892,7 +988,7 @@ type ChallengeResponse struct {
 
 func (x *ChallengeResponse) Reset() {
 	*x = ChallengeResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1000,7 @@ func (x *ChallengeResponse) String() string {
 func (*ChallengeResponse) ProtoMessage() {}
 
 func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1013,7 @@ func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeResponse.ProtoReflect.Descriptor instead.
 func (*ChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChallengeResponse) GetNonce() []byte {
@@ -947,7 +1043,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1055,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1068,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuthenticateRequest) GetHandle() string {
@@ -1006,7 +1102,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1114,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1127,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AuthenticateResponse) GetToken() string {
@@ -1058,7 +1154,7 @@ type OneTimePrekey struct {
 
 func (x *OneTimePrekey) Reset() {
 	*x = OneTimePrekey{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1166,7 @@ func (x *OneTimePrekey) String() string {
 func (*OneTimePrekey) ProtoMessage() {}
 
 func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1179,7 @@ func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneTimePrekey.ProtoReflect.Descriptor instead.
 func (*OneTimePrekey) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OneTimePrekey) GetId() uint32 {
@@ -1109,7 +1205,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1217,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1230,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() []*OneTimePrekey {
@@ -1153,7 +1249,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1261,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1274,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UploadPrekeysResponse) GetStored() uint32 {
@@ -1196,7 +1292,7 @@ type PrekeyCountRequest struct {
 
 func (x *PrekeyCountRequest) Reset() {
 	*x = PrekeyCountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1304,7 @@ func (x *PrekeyCountRequest) String() string {
 func (*PrekeyCountRequest) ProtoMessage() {}
 
 func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1317,7 @@ func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 type PrekeyCountResponse struct {
@@ -1233,7 +1329,7 @@ type PrekeyCountResponse struct {
 
 func (x *PrekeyCountResponse) Reset() {
 	*x = PrekeyCountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1341,7 @@ func (x *PrekeyCountResponse) String() string {
 func (*PrekeyCountResponse) ProtoMessage() {}
 
 func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1354,7 @@ func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrekeyCountResponse) GetCount() uint32 {
@@ -1277,7 +1373,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1385,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1398,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -1323,7 +1419,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1431,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1444,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -1374,7 +1470,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1482,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1495,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -1419,7 +1515,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1527,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1540,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1464,7 +1560,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1572,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1585,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -1509,7 +1605,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1617,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1630,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1564,7 +1660,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1672,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1685,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1643,7 +1739,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1751,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1764,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1686,7 +1782,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1794,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1807,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
 }
 
 type ReplicateRequest struct {
@@ -1723,7 +1819,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1831,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1844,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -1767,7 +1863,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1875,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1888,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -1812,7 +1908,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1920,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1933,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -1862,7 +1958,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1970,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1983,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
 }
 
 type PullRequest struct {
@@ -1905,7 +2001,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2013,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2026,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -1975,7 +2071,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2083,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2096,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -2036,7 +2132,12 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"%\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"+\n" +
+	"\x11ListGroupsRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\tR\x06handle\"D\n" +
+	"\x12ListGroupsResponse\x12\x16\n" +
+	"\x06groups\x18\x01 \x03(\tR\x06groups\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\"%\n" +
 	"\x0fGetGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"Y\n" +
 	"\x10GetGroupResponse\x12-\n" +
@@ -2152,7 +2253,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1f\n" +
 	"\vlast_cursor\x18\x04 \x01(\x04R\n" +
-	"lastCursor2\xd7\x04\n" +
+	"lastCursor2\xa4\x05\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
@@ -2163,7 +2264,9 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"Validators\x12\x1d.tokenim.v1.ValidatorsRequest\x1a\x1e.tokenim.v1.ValidatorsResponse\x12H\n" +
 	"\tGetPolicy\x12\x1c.tokenim.v1.GetPolicyRequest\x1a\x1d.tokenim.v1.GetPolicyResponse\x12E\n" +
-	"\bGetGroup\x12\x1b.tokenim.v1.GetGroupRequest\x1a\x1c.tokenim.v1.GetGroupResponse2\xe6\x04\n" +
+	"\bGetGroup\x12\x1b.tokenim.v1.GetGroupRequest\x1a\x1c.tokenim.v1.GetGroupResponse\x12K\n" +
+	"\n" +
+	"ListGroups\x12\x1d.tokenim.v1.ListGroupsRequest\x1a\x1e.tokenim.v1.ListGroupsResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -2193,119 +2296,123 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_tokenim_v1_node_proto_goTypes = []any{
-	(*GetGroupRequest)(nil),         // 0: tokenim.v1.GetGroupRequest
-	(*GetGroupResponse)(nil),        // 1: tokenim.v1.GetGroupResponse
-	(*GetPolicyRequest)(nil),        // 2: tokenim.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),       // 3: tokenim.v1.GetPolicyResponse
-	(*ValidatorsRequest)(nil),       // 4: tokenim.v1.ValidatorsRequest
-	(*ValidatorsResponse)(nil),      // 5: tokenim.v1.ValidatorsResponse
-	(*GenesisRequest)(nil),          // 6: tokenim.v1.GenesisRequest
-	(*GenesisResponse)(nil),         // 7: tokenim.v1.GenesisResponse
-	(*ListNodesRequest)(nil),        // 8: tokenim.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 9: tokenim.v1.ListNodesResponse
-	(*StatusRequest)(nil),           // 10: tokenim.v1.StatusRequest
-	(*StatusResponse)(nil),          // 11: tokenim.v1.StatusResponse
-	(*BroadcastTxRequest)(nil),      // 12: tokenim.v1.BroadcastTxRequest
-	(*BroadcastTxResponse)(nil),     // 13: tokenim.v1.BroadcastTxResponse
-	(*GetAccountRequest)(nil),       // 14: tokenim.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),      // 15: tokenim.v1.GetAccountResponse
-	(*ChallengeRequest)(nil),        // 16: tokenim.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),       // 17: tokenim.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),     // 18: tokenim.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),    // 19: tokenim.v1.AuthenticateResponse
-	(*OneTimePrekey)(nil),           // 20: tokenim.v1.OneTimePrekey
-	(*UploadPrekeysRequest)(nil),    // 21: tokenim.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),   // 22: tokenim.v1.UploadPrekeysResponse
-	(*PrekeyCountRequest)(nil),      // 23: tokenim.v1.PrekeyCountRequest
-	(*PrekeyCountResponse)(nil),     // 24: tokenim.v1.PrekeyCountResponse
-	(*GetPrekeyBundleRequest)(nil),  // 25: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil), // 26: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),             // 27: tokenim.v1.SendRequest
-	(*SendResponse)(nil),            // 28: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),          // 29: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                // 30: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),         // 31: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),              // 32: tokenim.v1.AckRequest
-	(*AckResponse)(nil),             // 33: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),        // 34: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),       // 35: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),           // 36: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),          // 37: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),             // 38: tokenim.v1.PullRequest
-	(*PullResponse)(nil),            // 39: tokenim.v1.PullResponse
-	(*GroupRecord)(nil),             // 40: tokenim.v1.GroupRecord
-	(*PolicyRecord)(nil),            // 41: tokenim.v1.PolicyRecord
-	(*ValidatorSet)(nil),            // 42: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),       // 43: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),              // 44: tokenim.v1.NodeRecord
-	(*Account)(nil),                 // 45: tokenim.v1.Account
-	(*Envelope)(nil),                // 46: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),         // 47: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),         // 48: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),        // 49: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),        // 50: tokenim.v1.GetChunkResponse
+	(*ListGroupsRequest)(nil),       // 0: tokenim.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),      // 1: tokenim.v1.ListGroupsResponse
+	(*GetGroupRequest)(nil),         // 2: tokenim.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),        // 3: tokenim.v1.GetGroupResponse
+	(*GetPolicyRequest)(nil),        // 4: tokenim.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),       // 5: tokenim.v1.GetPolicyResponse
+	(*ValidatorsRequest)(nil),       // 6: tokenim.v1.ValidatorsRequest
+	(*ValidatorsResponse)(nil),      // 7: tokenim.v1.ValidatorsResponse
+	(*GenesisRequest)(nil),          // 8: tokenim.v1.GenesisRequest
+	(*GenesisResponse)(nil),         // 9: tokenim.v1.GenesisResponse
+	(*ListNodesRequest)(nil),        // 10: tokenim.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 11: tokenim.v1.ListNodesResponse
+	(*StatusRequest)(nil),           // 12: tokenim.v1.StatusRequest
+	(*StatusResponse)(nil),          // 13: tokenim.v1.StatusResponse
+	(*BroadcastTxRequest)(nil),      // 14: tokenim.v1.BroadcastTxRequest
+	(*BroadcastTxResponse)(nil),     // 15: tokenim.v1.BroadcastTxResponse
+	(*GetAccountRequest)(nil),       // 16: tokenim.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),      // 17: tokenim.v1.GetAccountResponse
+	(*ChallengeRequest)(nil),        // 18: tokenim.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),       // 19: tokenim.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),     // 20: tokenim.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),    // 21: tokenim.v1.AuthenticateResponse
+	(*OneTimePrekey)(nil),           // 22: tokenim.v1.OneTimePrekey
+	(*UploadPrekeysRequest)(nil),    // 23: tokenim.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),   // 24: tokenim.v1.UploadPrekeysResponse
+	(*PrekeyCountRequest)(nil),      // 25: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),     // 26: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),  // 27: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil), // 28: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),             // 29: tokenim.v1.SendRequest
+	(*SendResponse)(nil),            // 30: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),          // 31: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                // 32: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),         // 33: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),              // 34: tokenim.v1.AckRequest
+	(*AckResponse)(nil),             // 35: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),        // 36: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),       // 37: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),           // 38: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),          // 39: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),             // 40: tokenim.v1.PullRequest
+	(*PullResponse)(nil),            // 41: tokenim.v1.PullResponse
+	(*GroupRecord)(nil),             // 42: tokenim.v1.GroupRecord
+	(*PolicyRecord)(nil),            // 43: tokenim.v1.PolicyRecord
+	(*ValidatorSet)(nil),            // 44: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),       // 45: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),              // 46: tokenim.v1.NodeRecord
+	(*Account)(nil),                 // 47: tokenim.v1.Account
+	(*Envelope)(nil),                // 48: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),         // 49: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),         // 50: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),        // 51: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),        // 52: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	40, // 0: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
-	41, // 1: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	42, // 2: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	43, // 3: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	44, // 4: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	45, // 5: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
-	20, // 6: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	45, // 7: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
-	20, // 8: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	46, // 9: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	46, // 10: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	30, // 11: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	46, // 12: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	46, // 13: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	10, // 14: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	12, // 15: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	14, // 16: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	6,  // 17: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	8,  // 18: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	4,  // 19: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	2,  // 20: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
-	0,  // 21: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
-	16, // 22: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	18, // 23: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	21, // 24: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	23, // 25: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	25, // 26: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	27, // 27: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	29, // 28: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	32, // 29: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	34, // 30: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	36, // 31: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	38, // 32: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	47, // 33: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	48, // 34: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	11, // 35: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	13, // 36: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	15, // 37: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	7,  // 38: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	9,  // 39: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	5,  // 40: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	3,  // 41: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	1,  // 42: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	17, // 43: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	19, // 44: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	22, // 45: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	24, // 46: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	26, // 47: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	28, // 48: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	31, // 49: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	33, // 50: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	35, // 51: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	37, // 52: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	39, // 53: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	49, // 54: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	50, // 55: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	35, // [35:56] is the sub-list for method output_type
-	14, // [14:35] is the sub-list for method input_type
+	42, // 0: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
+	43, // 1: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	44, // 2: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	45, // 3: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	46, // 4: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	47, // 5: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	22, // 6: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
+	47, // 7: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	22, // 8: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
+	48, // 9: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	48, // 10: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	32, // 11: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	48, // 12: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	48, // 13: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	12, // 14: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	14, // 15: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	16, // 16: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	8,  // 17: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	10, // 18: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	6,  // 19: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	4,  // 20: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	2,  // 21: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
+	0,  // 22: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
+	18, // 23: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	20, // 24: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	23, // 25: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	25, // 26: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	27, // 27: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	29, // 28: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	31, // 29: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	34, // 30: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	36, // 31: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	38, // 32: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	40, // 33: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	49, // 34: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	50, // 35: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	13, // 36: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	15, // 37: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	17, // 38: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	9,  // 39: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	11, // 40: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	7,  // 41: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	5,  // 42: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	3,  // 43: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	1,  // 44: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	19, // 45: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	21, // 46: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	24, // 47: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	26, // 48: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	28, // 49: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	30, // 50: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	33, // 51: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	35, // 52: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	37, // 53: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	39, // 54: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	41, // 55: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	51, // 56: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	52, // 57: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	36, // [36:58] is the sub-list for method output_type
+	14, // [14:36] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -2319,7 +2426,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[31].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[33].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -2329,7 +2436,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

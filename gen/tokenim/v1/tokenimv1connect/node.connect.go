@@ -56,6 +56,8 @@ const (
 	NodeServiceGetPolicyProcedure = "/tokenim.v1.NodeService/GetPolicy"
 	// NodeServiceGetGroupProcedure is the fully-qualified name of the NodeService's GetGroup RPC.
 	NodeServiceGetGroupProcedure = "/tokenim.v1.NodeService/GetGroup"
+	// NodeServiceListGroupsProcedure is the fully-qualified name of the NodeService's ListGroups RPC.
+	NodeServiceListGroupsProcedure = "/tokenim.v1.NodeService/ListGroups"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -106,6 +108,9 @@ type NodeServiceClient interface {
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
 	// GetGroup returns a group's members, roles, policy and epoch.
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
+	// ListGroups returns the groups a handle belongs to (membership is public
+	// chain state).
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -167,6 +172,12 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("GetGroup")),
 			connect.WithClientOptions(opts...),
 		),
+		listGroups: connect.NewClient[v1.ListGroupsRequest, v1.ListGroupsResponse](
+			httpClient,
+			baseURL+NodeServiceListGroupsProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("ListGroups")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -180,6 +191,7 @@ type nodeServiceClient struct {
 	validators  *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
 	getPolicy   *connect.Client[v1.GetPolicyRequest, v1.GetPolicyResponse]
 	getGroup    *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
+	listGroups  *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -222,6 +234,11 @@ func (c *nodeServiceClient) GetGroup(ctx context.Context, req *connect.Request[v
 	return c.getGroup.CallUnary(ctx, req)
 }
 
+// ListGroups calls tokenim.v1.NodeService.ListGroups.
+func (c *nodeServiceClient) ListGroups(ctx context.Context, req *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return c.listGroups.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -239,6 +256,9 @@ type NodeServiceHandler interface {
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
 	// GetGroup returns a group's members, roles, policy and epoch.
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
+	// ListGroups returns the groups a handle belongs to (membership is public
+	// chain state).
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -296,6 +316,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("GetGroup")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceListGroupsHandler := connect.NewUnaryHandler(
+		NodeServiceListGroupsProcedure,
+		svc.ListGroups,
+		connect.WithSchema(nodeServiceMethods.ByName("ListGroups")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -314,6 +340,8 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceGetPolicyHandler.ServeHTTP(w, r)
 		case NodeServiceGetGroupProcedure:
 			nodeServiceGetGroupHandler.ServeHTTP(w, r)
+		case NodeServiceListGroupsProcedure:
+			nodeServiceListGroupsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -353,6 +381,10 @@ func (UnimplementedNodeServiceHandler) GetPolicy(context.Context, *connect.Reque
 
 func (UnimplementedNodeServiceHandler) GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetGroup is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.ListGroups is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
