@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
+
+	"connectrpc.com/connect"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -55,10 +58,17 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 	if _, err := call(ctx, c, "send", &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}, c.relay.Send); err != nil {
 		msg.State = StateFailed
 		c.putMessage(msg, "", 0)
+		var ce *connect.Error
+		if errors.As(err, &ce) && ce.Code() == connect.CodePermissionDenied {
+			return nil, fmt.Errorf("%w: %s", ErrDenied, ce.Message())
+		}
 		return nil, err
 	}
 	if msg.State != StateControl {
 		msg.State = StateStored
+	}
+	if exp, err := c.directExpiry(ctx, to, msg.SentAt); err == nil {
+		msg.ExpiresAt = exp
 	}
 	return msg, c.putMessage(msg, "", 0)
 }

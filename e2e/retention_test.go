@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +56,53 @@ func TestRetentionExpiresEverywhere(t *testing.T) {
 	hist, _ := alice.History(func(m *client.Message) bool { return m.Group == group && m.Outgoing })
 	if len(hist) != 0 {
 		t.Fatalf("alice still shows the expired message: %+v", hist)
+	}
+}
+
+// A 1:1 conversation with a policy attached by either party: short
+// retention deletes messages on the node and in the sender's history; a
+// size limit refuses a long message with the rule.
+func TestConversationPolicy(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "cpa")
+	bob, _ := newUser(t, "cpb")
+	pol := uniqueHandle("brief")
+	if _, err := bob.DeployPolicy(ctx, pol, "retention = duration(\"2s\")\nmax_size = 600"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.AttachPolicy(ctx, "@"+alice.Handle(), pol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, bob.Handle(), strings.Repeat("long ", 200)); !errors.Is(err, client.ErrDenied) || !strings.Contains(err.Error(), "max_size") {
+		t.Fatalf("long message: %v", err)
+	}
+	stored := tn.n.StoredEnvelopes()
+	m, err := alice.Send(ctx, bob.Handle(), "gone soon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ExpiresAt.Sub(m.SentAt) != 2*time.Second {
+		t.Fatalf("sender's copy expires %v after sending", m.ExpiresAt.Sub(m.SentAt))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tn.n.StoredEnvelopes() > stored {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired 1:1 envelope is still on the node")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, _ := bob.Sync(ctx); len(got) != 0 {
+		t.Fatalf("bob received expired messages: %+v", got)
+	}
+	if hist, _ := alice.History(func(m *client.Message) bool {
+		return m.Outgoing && m.To == bob.Handle() && m.State == client.StateStored
+	}); len(hist) != 0 {
+		t.Fatalf("alice still shows it: %+v", hist)
+	}
+	if err := alice.AttachPolicy(ctx, bob.Handle(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, bob.Handle(), strings.Repeat("long ", 200)); err != nil {
+		t.Fatalf("after detaching: %v", err)
 	}
 }

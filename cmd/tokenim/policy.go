@@ -101,7 +101,22 @@ func policyCmd(g *globals) *cobra.Command {
 		},
 	}
 	test.Flags().StringVar(&input, "input", "", "JSON file with the inputs")
-	cmd.AddCommand(list, show, test, deploy)
+	attach := &cobra.Command{
+		Use: "attach @PEER NAME|ID|-", Short: "Attach a deployed policy to your 1:1 conversation with @PEER ('-' detaches)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pol := args[1]
+			if pol == "-" {
+				pol = ""
+			}
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.AttachPolicy(cmd.Context(), args[0], pol)
+		},
+	}
+	cmd.AddCommand(list, show, test, deploy, attach)
 	return cmd
 }
 

@@ -9,5 +9,6 @@ func registeredModules() []Module {
 		validatorsModule{},
 		policiesModule{},
 		groupsModule{},
+		conversationsModule{},
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,13 +70,42 @@ func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, me string,
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	gc := &groupCheck{g: g, p: p, v: groupVars(g, me, now)}
-	if err := n.gate.checkPost(p, gc.v, e, now); err != nil {
+	if err := n.gate.checkPost(p, gc.v, e, e.Group+"/"+me, now); err != nil {
 		return nil, err
 	}
 	if gc.expires, err = expiry(p, gc.v, now); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	return gc, nil
+}
+
+// admitDirect applies a 1:1 conversation's policy, if it has one: the
+// sender may post (size, rate, read-only date, can_post with both parties
+// as members) and the envelope gets the policy's expiry.
+func (n *Node) admitDirect(envs []*tokenimv1.Envelope, me string, now time.Time) error {
+	r, _ := n.app.Committed()
+	for _, e := range envs {
+		if e.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+			continue
+		}
+		p, err := ledger.ConversationPolicy(r, me, e.To)
+		if err != nil {
+			return connect.NewError(connect.CodeInternal, err)
+		}
+		if p == nil {
+			continue
+		}
+		members := []string{me, e.To}
+		slices.Sort(members)
+		v := policy.Vars{Sender: me, SenderRole: ledger.RoleMember, Target: e.To, TargetRole: ledger.RoleMember, Members: members, Now: now}
+		if err := n.gate.checkPost(p, v, e, "dm/"+me+"/"+e.To, now); err != nil {
+			return err
+		}
+		if e.ExpiresAtMs, err = expiry(p, v, now); err != nil {
+			return connect.NewError(connect.CodeInternal, err)
+		}
+	}
+	return nil
 }
 
 // expiry is when the policy's retention ends for something admitted now
@@ -99,12 +129,11 @@ func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {
 	return v
 }
 
-func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Envelope, now time.Time) error {
+func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Envelope, key string, now time.Time) error {
 	lim, err := p.Limits(v)
 	if err != nil {
 		return connect.NewError(connect.CodeInternal, err)
 	}
-	key := e.Group + "/" + v.Sender
 	gg.mu.Lock()
 	defer gg.mu.Unlock()
 	if gg.recent == nil {

@@ -165,3 +165,13 @@ func (s *nodeService) ListGroups(_ context.Context, req *connect.Request[tokenim
 	}
 	return connect.NewResponse(&tokenimv1.ListGroupsResponse{Groups: gs, Height: height}), nil
 }
+
+// GetConversationPolicy serves the policy of a 1:1 conversation.
+func (s *nodeService) GetConversationPolicy(_ context.Context, req *connect.Request[tokenimv1.GetConversationPolicyRequest]) (*connect.Response[tokenimv1.GetConversationPolicyResponse], error) {
+	r, _ := s.n.app.Committed()
+	rec, err := ledger.ConversationPolicyRecord(r, req.Msg.A, req.Msg.B)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&tokenimv1.GetConversationPolicyResponse{Policy: rec}), nil
+}

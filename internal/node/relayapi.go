@@ -107,6 +107,9 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 	if err := s.n.admitGroup(envs, me, now); err != nil {
 		return nil, err
 	}
+	if err := s.n.admitDirect(envs, me, now); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	dup, err := s.n.store(ctx, envs)
 	if errors.Is(err, ErrNoQuorum) {

@@ -155,6 +155,7 @@ type TxBody struct {
 	//	*TxBody_GroupRemoveMember
 	//	*TxBody_GroupLeave
 	//	*TxBody_GroupSetRole
+	//	*TxBody_SetConversationPolicy
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -326,6 +327,15 @@ func (x *TxBody) GetGroupSetRole() *GroupSetRole {
 	return nil
 }
 
+func (x *TxBody) GetSetConversationPolicy() *SetConversationPolicy {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_SetConversationPolicy); ok {
+			return x.SetConversationPolicy
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -378,6 +388,10 @@ type TxBody_GroupSetRole struct {
 	GroupSetRole *GroupSetRole `protobuf:"bytes,35,opt,name=group_set_role,json=groupSetRole,proto3,oneof"`
 }
 
+type TxBody_SetConversationPolicy struct {
+	SetConversationPolicy *SetConversationPolicy `protobuf:"bytes,36,opt,name=set_conversation_policy,json=setConversationPolicy,proto3,oneof"`
+}
+
 func (*TxBody_RegisterAccount) isTxBody_Msg() {}
 
 func (*TxBody_RotateSignedPrekey) isTxBody_Msg() {}
@@ -401,6 +415,8 @@ func (*TxBody_GroupRemoveMember) isTxBody_Msg() {}
 func (*TxBody_GroupLeave) isTxBody_Msg() {}
 
 func (*TxBody_GroupSetRole) isTxBody_Msg() {}
+
+func (*TxBody_SetConversationPolicy) isTxBody_Msg() {}
 
 // SignedPrekey is a Signal signed prekey: an X25519 public key (33 bytes,
 // 0x05-prefixed) signed (XEdDSA) by the account's Signal identity key.
@@ -2030,6 +2046,62 @@ func (x *AccountGroups) GetGroups() []string {
 	return nil
 }
 
+// SetConversationPolicy attaches a deployed policy to the signer's 1:1
+// conversation with peer (either party may set it; the latest wins). An
+// empty policy detaches it. Its retention, max_size and read_only_after
+// apply to both directions.
+type SetConversationPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Policy        string                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConversationPolicy) Reset() {
+	*x = SetConversationPolicy{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConversationPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConversationPolicy) ProtoMessage() {}
+
+func (x *SetConversationPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConversationPolicy.ProtoReflect.Descriptor instead.
+func (*SetConversationPolicy) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetConversationPolicy) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *SetConversationPolicy) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
 var File_tokenim_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_ledger_proto_rawDesc = "" +
@@ -2038,7 +2110,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xae\a\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x8b\b\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -2056,7 +2128,8 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x13group_remove_member\x18! \x01(\v2\x1d.tokenim.v1.GroupRemoveMemberH\x00R\x11groupRemoveMember\x129\n" +
 	"\vgroup_leave\x18\" \x01(\v2\x16.tokenim.v1.GroupLeaveH\x00R\n" +
 	"groupLeave\x12@\n" +
-	"\x0egroup_set_role\x18# \x01(\v2\x18.tokenim.v1.GroupSetRoleH\x00R\fgroupSetRoleB\x05\n" +
+	"\x0egroup_set_role\x18# \x01(\v2\x18.tokenim.v1.GroupSetRoleH\x00R\fgroupSetRole\x12[\n" +
+	"\x17set_conversation_policy\x18$ \x01(\v2!.tokenim.v1.SetConversationPolicyH\x00R\x15setConversationPolicyB\x05\n" +
 	"\x03msg\"[\n" +
 	"\fSignedPrekey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
@@ -2175,7 +2248,10 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12%\n" +
 	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\"'\n" +
 	"\rAccountGroups\x12\x16\n" +
-	"\x06groups\x18\x01 \x03(\tR\x06groupsB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x06groups\x18\x01 \x03(\tR\x06groups\"C\n" +
+	"\x15SetConversationPolicy\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policyB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_ledger_proto_rawDescOnce sync.Once
@@ -2190,37 +2266,38 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
-	(KeyEvent_Kind)(0),         // 0: tokenim.v1.KeyEvent.Kind
-	(*Tx)(nil),                 // 1: tokenim.v1.Tx
-	(*TxBody)(nil),             // 2: tokenim.v1.TxBody
-	(*SignedPrekey)(nil),       // 3: tokenim.v1.SignedPrekey
-	(*RegisterAccount)(nil),    // 4: tokenim.v1.RegisterAccount
-	(*RotateSignedPrekey)(nil), // 5: tokenim.v1.RotateSignedPrekey
-	(*Account)(nil),            // 6: tokenim.v1.Account
-	(*SetHomeNodes)(nil),       // 7: tokenim.v1.SetHomeNodes
-	(*RegisterNode)(nil),       // 8: tokenim.v1.RegisterNode
-	(*NodeRecord)(nil),         // 9: tokenim.v1.NodeRecord
-	(*ProposeValidator)(nil),   // 10: tokenim.v1.ProposeValidator
-	(*ApproveValidator)(nil),   // 11: tokenim.v1.ApproveValidator
-	(*ValidatorProposal)(nil),  // 12: tokenim.v1.ValidatorProposal
-	(*Validator)(nil),          // 13: tokenim.v1.Validator
-	(*ValidatorSet)(nil),       // 14: tokenim.v1.ValidatorSet
-	(*NodeIndex)(nil),          // 15: tokenim.v1.NodeIndex
-	(*KeyEvent)(nil),           // 16: tokenim.v1.KeyEvent
-	(*Params)(nil),             // 17: tokenim.v1.Params
-	(*GenesisState)(nil),       // 18: tokenim.v1.GenesisState
-	(*DeployPolicy)(nil),       // 19: tokenim.v1.DeployPolicy
-	(*PolicyRecord)(nil),       // 20: tokenim.v1.PolicyRecord
-	(*CreateGroup)(nil),        // 21: tokenim.v1.CreateGroup
-	(*GroupAddMember)(nil),     // 22: tokenim.v1.GroupAddMember
-	(*GroupRemoveMember)(nil),  // 23: tokenim.v1.GroupRemoveMember
-	(*GroupLeave)(nil),         // 24: tokenim.v1.GroupLeave
-	(*GroupSetRole)(nil),       // 25: tokenim.v1.GroupSetRole
-	(*GroupMember)(nil),        // 26: tokenim.v1.GroupMember
-	(*GroupRecord)(nil),        // 27: tokenim.v1.GroupRecord
-	(*AccountGroups)(nil),      // 28: tokenim.v1.AccountGroups
+	(KeyEvent_Kind)(0),            // 0: tokenim.v1.KeyEvent.Kind
+	(*Tx)(nil),                    // 1: tokenim.v1.Tx
+	(*TxBody)(nil),                // 2: tokenim.v1.TxBody
+	(*SignedPrekey)(nil),          // 3: tokenim.v1.SignedPrekey
+	(*RegisterAccount)(nil),       // 4: tokenim.v1.RegisterAccount
+	(*RotateSignedPrekey)(nil),    // 5: tokenim.v1.RotateSignedPrekey
+	(*Account)(nil),               // 6: tokenim.v1.Account
+	(*SetHomeNodes)(nil),          // 7: tokenim.v1.SetHomeNodes
+	(*RegisterNode)(nil),          // 8: tokenim.v1.RegisterNode
+	(*NodeRecord)(nil),            // 9: tokenim.v1.NodeRecord
+	(*ProposeValidator)(nil),      // 10: tokenim.v1.ProposeValidator
+	(*ApproveValidator)(nil),      // 11: tokenim.v1.ApproveValidator
+	(*ValidatorProposal)(nil),     // 12: tokenim.v1.ValidatorProposal
+	(*Validator)(nil),             // 13: tokenim.v1.Validator
+	(*ValidatorSet)(nil),          // 14: tokenim.v1.ValidatorSet
+	(*NodeIndex)(nil),             // 15: tokenim.v1.NodeIndex
+	(*KeyEvent)(nil),              // 16: tokenim.v1.KeyEvent
+	(*Params)(nil),                // 17: tokenim.v1.Params
+	(*GenesisState)(nil),          // 18: tokenim.v1.GenesisState
+	(*DeployPolicy)(nil),          // 19: tokenim.v1.DeployPolicy
+	(*PolicyRecord)(nil),          // 20: tokenim.v1.PolicyRecord
+	(*CreateGroup)(nil),           // 21: tokenim.v1.CreateGroup
+	(*GroupAddMember)(nil),        // 22: tokenim.v1.GroupAddMember
+	(*GroupRemoveMember)(nil),     // 23: tokenim.v1.GroupRemoveMember
+	(*GroupLeave)(nil),            // 24: tokenim.v1.GroupLeave
+	(*GroupSetRole)(nil),          // 25: tokenim.v1.GroupSetRole
+	(*GroupMember)(nil),           // 26: tokenim.v1.GroupMember
+	(*GroupRecord)(nil),           // 27: tokenim.v1.GroupRecord
+	(*AccountGroups)(nil),         // 28: tokenim.v1.AccountGroups
+	(*SetConversationPolicy)(nil), // 29: tokenim.v1.SetConversationPolicy
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -2235,19 +2312,20 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	23, // 9: tokenim.v1.TxBody.group_remove_member:type_name -> tokenim.v1.GroupRemoveMember
 	24, // 10: tokenim.v1.TxBody.group_leave:type_name -> tokenim.v1.GroupLeave
 	25, // 11: tokenim.v1.TxBody.group_set_role:type_name -> tokenim.v1.GroupSetRole
-	3,  // 12: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 13: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 14: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	13, // 15: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
-	0,  // 16: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 17: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	17, // 18: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	26, // 19: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	29, // 12: tokenim.v1.TxBody.set_conversation_policy:type_name -> tokenim.v1.SetConversationPolicy
+	3,  // 13: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 14: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 15: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	13, // 16: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 17: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 18: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 19: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	26, // 20: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -2268,6 +2346,7 @@ func file_tokenim_v1_ledger_proto_init() {
 		(*TxBody_GroupRemoveMember)(nil),
 		(*TxBody_GroupLeave)(nil),
 		(*TxBody_GroupSetRole)(nil),
+		(*TxBody_SetConversationPolicy)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2275,7 +2354,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -24,6 +24,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetConversationPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	A             string                 `protobuf:"bytes,1,opt,name=a,proto3" json:"a,omitempty"`
+	B             string                 `protobuf:"bytes,2,opt,name=b,proto3" json:"b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConversationPolicyRequest) Reset() {
+	*x = GetConversationPolicyRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConversationPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConversationPolicyRequest) ProtoMessage() {}
+
+func (x *GetConversationPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConversationPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetConversationPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetConversationPolicyRequest) GetA() string {
+	if x != nil {
+		return x.A
+	}
+	return ""
+}
+
+func (x *GetConversationPolicyRequest) GetB() string {
+	if x != nil {
+		return x.B
+	}
+	return ""
+}
+
+type GetConversationPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *PolicyRecord          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConversationPolicyResponse) Reset() {
+	*x = GetConversationPolicyResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConversationPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConversationPolicyResponse) ProtoMessage() {}
+
+func (x *GetConversationPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConversationPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetConversationPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetConversationPolicyResponse) GetPolicy() *PolicyRecord {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 type ListGroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -33,7 +129,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +141,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +154,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListGroupsRequest) GetHandle() string {
@@ -78,7 +174,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +186,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +199,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -129,7 +225,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +237,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +250,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetGroupRequest) GetName() string {
@@ -174,7 +270,7 @@ type GetGroupResponse struct {
 
 func (x *GetGroupResponse) Reset() {
 	*x = GetGroupResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +282,7 @@ func (x *GetGroupResponse) String() string {
 func (*GetGroupResponse) ProtoMessage() {}
 
 func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +295,7 @@ func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetGroupResponse) GetGroup() *GroupRecord {
@@ -226,7 +322,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +334,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +347,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetPolicyRequest) GetNameOrId() string {
@@ -271,7 +367,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +379,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +392,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *PolicyRecord {
@@ -321,7 +417,7 @@ type ValidatorsRequest struct {
 
 func (x *ValidatorsRequest) Reset() {
 	*x = ValidatorsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +429,7 @@ func (x *ValidatorsRequest) String() string {
 func (*ValidatorsRequest) ProtoMessage() {}
 
 func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +442,7 @@ func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsRequest.ProtoReflect.Descriptor instead.
 func (*ValidatorsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 type ValidatorsResponse struct {
@@ -360,7 +456,7 @@ type ValidatorsResponse struct {
 
 func (x *ValidatorsResponse) Reset() {
 	*x = ValidatorsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +468,7 @@ func (x *ValidatorsResponse) String() string {
 func (*ValidatorsResponse) ProtoMessage() {}
 
 func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +481,7 @@ func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsResponse.ProtoReflect.Descriptor instead.
 func (*ValidatorsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ValidatorsResponse) GetSet() *ValidatorSet {
@@ -417,7 +513,7 @@ type GenesisRequest struct {
 
 func (x *GenesisRequest) Reset() {
 	*x = GenesisRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +525,7 @@ func (x *GenesisRequest) String() string {
 func (*GenesisRequest) ProtoMessage() {}
 
 func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +538,7 @@ func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisRequest.ProtoReflect.Descriptor instead.
 func (*GenesisRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 type GenesisResponse struct {
@@ -457,7 +553,7 @@ type GenesisResponse struct {
 
 func (x *GenesisResponse) Reset() {
 	*x = GenesisResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +565,7 @@ func (x *GenesisResponse) String() string {
 func (*GenesisResponse) ProtoMessage() {}
 
 func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +578,7 @@ func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisResponse.ProtoReflect.Descriptor instead.
 func (*GenesisResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GenesisResponse) GetGenesisJson() []byte {
@@ -507,7 +603,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +615,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +628,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 type ListNodesResponse struct {
@@ -545,7 +641,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +653,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +666,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListNodesResponse) GetNodes() []*NodeRecord {
@@ -595,7 +691,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +703,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +716,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 type StatusResponse struct {
@@ -640,7 +736,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +748,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +761,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetChainId() string {
@@ -733,7 +829,7 @@ type BroadcastTxRequest struct {
 
 func (x *BroadcastTxRequest) Reset() {
 	*x = BroadcastTxRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +841,7 @@ func (x *BroadcastTxRequest) String() string {
 func (*BroadcastTxRequest) ProtoMessage() {}
 
 func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +854,7 @@ func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastTxRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BroadcastTxRequest) GetTx() []byte {
@@ -781,7 +877,7 @@ type BroadcastTxResponse struct {
 
 func (x *BroadcastTxResponse) Reset() {
 	*x = BroadcastTxResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +889,7 @@ func (x *BroadcastTxResponse) String() string {
 func (*BroadcastTxResponse) ProtoMessage() {}
 
 func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +902,7 @@ func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastTxResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BroadcastTxResponse) GetHeight() int64 {
@@ -846,7 +942,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +954,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +967,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetAccountRequest) GetHandle() string {
@@ -892,7 +988,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1000,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1013,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -943,7 +1039,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1051,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1064,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChallengeRequest) GetHandle() string {
@@ -988,7 +1084,7 @@ type ChallengeResponse struct {
 
 func (x *ChallengeResponse) Reset() {
 	*x = ChallengeResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1096,7 @@ func (x *ChallengeResponse) String() string {
 func (*ChallengeResponse) ProtoMessage() {}
 
 func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1109,7 @@ func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeResponse.ProtoReflect.Descriptor instead.
 func (*ChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChallengeResponse) GetNonce() []byte {
@@ -1043,7 +1139,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1151,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1164,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AuthenticateRequest) GetHandle() string {
@@ -1102,7 +1198,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1210,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1223,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AuthenticateResponse) GetToken() string {
@@ -1154,7 +1250,7 @@ type OneTimePrekey struct {
 
 func (x *OneTimePrekey) Reset() {
 	*x = OneTimePrekey{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1262,7 @@ func (x *OneTimePrekey) String() string {
 func (*OneTimePrekey) ProtoMessage() {}
 
 func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1275,7 @@ func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneTimePrekey.ProtoReflect.Descriptor instead.
 func (*OneTimePrekey) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OneTimePrekey) GetId() uint32 {
@@ -1205,7 +1301,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1313,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1326,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() []*OneTimePrekey {
@@ -1249,7 +1345,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1357,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1370,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UploadPrekeysResponse) GetStored() uint32 {
@@ -1292,7 +1388,7 @@ type PrekeyCountRequest struct {
 
 func (x *PrekeyCountRequest) Reset() {
 	*x = PrekeyCountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1400,7 @@ func (x *PrekeyCountRequest) String() string {
 func (*PrekeyCountRequest) ProtoMessage() {}
 
 func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1413,7 @@ func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
 type PrekeyCountResponse struct {
@@ -1329,7 +1425,7 @@ type PrekeyCountResponse struct {
 
 func (x *PrekeyCountResponse) Reset() {
 	*x = PrekeyCountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1437,7 @@ func (x *PrekeyCountResponse) String() string {
 func (*PrekeyCountResponse) ProtoMessage() {}
 
 func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1450,7 @@ func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PrekeyCountResponse) GetCount() uint32 {
@@ -1373,7 +1469,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1481,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1494,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -1419,7 +1515,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1527,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1540,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -1470,7 +1566,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1578,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1591,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -1515,7 +1611,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1623,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1636,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1560,7 +1656,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1668,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1681,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -1605,7 +1701,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1713,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1726,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1660,7 +1756,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1768,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1781,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1739,7 +1835,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1847,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1860,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1782,7 +1878,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1890,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1903,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
 }
 
 type ReplicateRequest struct {
@@ -1819,7 +1915,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1927,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1940,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -1863,7 +1959,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1971,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1984,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -1908,7 +2004,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2016,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2029,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -1958,7 +2054,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2066,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2079,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
 }
 
 type PullRequest struct {
@@ -2001,7 +2097,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2109,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2122,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -2071,7 +2167,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2179,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2192,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -2132,7 +2228,12 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"+\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\":\n" +
+	"\x1cGetConversationPolicyRequest\x12\f\n" +
+	"\x01a\x18\x01 \x01(\tR\x01a\x12\f\n" +
+	"\x01b\x18\x02 \x01(\tR\x01b\"Q\n" +
+	"\x1dGetConversationPolicyResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.tokenim.v1.PolicyRecordR\x06policy\"+\n" +
 	"\x11ListGroupsRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\"D\n" +
 	"\x12ListGroupsResponse\x12\x16\n" +
@@ -2253,7 +2354,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1f\n" +
 	"\vlast_cursor\x18\x04 \x01(\x04R\n" +
-	"lastCursor2\xa4\x05\n" +
+	"lastCursor2\x92\x06\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
@@ -2266,7 +2367,8 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\tGetPolicy\x12\x1c.tokenim.v1.GetPolicyRequest\x1a\x1d.tokenim.v1.GetPolicyResponse\x12E\n" +
 	"\bGetGroup\x12\x1b.tokenim.v1.GetGroupRequest\x1a\x1c.tokenim.v1.GetGroupResponse\x12K\n" +
 	"\n" +
-	"ListGroups\x12\x1d.tokenim.v1.ListGroupsRequest\x1a\x1e.tokenim.v1.ListGroupsResponse2\xe6\x04\n" +
+	"ListGroups\x12\x1d.tokenim.v1.ListGroupsRequest\x1a\x1e.tokenim.v1.ListGroupsResponse\x12l\n" +
+	"\x15GetConversationPolicy\x12(.tokenim.v1.GetConversationPolicyRequest\x1a).tokenim.v1.GetConversationPolicyResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -2296,126 +2398,131 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_tokenim_v1_node_proto_goTypes = []any{
-	(*ListGroupsRequest)(nil),       // 0: tokenim.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),      // 1: tokenim.v1.ListGroupsResponse
-	(*GetGroupRequest)(nil),         // 2: tokenim.v1.GetGroupRequest
-	(*GetGroupResponse)(nil),        // 3: tokenim.v1.GetGroupResponse
-	(*GetPolicyRequest)(nil),        // 4: tokenim.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),       // 5: tokenim.v1.GetPolicyResponse
-	(*ValidatorsRequest)(nil),       // 6: tokenim.v1.ValidatorsRequest
-	(*ValidatorsResponse)(nil),      // 7: tokenim.v1.ValidatorsResponse
-	(*GenesisRequest)(nil),          // 8: tokenim.v1.GenesisRequest
-	(*GenesisResponse)(nil),         // 9: tokenim.v1.GenesisResponse
-	(*ListNodesRequest)(nil),        // 10: tokenim.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 11: tokenim.v1.ListNodesResponse
-	(*StatusRequest)(nil),           // 12: tokenim.v1.StatusRequest
-	(*StatusResponse)(nil),          // 13: tokenim.v1.StatusResponse
-	(*BroadcastTxRequest)(nil),      // 14: tokenim.v1.BroadcastTxRequest
-	(*BroadcastTxResponse)(nil),     // 15: tokenim.v1.BroadcastTxResponse
-	(*GetAccountRequest)(nil),       // 16: tokenim.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),      // 17: tokenim.v1.GetAccountResponse
-	(*ChallengeRequest)(nil),        // 18: tokenim.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),       // 19: tokenim.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),     // 20: tokenim.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),    // 21: tokenim.v1.AuthenticateResponse
-	(*OneTimePrekey)(nil),           // 22: tokenim.v1.OneTimePrekey
-	(*UploadPrekeysRequest)(nil),    // 23: tokenim.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),   // 24: tokenim.v1.UploadPrekeysResponse
-	(*PrekeyCountRequest)(nil),      // 25: tokenim.v1.PrekeyCountRequest
-	(*PrekeyCountResponse)(nil),     // 26: tokenim.v1.PrekeyCountResponse
-	(*GetPrekeyBundleRequest)(nil),  // 27: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil), // 28: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),             // 29: tokenim.v1.SendRequest
-	(*SendResponse)(nil),            // 30: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),          // 31: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                // 32: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),         // 33: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),              // 34: tokenim.v1.AckRequest
-	(*AckResponse)(nil),             // 35: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),        // 36: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),       // 37: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),           // 38: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),          // 39: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),             // 40: tokenim.v1.PullRequest
-	(*PullResponse)(nil),            // 41: tokenim.v1.PullResponse
-	(*GroupRecord)(nil),             // 42: tokenim.v1.GroupRecord
-	(*PolicyRecord)(nil),            // 43: tokenim.v1.PolicyRecord
-	(*ValidatorSet)(nil),            // 44: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),       // 45: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),              // 46: tokenim.v1.NodeRecord
-	(*Account)(nil),                 // 47: tokenim.v1.Account
-	(*Envelope)(nil),                // 48: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),         // 49: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),         // 50: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),        // 51: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),        // 52: tokenim.v1.GetChunkResponse
+	(*GetConversationPolicyRequest)(nil),  // 0: tokenim.v1.GetConversationPolicyRequest
+	(*GetConversationPolicyResponse)(nil), // 1: tokenim.v1.GetConversationPolicyResponse
+	(*ListGroupsRequest)(nil),             // 2: tokenim.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 3: tokenim.v1.ListGroupsResponse
+	(*GetGroupRequest)(nil),               // 4: tokenim.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),              // 5: tokenim.v1.GetGroupResponse
+	(*GetPolicyRequest)(nil),              // 6: tokenim.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),             // 7: tokenim.v1.GetPolicyResponse
+	(*ValidatorsRequest)(nil),             // 8: tokenim.v1.ValidatorsRequest
+	(*ValidatorsResponse)(nil),            // 9: tokenim.v1.ValidatorsResponse
+	(*GenesisRequest)(nil),                // 10: tokenim.v1.GenesisRequest
+	(*GenesisResponse)(nil),               // 11: tokenim.v1.GenesisResponse
+	(*ListNodesRequest)(nil),              // 12: tokenim.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 13: tokenim.v1.ListNodesResponse
+	(*StatusRequest)(nil),                 // 14: tokenim.v1.StatusRequest
+	(*StatusResponse)(nil),                // 15: tokenim.v1.StatusResponse
+	(*BroadcastTxRequest)(nil),            // 16: tokenim.v1.BroadcastTxRequest
+	(*BroadcastTxResponse)(nil),           // 17: tokenim.v1.BroadcastTxResponse
+	(*GetAccountRequest)(nil),             // 18: tokenim.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),            // 19: tokenim.v1.GetAccountResponse
+	(*ChallengeRequest)(nil),              // 20: tokenim.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),             // 21: tokenim.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),           // 22: tokenim.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),          // 23: tokenim.v1.AuthenticateResponse
+	(*OneTimePrekey)(nil),                 // 24: tokenim.v1.OneTimePrekey
+	(*UploadPrekeysRequest)(nil),          // 25: tokenim.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),         // 26: tokenim.v1.UploadPrekeysResponse
+	(*PrekeyCountRequest)(nil),            // 27: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),           // 28: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),        // 29: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil),       // 30: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),                   // 31: tokenim.v1.SendRequest
+	(*SendResponse)(nil),                  // 32: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),                // 33: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                      // 34: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),               // 35: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),                    // 36: tokenim.v1.AckRequest
+	(*AckResponse)(nil),                   // 37: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),              // 38: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),             // 39: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),                 // 40: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),                // 41: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),                   // 42: tokenim.v1.PullRequest
+	(*PullResponse)(nil),                  // 43: tokenim.v1.PullResponse
+	(*PolicyRecord)(nil),                  // 44: tokenim.v1.PolicyRecord
+	(*GroupRecord)(nil),                   // 45: tokenim.v1.GroupRecord
+	(*ValidatorSet)(nil),                  // 46: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),             // 47: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),                    // 48: tokenim.v1.NodeRecord
+	(*Account)(nil),                       // 49: tokenim.v1.Account
+	(*Envelope)(nil),                      // 50: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),               // 51: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),               // 52: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),              // 53: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),              // 54: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	42, // 0: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
-	43, // 1: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	44, // 2: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	45, // 3: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	46, // 4: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	47, // 5: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
-	22, // 6: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	47, // 7: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
-	22, // 8: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	48, // 9: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	48, // 10: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	32, // 11: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	48, // 12: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	48, // 13: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	12, // 14: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	14, // 15: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	16, // 16: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	8,  // 17: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	10, // 18: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	6,  // 19: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	4,  // 20: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
-	2,  // 21: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
-	0,  // 22: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
-	18, // 23: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	20, // 24: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	23, // 25: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	25, // 26: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	27, // 27: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	29, // 28: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	31, // 29: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	34, // 30: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	36, // 31: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	38, // 32: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	40, // 33: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	49, // 34: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	50, // 35: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	13, // 36: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	15, // 37: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	17, // 38: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	9,  // 39: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	11, // 40: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	7,  // 41: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	5,  // 42: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	3,  // 43: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	1,  // 44: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
-	19, // 45: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	21, // 46: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	24, // 47: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	26, // 48: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	28, // 49: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	30, // 50: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	33, // 51: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	35, // 52: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	37, // 53: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	39, // 54: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	41, // 55: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	51, // 56: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	52, // 57: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	36, // [36:58] is the sub-list for method output_type
-	14, // [14:36] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	44, // 0: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	45, // 1: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
+	44, // 2: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	46, // 3: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	47, // 4: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	48, // 5: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	49, // 6: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	24, // 7: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
+	49, // 8: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	24, // 9: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
+	50, // 10: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	50, // 11: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	34, // 12: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	50, // 13: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	50, // 14: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	14, // 15: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	16, // 16: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	18, // 17: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	10, // 18: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	12, // 19: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	8,  // 20: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	6,  // 21: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	4,  // 22: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
+	2,  // 23: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
+	0,  // 24: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
+	20, // 25: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	22, // 26: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	25, // 27: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	27, // 28: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	29, // 29: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	31, // 30: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	33, // 31: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	36, // 32: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	38, // 33: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	40, // 34: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	42, // 35: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	51, // 36: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	52, // 37: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	15, // 38: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	17, // 39: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	19, // 40: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	11, // 41: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	13, // 42: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	9,  // 43: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	7,  // 44: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	5,  // 45: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	3,  // 46: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	1,  // 47: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
+	21, // 48: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	23, // 49: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	26, // 50: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	28, // 51: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	30, // 52: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	32, // 53: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	35, // 54: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	37, // 55: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	39, // 56: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	41, // 57: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	43, // 58: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	53, // 59: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	54, // 60: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	38, // [38:61] is the sub-list for method output_type
+	15, // [15:38] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -2426,7 +2533,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[33].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[35].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -2436,7 +2543,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

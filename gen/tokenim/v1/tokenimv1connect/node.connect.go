@@ -58,6 +58,9 @@ const (
 	NodeServiceGetGroupProcedure = "/tokenim.v1.NodeService/GetGroup"
 	// NodeServiceListGroupsProcedure is the fully-qualified name of the NodeService's ListGroups RPC.
 	NodeServiceListGroupsProcedure = "/tokenim.v1.NodeService/ListGroups"
+	// NodeServiceGetConversationPolicyProcedure is the fully-qualified name of the NodeService's
+	// GetConversationPolicy RPC.
+	NodeServiceGetConversationPolicyProcedure = "/tokenim.v1.NodeService/GetConversationPolicy"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -111,6 +114,9 @@ type NodeServiceClient interface {
 	// ListGroups returns the groups a handle belongs to (membership is public
 	// chain state).
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// GetConversationPolicy returns the policy attached to the 1:1
+	// conversation of two handles (absent if none).
+	GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -178,20 +184,27 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("ListGroups")),
 			connect.WithClientOptions(opts...),
 		),
+		getConversationPolicy: connect.NewClient[v1.GetConversationPolicyRequest, v1.GetConversationPolicyResponse](
+			httpClient,
+			baseURL+NodeServiceGetConversationPolicyProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetConversationPolicy")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // nodeServiceClient implements NodeServiceClient.
 type nodeServiceClient struct {
-	status      *connect.Client[v1.StatusRequest, v1.StatusResponse]
-	broadcastTx *connect.Client[v1.BroadcastTxRequest, v1.BroadcastTxResponse]
-	getAccount  *connect.Client[v1.GetAccountRequest, v1.GetAccountResponse]
-	genesis     *connect.Client[v1.GenesisRequest, v1.GenesisResponse]
-	listNodes   *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
-	validators  *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
-	getPolicy   *connect.Client[v1.GetPolicyRequest, v1.GetPolicyResponse]
-	getGroup    *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
-	listGroups  *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	status                *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	broadcastTx           *connect.Client[v1.BroadcastTxRequest, v1.BroadcastTxResponse]
+	getAccount            *connect.Client[v1.GetAccountRequest, v1.GetAccountResponse]
+	genesis               *connect.Client[v1.GenesisRequest, v1.GenesisResponse]
+	listNodes             *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
+	validators            *connect.Client[v1.ValidatorsRequest, v1.ValidatorsResponse]
+	getPolicy             *connect.Client[v1.GetPolicyRequest, v1.GetPolicyResponse]
+	getGroup              *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
+	listGroups            *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	getConversationPolicy *connect.Client[v1.GetConversationPolicyRequest, v1.GetConversationPolicyResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -239,6 +252,11 @@ func (c *nodeServiceClient) ListGroups(ctx context.Context, req *connect.Request
 	return c.listGroups.CallUnary(ctx, req)
 }
 
+// GetConversationPolicy calls tokenim.v1.NodeService.GetConversationPolicy.
+func (c *nodeServiceClient) GetConversationPolicy(ctx context.Context, req *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error) {
+	return c.getConversationPolicy.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -259,6 +277,9 @@ type NodeServiceHandler interface {
 	// ListGroups returns the groups a handle belongs to (membership is public
 	// chain state).
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// GetConversationPolicy returns the policy attached to the 1:1
+	// conversation of two handles (absent if none).
+	GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -322,6 +343,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("ListGroups")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceGetConversationPolicyHandler := connect.NewUnaryHandler(
+		NodeServiceGetConversationPolicyProcedure,
+		svc.GetConversationPolicy,
+		connect.WithSchema(nodeServiceMethods.ByName("GetConversationPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -342,6 +369,8 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceGetGroupHandler.ServeHTTP(w, r)
 		case NodeServiceListGroupsProcedure:
 			nodeServiceListGroupsHandler.ServeHTTP(w, r)
+		case NodeServiceGetConversationPolicyProcedure:
+			nodeServiceGetConversationPolicyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -385,6 +414,10 @@ func (UnimplementedNodeServiceHandler) GetGroup(context.Context, *connect.Reques
 
 func (UnimplementedNodeServiceHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.ListGroups is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetConversationPolicy is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
