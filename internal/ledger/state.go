@@ -29,17 +29,18 @@ type Reader interface {
 //	p/params                         Params
 //	a/<handle>                       Account
 //	h/<handle>/<n: 8 bytes BE>       KeyEvent n of the account's history
-//	n/…, v/…                         node registry, validator set (nodes.go, validators.go)
-//	pol/<id>, poln/<name> → id       policies (policies.go)
-//	grp/<name>, ag/<handle>          groups and each account's groups (groups.go)
-//	cp/<a>/<b> → policy id           1:1 conversation policies (conversations.go)
-//
-// The two "→ id" indexes hold the raw id; every other	n/<node_id>                      NodeRecord (node_id: 40 lowercase hex)
+//	n/<node_id>                      NodeRecord (node_id: 40 lowercase hex)
 //	n/index                          NodeIndex: every node id, ascending
 //	v/set                            ValidatorSet
 //	v/p/<id: 8 bytes BE>             open ValidatorProposal id
+//	pol/<id>                         PolicyRecord (policies.go)
+//	poln/<name>                      the policy id deployed under name (raw)
+//	grp/<name>                       GroupRecord (groups.go)
+//	ag/<handle>                      AccountGroups: the handle's groups
+//	cp/<a>/<b>                       the policy id of a 1:1 conversation, a < b (raw)
 //
-// A value is stateVersion || canonical protobuf, so no value is empty.
+// A value is stateVersion || canonical protobuf, so no value is empty,
+// except the two raw-id indexes above.
 const stateVersion = 0x01
 
 var (
