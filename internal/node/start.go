@@ -198,12 +198,52 @@ func (g *gatedWriter) Write(p []byte) (int, error) {
 // dbProvider opens CometBFT's databases and remembers them for Stop.
 func (n *Node) dbProvider(ctx *cfg.DBContext) (dbm.DB, error) {
 	db, err := cfg.DefaultDBProvider(ctx)
-	if err == nil {
-		n.dbMu.Lock()
-		n.dbs = append(n.dbs, db)
-		n.dbMu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return db, err
+	sdb := &closableDB{DB: db}
+	n.dbMu.Lock()
+	n.dbs = append(n.dbs, sdb)
+	n.dbMu.Unlock()
+	return sdb, nil
+}
+
+// closableDB answers reads after Close with "not found" instead of an
+// error: CometBFT v0.38's per-peer consensus routines can wake from a sleep
+// and read the block store after the node closed it, and its store panics
+// on a read error, which would take the whole process down at shutdown.
+type closableDB struct {
+	dbm.DB
+	closed atomic.Bool
+}
+
+func (d *closableDB) Get(key []byte) ([]byte, error) {
+	if d.closed.Load() {
+		return nil, nil
+	}
+	v, err := d.DB.Get(key)
+	if err != nil && d.closed.Load() {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (d *closableDB) Has(key []byte) (bool, error) {
+	if d.closed.Load() {
+		return false, nil
+	}
+	ok, err := d.DB.Has(key)
+	if err != nil && d.closed.Load() {
+		return false, nil
+	}
+	return ok, err
+}
+
+func (d *closableDB) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	return d.DB.Close()
 }
 
 // APIURL is the base URL of the node API.
