@@ -12,6 +12,8 @@
 //	msg, err := c.Send(ctx, "@bob", "hello")
 //	msgs, err := c.Sync(ctx)               // fetch, decrypt, store and acknowledge
 //	err = c.Listen(ctx, func(m client.Message) { … }) // live
+//	msg, err = c.SendFile(ctx, "@bob", "report.pdf", nil)    // chunked, encrypted with a fresh key
+//	path, err := c.FetchFile(ctx, m.ID, ".", nil)           // m.File != nil: every chunk verified
 //
 // Invariants: private keys and plaintexts never leave the client; a
 // Signal session is only built from a bundle whose identity key equals the

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -56,5 +57,68 @@ func TestFileRoundTrip(t *testing.T) {
 	f.Close()
 	if _, err := alice.SendFile(ctx, bob.Handle(), big, nil); !errors.Is(err, client.ErrFileTooLarge) {
 		t.Fatalf("file over the cap: %v", err)
+	}
+}
+
+// A chunk that rots on the node's disk (the only replica here) fails the
+// download with ErrFileCorrupt and leaves nothing behind; once an intact
+// copy is back, the same download succeeds. A rotten manifest fails too.
+func TestFileCorruptChunk(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "rot_a")
+	bob, _ := newUser(t, "rot_b")
+	data := make([]byte, 1<<20+77) // two chunks and a manifest
+	rand.Read(data)
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(src, data, 0o600)
+	blobs := tn.n.Blobs()
+	before, err := blobs.Hashes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendFile(ctx, bob.Handle(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil || len(got) != 1 || got[0].File == nil {
+		t.Fatalf("bob got %+v, %v", got, err)
+	}
+	after, _ := blobs.Hashes()
+	old := map[string]bool{}
+	for _, h := range before {
+		old[string(h)] = true
+	}
+	var fresh [][]byte
+	for _, h := range after {
+		if !old[string(h)] {
+			fresh = append(fresh, h)
+		}
+	}
+	if len(fresh) != 3 {
+		t.Fatalf("%d new chunks on the node, want 3", len(fresh))
+	}
+	out := t.TempDir()
+	for _, h := range fresh {
+		orig, err := blobs.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotten := bytes.Clone(orig)
+		rotten[len(rotten)/2] ^= 1
+		blobs.PutUnchecked(h, rotten)
+		_, err = bob.FetchFile(ctx, got[0].ID, out, nil)
+		if !errors.Is(err, client.ErrFileCorrupt) {
+			t.Fatalf("chunk %x (manifest: %v) rotten: %v", h[:4], hex.EncodeToString(h) == got[0].File.ManifestHash, err)
+		}
+		if left, _ := os.ReadDir(out); len(left) != 0 {
+			t.Fatalf("a failed download left %v", left)
+		}
+		if err := blobs.Put(h, orig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, err := bob.FetchFile(ctx, got[0].ID, out, nil)
+	if back, _ := os.ReadFile(path); err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("after repair: %v", err)
 	}
 }

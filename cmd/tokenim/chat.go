@@ -19,8 +19,8 @@ func sendCmd(g *globals) *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
-				if len(args) != 1 {
-					return withHint(fmt.Errorf("--file takes no TEXT"), "tokenim send @bob --file ./report.pdf")
+				if len(args) != 1 || !strings.HasPrefix(args[0], "@") {
+					return withHint(fmt.Errorf("--file takes one @account and no TEXT (files to groups are not supported yet)"), "tokenim send @bob --file ./report.pdf")
 				}
 				return sendFile(cmd, g, args[0], file)
 			}
@@ -121,7 +121,11 @@ func printMessage(m client.Message, asJSON bool) {
 		if m.Group != "" {
 			where = "[" + m.Group + "] "
 		}
-		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, m.Text)
+		text := m.Text
+		if m.File != nil {
+			text += "  → tokenim file get " + m.ID
+		}
+		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
 	case client.StateRejected:
 		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the one the chain records]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	default:

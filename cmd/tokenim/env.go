@@ -111,6 +111,8 @@ func hintFor(err error) string {
 		return fmt.Sprintf("files are limited to %d GiB", client.MaxFileSize>>30)
 	case errors.Is(err, client.ErrFileCorrupt):
 		return "no replica served an intact copy; try again later"
+	case errors.Is(err, client.ErrNoFile):
+		return "`tokenim inbox` shows each file message with the `tokenim file get ID` command that downloads it"
 	case errors.Is(err, node.ErrNotInitialized):
 		return "run `tokenim node init` first, or `tokenim up`, which does both"
 	}

@@ -43,3 +43,31 @@ func TestPutGet(t *testing.T) {
 		t.Fatalf("corrupt chunk served: %v", err)
 	}
 }
+
+func TestCapsAndDelete(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	full := make([]byte, MaxChunk)
+	h := sha256.Sum256(full)
+	if err := s.Put(h[:], full); err != nil {
+		t.Fatalf("chunk of exactly MaxChunk bytes: %v", err)
+	}
+	if err := s.Put(h[:16], full); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("short name: %v", err)
+	}
+	if ok, err := s.Has(h[:]); !ok || err != nil {
+		t.Fatalf("Has = %v, %v", ok, err)
+	}
+	if err := s.Delete(h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(h[:]); ok {
+		t.Fatal("deleted chunk still there")
+	}
+	if _, err := s.Get(h[:]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted chunk: %v", err)
+	}
+}
