@@ -29,8 +29,11 @@ type App struct {
 
 	mu        sync.RWMutex
 	committed *iavl.ImmutableTree // latest saved version, read by queries and CheckTx
-	genesis   Reader              // the genesis state, until the first commit
-	onCommit  []func(height int64)
+	// stateMu is held exclusively while a block changes or saves the tree,
+	// shared by readers of the committed state (lockedReader).
+	stateMu  sync.RWMutex
+	genesis  Reader // the genesis state, until the first commit
+	onCommit []func(height int64)
 }
 
 // OpenApp opens (or creates) the application state in dir.
@@ -90,7 +93,21 @@ func (a *App) Committed() (Reader, int64) {
 		}
 		return emptyReader{}, 0
 	}
-	return a.committed, a.committed.Version()
+	return lockedReader{a: a, t: a.committed}, a.committed.Version()
+}
+
+// lockedReader reads the committed tree under stateMu: IAVL's node
+// database is shared with the working tree, and its caches and version
+// bookkeeping are not safe to read while a block writes or saves.
+type lockedReader struct {
+	a *App
+	t *iavl.ImmutableTree
+}
+
+func (r lockedReader) Get(key []byte) ([]byte, error) {
+	r.a.stateMu.RLock()
+	defer r.a.stateMu.RUnlock()
+	return r.t.Get(key)
 }
 
 // memKV is a small in-memory KV (the genesis state before block 1).
@@ -179,6 +196,8 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 // FinalizeBlock applies a block's transactions to the working tree and
 // returns the block's net validator set changes.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
 	b := Block{ChainID: a.chainID, Height: req.Height, TimeMs: req.Time.UnixMilli()}
 	kv := treeKV{a.tree}
 	before, err := GetValidators(kv)
@@ -224,12 +243,14 @@ func blockUpdates(before, changes []*tokenimv1.Validator) []abci.ValidatorUpdate
 
 // Commit saves the working tree as the version of the finalized block.
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.stateMu.Lock()
 	_, version, err := a.tree.SaveVersion()
-	if err != nil {
-		return nil, fmt.Errorf("ledger: save version: %w", err)
+	if err == nil {
+		err = a.snapshot(version)
 	}
-	if err := a.snapshot(version); err != nil {
-		return nil, err
+	a.stateMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: save version %d: %w", version, err)
 	}
 	a.mu.RLock()
 	hooks := append([]func(int64){}, a.onCommit...)
