@@ -15,7 +15,7 @@ import (
 // envelopes): durable envelopes/s admitted and delivered, then send→receive
 // latency at half that rate. The same measurement as `tokenim bench`.
 //
-//	go test ./e2e -run XXX -bench Node -benchtime 1x
+//	go test ./e2e -run '^$' -bench Node -benchtime 1x
 func BenchmarkNode(b *testing.B) {
 	for b.Loop() {
 		res, err := loadgen.Run(context.Background(), loadgen.Options{NodeURL: tn.url(), Clients: 16, Duration: 3 * time.Second})
@@ -33,7 +33,7 @@ func BenchmarkNode(b *testing.B) {
 // durable store on the node) until the recipient's Listen callback has the
 // decrypted, locally stored message, one message at a time at about 50/s.
 //
-//	go test ./e2e -run XXX -bench ChatLatency -benchtime 500x
+//	go test ./e2e -run '^$' -bench ChatLatency -benchtime 500x
 func BenchmarkChatLatency(b *testing.B) {
 	ctx := context.Background()
 	alice, _ := newBenchUser(b, "la")

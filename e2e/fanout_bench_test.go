@@ -23,7 +23,7 @@ import (
 // durable storage, pushes). Opaque 1 KB ciphertexts: the clients' sender-key
 // encryption is done once per post and is not what is measured.
 //
-//	go test ./e2e -run XXX -bench GroupFanOut -benchtime 20x
+//	go test ./e2e -run '^$' -bench GroupFanOut -benchtime 20x
 func BenchmarkGroupFanOut1000(b *testing.B) {
 	ctx := context.Background()
 	accts, err := loadgen.Register(ctx, tn.url(), uniqueHandle("fan"), 1000)

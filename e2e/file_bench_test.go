@@ -20,7 +20,7 @@ import (
 // heap of the whole process (client and node) to show chunks stream.
 // TOKENIM_BENCH_FILE_MIB sets the size (default 64):
 //
-//	TOKENIM_BENCH_FILE_MIB=1024 go test ./e2e -run XXX -bench FileRoundTrip -benchtime 1x
+//	TOKENIM_BENCH_FILE_MIB=1024 go test ./e2e -run '^$' -bench FileRoundTrip -benchtime 1x
 func BenchmarkFileRoundTrip(b *testing.B) {
 	mib := int64(64)
 	if s := os.Getenv("TOKENIM_BENCH_FILE_MIB"); s != "" {

@@ -12,7 +12,7 @@ import (
 // 32 pairs, 1 KB envelopes; durable throughput, then latency at half of
 // it; and how the stored copies spread over the nodes.
 //
-//	go test ./e2enet -run XXX -bench CrossNode -benchtime 1x
+//	go test ./e2enet -run '^$' -bench CrossNode -benchtime 1x
 func BenchmarkCrossNode(b *testing.B) { benchCrossNode(b, 0) }
 
 // BenchmarkCrossNodeLight measures latency at a light 200 envelopes/s.
