@@ -156,6 +156,7 @@ type TxBody struct {
 	//	*TxBody_GroupLeave
 	//	*TxBody_GroupSetRole
 	//	*TxBody_SetConversationPolicy
+	//	*TxBody_AnchorLog
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -336,6 +337,15 @@ func (x *TxBody) GetSetConversationPolicy() *SetConversationPolicy {
 	return nil
 }
 
+func (x *TxBody) GetAnchorLog() *AnchorLog {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_AnchorLog); ok {
+			return x.AnchorLog
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -392,6 +402,10 @@ type TxBody_SetConversationPolicy struct {
 	SetConversationPolicy *SetConversationPolicy `protobuf:"bytes,36,opt,name=set_conversation_policy,json=setConversationPolicy,proto3,oneof"`
 }
 
+type TxBody_AnchorLog struct {
+	AnchorLog *AnchorLog `protobuf:"bytes,40,opt,name=anchor_log,json=anchorLog,proto3,oneof"`
+}
+
 func (*TxBody_RegisterAccount) isTxBody_Msg() {}
 
 func (*TxBody_RotateSignedPrekey) isTxBody_Msg() {}
@@ -417,6 +431,8 @@ func (*TxBody_GroupLeave) isTxBody_Msg() {}
 func (*TxBody_GroupSetRole) isTxBody_Msg() {}
 
 func (*TxBody_SetConversationPolicy) isTxBody_Msg() {}
+
+func (*TxBody_AnchorLog) isTxBody_Msg() {}
 
 // SignedPrekey is a Signal signed prekey: an X25519 public key (33 bytes,
 // 0x05-prefixed) signed (XEdDSA) by the account's Signal identity key.
@@ -2102,6 +2118,169 @@ func (x *SetConversationPolicy) GetPolicy() string {
 	return ""
 }
 
+// AnchorLog puts a node's message log root on chain (signer node/<node_id>,
+// signed with the node key). The log is an RFC 6962 Merkle tree over the
+// leaves of the envelopes the node admitted (docs/verify.md). The ledger
+// keeps each node's latest anchor and accepts a new one only with a valid
+// consistency proof from it: a node that rewrites its log is refused.
+type AnchorLog struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TreeSize uint64                 `protobuf:"varint,1,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// root_hash is the RFC 6962 root (SHA-256) of the first tree_size leaves.
+	RootHash []byte `protobuf:"bytes,2,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	// consistency proves that the node's previous anchor (prev_size) is a
+	// prefix of this tree; empty for the first anchor or prev_size 0.
+	PrevSize    uint64   `protobuf:"varint,3,opt,name=prev_size,json=prevSize,proto3" json:"prev_size,omitempty"`
+	Consistency [][]byte `protobuf:"bytes,4,rep,name=consistency,proto3" json:"consistency,omitempty"`
+	// node_key is the node's Ed25519 key (must equal the registry's), so the
+	// transaction alone tells a verifier which key signed it.
+	NodeKey       []byte `protobuf:"bytes,5,opt,name=node_key,json=nodeKey,proto3" json:"node_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnchorLog) Reset() {
+	*x = AnchorLog{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnchorLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnchorLog) ProtoMessage() {}
+
+func (x *AnchorLog) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnchorLog.ProtoReflect.Descriptor instead.
+func (*AnchorLog) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AnchorLog) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *AnchorLog) GetRootHash() []byte {
+	if x != nil {
+		return x.RootHash
+	}
+	return nil
+}
+
+func (x *AnchorLog) GetPrevSize() uint64 {
+	if x != nil {
+		return x.PrevSize
+	}
+	return 0
+}
+
+func (x *AnchorLog) GetConsistency() [][]byte {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *AnchorLog) GetNodeKey() []byte {
+	if x != nil {
+		return x.NodeKey
+	}
+	return nil
+}
+
+// LogAnchor is a node's latest anchor (state la/<node_id>).
+type LogAnchor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	TreeSize      uint64                 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	RootHash      []byte                 `protobuf:"bytes,3,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	Height        int64                  `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+	TimeMs        int64                  `protobuf:"varint,5,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogAnchor) Reset() {
+	*x = LogAnchor{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogAnchor) ProtoMessage() {}
+
+func (x *LogAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogAnchor.ProtoReflect.Descriptor instead.
+func (*LogAnchor) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LogAnchor) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *LogAnchor) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *LogAnchor) GetRootHash() []byte {
+	if x != nil {
+		return x.RootHash
+	}
+	return nil
+}
+
+func (x *LogAnchor) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *LogAnchor) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
 var File_tokenim_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_ledger_proto_rawDesc = "" +
@@ -2110,7 +2289,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x8b\b\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xc3\b\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -2129,7 +2308,9 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\vgroup_leave\x18\" \x01(\v2\x16.tokenim.v1.GroupLeaveH\x00R\n" +
 	"groupLeave\x12@\n" +
 	"\x0egroup_set_role\x18# \x01(\v2\x18.tokenim.v1.GroupSetRoleH\x00R\fgroupSetRole\x12[\n" +
-	"\x17set_conversation_policy\x18$ \x01(\v2!.tokenim.v1.SetConversationPolicyH\x00R\x15setConversationPolicyB\x05\n" +
+	"\x17set_conversation_policy\x18$ \x01(\v2!.tokenim.v1.SetConversationPolicyH\x00R\x15setConversationPolicy\x126\n" +
+	"\n" +
+	"anchor_log\x18( \x01(\v2\x15.tokenim.v1.AnchorLogH\x00R\tanchorLogB\x05\n" +
 	"\x03msg\"[\n" +
 	"\fSignedPrekey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
@@ -2251,7 +2432,19 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x06groups\x18\x01 \x03(\tR\x06groups\"C\n" +
 	"\x15SetConversationPolicy\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
-	"\x06policy\x18\x02 \x01(\tR\x06policyB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
+	"\x06policy\x18\x02 \x01(\tR\x06policy\"\x9f\x01\n" +
+	"\tAnchorLog\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1b\n" +
+	"\troot_hash\x18\x02 \x01(\fR\brootHash\x12\x1b\n" +
+	"\tprev_size\x18\x03 \x01(\x04R\bprevSize\x12 \n" +
+	"\vconsistency\x18\x04 \x03(\fR\vconsistency\x12\x19\n" +
+	"\bnode_key\x18\x05 \x01(\fR\anodeKey\"\x8f\x01\n" +
+	"\tLogAnchor\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\x12\x1b\n" +
+	"\troot_hash\x18\x03 \x01(\fR\brootHash\x12\x16\n" +
+	"\x06height\x18\x04 \x01(\x03R\x06height\x12\x17\n" +
+	"\atime_ms\x18\x05 \x01(\x03R\x06timeMsB5Z3github.com/tokenim/tokenim/gen/tokenim/v1;tokenimv1b\x06proto3"
 
 var (
 	file_tokenim_v1_ledger_proto_rawDescOnce sync.Once
@@ -2266,7 +2459,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),            // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                    // 1: tokenim.v1.Tx
@@ -2298,6 +2491,8 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*GroupRecord)(nil),           // 27: tokenim.v1.GroupRecord
 	(*AccountGroups)(nil),         // 28: tokenim.v1.AccountGroups
 	(*SetConversationPolicy)(nil), // 29: tokenim.v1.SetConversationPolicy
+	(*AnchorLog)(nil),             // 30: tokenim.v1.AnchorLog
+	(*LogAnchor)(nil),             // 31: tokenim.v1.LogAnchor
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -2313,19 +2508,20 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	24, // 10: tokenim.v1.TxBody.group_leave:type_name -> tokenim.v1.GroupLeave
 	25, // 11: tokenim.v1.TxBody.group_set_role:type_name -> tokenim.v1.GroupSetRole
 	29, // 12: tokenim.v1.TxBody.set_conversation_policy:type_name -> tokenim.v1.SetConversationPolicy
-	3,  // 13: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 14: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 15: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	13, // 16: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
-	0,  // 17: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 18: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	17, // 19: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	26, // 20: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	30, // 13: tokenim.v1.TxBody.anchor_log:type_name -> tokenim.v1.AnchorLog
+	3,  // 14: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 15: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 16: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	13, // 17: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 18: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 19: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 20: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	26, // 21: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -2347,6 +2543,7 @@ func file_tokenim_v1_ledger_proto_init() {
 		(*TxBody_GroupLeave)(nil),
 		(*TxBody_GroupSetRole)(nil),
 		(*TxBody_SetConversationPolicy)(nil),
+		(*TxBody_AnchorLog)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2354,7 +2551,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
