@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,7 +20,14 @@ import (
 // state of the latest committed height.
 type groupGate struct {
 	mu     sync.Mutex
-	recent map[string][]time.Time // group/sender → admission times in the window
+	recent map[string][]post // group/sender → posts admitted in the window
+}
+
+// post is one counted message: a group message is one ciphertext sent as a
+// copy per member, possibly over several Send calls; it counts once.
+type post struct {
+	at time.Time
+	ct [sha256.Size]byte
 }
 
 // groupCheck is one group's state for one Send call.
@@ -137,21 +145,29 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Env
 	gg.mu.Lock()
 	defer gg.mu.Unlock()
 	if gg.recent == nil {
-		gg.recent = map[string][]time.Time{}
+		gg.recent = map[string][]post{}
 	}
-	kept := gg.recent[key][:0]
-	for _, t := range gg.recent[key] {
-		if now.Sub(t) < lim.RateWindow {
-			kept = append(kept, t)
+	this := post{at: now, ct: sha256.Sum256(e.Ciphertext)}
+	kept, counted := gg.recent[key][:0], false
+	for _, q := range gg.recent[key] {
+		if now.Sub(q.at) < lim.RateWindow {
+			kept = append(kept, q)
+			counted = counted || q.ct == this.ct
 		}
 	}
-	v.Action, v.Size, v.SentInWindow = "post", int64(len(e.Ciphertext)), int64(len(kept))
+	sent := int64(len(kept))
+	if counted {
+		sent-- // more copies of a message counted already
+	}
+	v.Action, v.Size, v.SentInWindow = "post", int64(len(e.Ciphertext)), sent
 	d, err := p.Decide(v)
+	if err == nil && d.Allowed && !counted {
+		kept = append(kept, this)
+	}
+	gg.recent[key] = kept
 	if err != nil || !d.Allowed {
-		gg.recent[key] = kept
 		return denied(d, err, "post")
 	}
-	gg.recent[key] = append(kept, now)
 	return nil
 }
 

@@ -101,6 +101,7 @@ func (s *Store) commit(reqs []*request) {
 	s.commits.Add(1)
 	s.appends.Add(b.appends)
 	s.committed.Add(b.stored)
+	s.updateTails(b)
 	for name := range b.notify {
 		s.notify(name)
 	}
@@ -120,6 +121,7 @@ type builder struct {
 	added   map[string][]added    // envelopes set in this batch, per recipient
 	ackedTo map[string]uint64     // highest Ack in this batch, per recipient
 	deleted map[string]bool       // mail keys Forget deleted in this batch
+	forgot  map[string]bool       // recipients Forget deleted from
 	notify  map[string]struct{}
 	dCount  int64 // change of the live envelope count
 	dBytes  int64 // change of the live bytes
@@ -129,7 +131,7 @@ type builder struct {
 
 type added struct {
 	cursor uint64
-	size   int
+	value  []byte
 }
 
 func (s *Store) newBuilder() *builder {
@@ -137,7 +139,7 @@ func (s *Store) newBuilder() *builder {
 		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
 		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
 		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
-		deleted: map[string]bool{},
+		deleted: map[string]bool{}, forgot: map[string]bool{},
 	}
 }
 
@@ -190,7 +192,7 @@ func (b *builder) append(r *request) error {
 			return err
 		}
 		b.ids[e.id] = true
-		b.added[e.to] = append(b.added[e.to], added{cursor: c, size: len(e.value)})
+		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value})
 		b.notify[e.to] = struct{}{}
 		b.dCount++
 		b.dBytes += int64(len(e.value))

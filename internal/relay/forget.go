@@ -62,6 +62,7 @@ func (b *builder) forget(op *forgetOp) error {
 			return err
 		}
 		b.deleted[string(key)] = true
+		b.forgot[name] = true
 		b.dCount--
 		b.dBytes -= int64(len(val))
 	}

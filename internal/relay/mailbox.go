@@ -25,6 +25,14 @@ func (s *Store) Read(recipient string, after uint64, limit int) ([]*tokenimv1.De
 	if after == math.MaxUint64 {
 		return nil, nil
 	}
+	if out, ok, err := s.readTail(recipient, after, limit); ok {
+		return out, err
+	}
+	return s.readDB(recipient, after, limit)
+}
+
+// readDB is Read from Pebble (the caller holds dbMu shared).
+func (s *Store) readDB(recipient string, after uint64, limit int) ([]*tokenimv1.Delivery, error) {
 	lo, hi := mailBounds(recipient, after+1, math.MaxUint64)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -91,7 +99,7 @@ func (b *builder) ackAdded(name string, upTo uint64) error {
 			return err
 		}
 		b.dCount--
-		b.dBytes -= int64(a.size)
+		b.dBytes -= int64(len(a.value))
 	}
 	b.added[name] = keep
 	return nil

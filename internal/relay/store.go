@@ -59,8 +59,10 @@ type Store struct {
 	appends   atomic.Uint64
 	committed atomic.Uint64
 
-	subMu sync.Mutex
-	subs  map[string]map[chan struct{}]struct{}
+	subMu     sync.Mutex
+	subs      map[string]map[chan struct{}]struct{}
+	tails     map[string]*tail // per subscribed recipient (tail.go)
+	tailBytes int
 
 	prekeyMu [prekeyStripes]sync.Mutex
 	sweepMu  sync.Mutex
@@ -93,6 +95,7 @@ func Open(opts Options) (*Store, error) {
 		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		cursors: make(map[string]uint64), subs: make(map[string]map[chan struct{}]struct{}),
+		tails: make(map[string]*tail),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

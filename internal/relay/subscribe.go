@@ -14,6 +14,7 @@ func (s *Store) Subscribe(recipient string) (notify <-chan struct{}, cancel func
 	if m == nil {
 		m = make(map[chan struct{}]struct{})
 		s.subs[recipient] = m
+		s.tails[recipient] = &tail{}
 	}
 	m[ch] = struct{}{}
 	s.subMu.Unlock()
@@ -26,6 +27,10 @@ func (s *Store) Subscribe(recipient string) (notify <-chan struct{}, cancel func
 				delete(m, ch)
 				if len(m) == 0 {
 					delete(s.subs, recipient)
+					if t := s.tails[recipient]; t != nil {
+						s.dropTail(t)
+						delete(s.tails, recipient)
+					}
 				}
 			}
 		})

@@ -1,0 +1,125 @@
+package relay
+
+import (
+	"fmt"
+
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Tail caps: the newest envelopes of a subscribed mailbox are kept in memory
+// so a live reader does not go to Pebble for what was just committed (a post
+// to a 1,000-member group wakes 1,000 readers at once).
+const (
+	tailMaxEntries = 128
+	tailMaxBytes   = 512 << 10
+	tailBudget     = 64 << 20 // all tails together
+)
+
+// tail holds the newest committed envelopes of one subscribed mailbox:
+// every committed envelope with cursor > base is in entries, in cursor order.
+// An invalid tail (after a deletion it did not follow, or before the first
+// commit since Subscribe) serves nothing.
+type tail struct {
+	valid   bool
+	base    uint64
+	entries []tailEntry
+	bytes   int
+}
+
+type tailEntry struct {
+	cursor uint64
+	value  []byte // the stored encoding; never modified
+}
+
+// updateTails records a committed batch in the tails of subscribed
+// mailboxes (committer only, after the batch committed).
+func (s *Store) updateTails(b *builder) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for name, t := range s.tails {
+		if b.forgot[name] {
+			s.dropTail(t)
+		} else if upTo, ok := b.ackedTo[name]; ok {
+			s.trimTail(t, upTo)
+		}
+	}
+	for name, adds := range b.added {
+		t := s.tails[name]
+		if t == nil || len(adds) == 0 {
+			continue
+		}
+		if !t.valid {
+			t.valid, t.base = true, adds[0].cursor-1
+		}
+		if up, ok := b.ackedTo[name]; ok {
+			t.base = max(t.base, up) // acked in the same batch
+		}
+		for _, a := range adds {
+			if a.cursor <= t.base {
+				continue
+			}
+			if s.tailBytes+len(a.value) > tailBudget {
+				s.dropTail(t)
+				break
+			}
+			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value})
+			t.bytes += len(a.value)
+			s.tailBytes += len(a.value)
+		}
+		for t.valid && (len(t.entries) > tailMaxEntries || t.bytes > tailMaxBytes) {
+			s.trimTail(t, t.entries[0].cursor)
+		}
+	}
+}
+
+// trimTail forgets entries with cursor <= upTo (they were acknowledged, or
+// the tail is full); base moves up so those cursors are read from Pebble.
+func (s *Store) trimTail(t *tail, upTo uint64) {
+	if !t.valid {
+		return
+	}
+	i := 0
+	for i < len(t.entries) && t.entries[i].cursor <= upTo {
+		t.bytes -= len(t.entries[i].value)
+		s.tailBytes -= len(t.entries[i].value)
+		i++
+	}
+	t.entries = t.entries[i:]
+	t.base = max(t.base, upTo)
+}
+
+func (s *Store) dropTail(t *tail) {
+	s.tailBytes -= t.bytes
+	*t = tail{}
+}
+
+// readTail answers Read from recipient's tail when it covers after; ok is
+// false when Pebble must be read.
+func (s *Store) readTail(recipient string, after uint64, limit int) (out []*tokenimv1.Delivery, ok bool, err error) {
+	s.subMu.Lock()
+	t := s.tails[recipient]
+	if t == nil || !t.valid || after < t.base {
+		s.subMu.Unlock()
+		return nil, false, nil
+	}
+	var pick []tailEntry
+	for _, e := range t.entries {
+		if e.cursor > after {
+			pick = append(pick, e)
+			if len(pick) == limit {
+				break
+			}
+		}
+	}
+	s.subMu.Unlock()
+	out = make([]*tokenimv1.Delivery, 0, len(pick))
+	for _, e := range pick {
+		env := new(tokenimv1.Envelope)
+		if err := proto.Unmarshal(e.value, env); err != nil {
+			return nil, true, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, e.cursor, err)
+		}
+		out = append(out, &tokenimv1.Delivery{Cursor: e.cursor, Envelope: env})
+	}
+	return out, true, nil
+}
