@@ -16,6 +16,7 @@ type registry struct {
 	nodes  map[string]*tokenimv1.NodeRecord
 	ids    []string // sorted
 	r      int
+	homes  sync.Map // handle → []string: accounts' home nodes at height
 }
 
 type registryCache struct {
@@ -55,9 +56,12 @@ func (n *Node) mailboxReplicas(handle string) []string {
 		return []string{n.nodeID}
 	}
 	var home []string
-	if r, _ := n.app.Committed(); r != nil {
+	if v, ok := reg.homes.Load(handle); ok {
+		home = v.([]string)
+	} else if r, h := n.app.Committed(); r != nil && h == reg.height {
 		if acct, err := ledger.GetAccount(r, handle); err == nil {
 			home = acct.HomeNodes
+			reg.homes.Store(handle, home)
 		}
 	}
 	return placement.MailboxReplicas(handle, reg.ids, reg.r, home)
