@@ -34,6 +34,7 @@ const (
 	CodeGroupExists      uint32 = 26
 	CodeInvalidGroup     uint32 = 27
 	CodeDenied           uint32 = 28
+	CodeInvalidAnchor    uint32 = 29
 )
 
 // Sentinel errors, one per code.
@@ -66,6 +67,7 @@ var (
 	ErrGroupExists      = errors.New("a group of that name exists")
 	ErrInvalidGroup     = errors.New("invalid group change")
 	ErrDenied           = errors.New("denied by the group's policy")
+	ErrInvalidAnchor    = errors.New("invalid log anchor")
 )
 
 var codeErrs = []struct {
@@ -100,6 +102,7 @@ var codeErrs = []struct {
 	{CodeGroupExists, ErrGroupExists},
 	{CodeInvalidGroup, ErrInvalidGroup},
 	{CodeDenied, ErrDenied},
+	{CodeInvalidAnchor, ErrInvalidAnchor},
 }
 
 // Code maps an error from this package to its result code.

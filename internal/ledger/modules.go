@@ -10,5 +10,6 @@ func registeredModules() []Module {
 		policiesModule{},
 		groupsModule{},
 		conversationsModule{},
+		anchorsModule{},
 	}
 }

@@ -23,6 +23,7 @@ import (
 //	                    node id, and the height read
 //	/validators         ValidatorSet
 //	/proposal/<id>      open ValidatorProposal (id in decimal)
+//	/anchor/<node_id>   the node's latest LogAnchor (empty if none)
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	r, h := a.Committed()
 	val, err := query(r, h, req.Path)
@@ -44,6 +45,13 @@ func query(r Reader, height int64, path string) ([]byte, error) {
 	}
 	if arg, ok := strings.CutPrefix(path, "/node/"); ok {
 		return marshalOrErr(GetNode(r, arg))
+	}
+	if arg, ok := strings.CutPrefix(path, "/anchor/"); ok {
+		a, err := GetAnchor(r, arg)
+		if err != nil || a == nil {
+			return nil, err
+		}
+		return codec.Marshal(a)
 	}
 	if arg, ok := strings.CutPrefix(path, "/proposal/"); ok {
 		id, err := strconv.ParseUint(arg, 10, 64)
