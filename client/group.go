@@ -148,16 +148,19 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 	now := time.Now()
 	content := &tokenimv1.Content{MessageId: id, SentAtMs: now.UnixMilli(), Group: group, Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}
 	c.mu.Lock()
-	ct, err := c.groupEncrypt(ctx, g, content)
+	ct, raw, err := c.groupEncrypt(ctx, g, content)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
+	if first := firstOther(g, c.Handle()); first != "" {
+		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
+	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
-	if err := c.fanOut(ctx, g, id, ct); err != nil {
+	if err := c.fanOut(ctx, g, id, ct, Commitment(raw)); err != nil {
 		msg.State = StateFailed
 		c.putMessage(msg, "", 0)
 		return nil, err
@@ -191,27 +194,37 @@ func (c *Client) groupExpiry(ctx context.Context, g *tokenimv1.GroupRecord, now 
 	return now.Add(lim.Retention).UTC(), nil
 }
 
-func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) ([]byte, error) {
-	n, err := c.nextCounter("group/" + g.Name)
-	if err != nil {
-		return nil, err
+// groupEncrypt numbers content in the group and encrypts it with this
+// account's sender key; it returns the ciphertext and the content bytes.
+func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) (ct, raw []byte, err error) {
+	if err := c.stamp("group/"+g.Name, content); err != nil {
+		return nil, nil, err
 	}
-	content.Counter = n
 	pt, err := codec.Marshal(content)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
 	cipher := groups.NewGroupCipher(b, senderKeyName(g.Name, g.Epoch, c.Handle()), c.store)
 	m, err := cipher.Encrypt(ctx, pad(pt))
 	if err != nil {
-		return nil, fmt.Errorf("group encrypt: %w", err)
+		return nil, nil, fmt.Errorf("group encrypt: %w", err)
 	}
-	return m.SignedSerialize(), nil
+	return m.SignedSerialize(), pt, nil
+}
+
+// firstOther is the first member of g (by handle) other than me.
+func firstOther(g *tokenimv1.GroupRecord, me string) string {
+	for _, m := range g.Members {
+		if m.Handle != me {
+			return m.Handle
+		}
+	}
+	return ""
 }
 
 // fanOut stores the ciphertext for every other member, 512 per request.
-func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct []byte) error {
+func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct, commitment []byte) error {
 	var batch []*tokenimv1.Envelope
 	flush := func() error {
 		if len(batch) == 0 {
@@ -233,7 +246,7 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct []
 			continue
 		}
 		batch = append(batch, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m.Handle), To: m.Handle,
-			Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: g.Name, Epoch: g.Epoch})
+			Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
 		if len(batch) == 512 {
 			if err := flush(); err != nil {
 				return err
@@ -324,6 +337,9 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	}
 	if content.Group != env.Group || string(groupEnvelopeID(content.MessageId, c.Handle())) != string(env.Id) {
 		return nil, ErrDecrypt
+	}
+	if err := checkCommitment(env, raw); err != nil {
+		return nil, err
 	}
 	return &content, nil
 }

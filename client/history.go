@@ -43,7 +43,13 @@ type Message struct {
 	Group string `json:"group,omitempty"`
 	// File is set when the message shares a file (FetchFile downloads it).
 	File *FileRef `json:"file,omitempty"`
-	seq  uint64
+	// PrevID is the sender's previous message in this conversation (hex).
+	PrevID string `json:"prev_id,omitempty"`
+	// Replayed: another message with this counter arrived before.
+	Replayed bool `json:"replayed,omitempty"`
+	// Evidence proves the message later (Verify, Export).
+	Evidence *Evidence `json:"evidence,omitempty"`
+	seq      uint64
 }
 
 // Local history layout (values encrypted by signalstore):

@@ -31,11 +31,16 @@ func TestPad(t *testing.T) {
 func TestDecodeContentBindsID(t *testing.T) {
 	id := []byte("0123456789abcdef")
 	raw := codec.MustMarshal(&tokenimv1.Content{MessageId: id, SentAtMs: 1, Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: "hi"}}})
-	if c, err := decodeContent(pad(raw), id); err != nil || c.GetText().GetBody() != "hi" {
+	env := &tokenimv1.Envelope{Id: id, Commitment: Commitment(raw)}
+	if c, err := decodeContent(pad(raw), env); err != nil || c.GetText().GetBody() != "hi" {
 		t.Fatalf("decode: %v", err)
 	}
-	if _, err := decodeContent(pad(raw), []byte("another-id-00000")); !errors.Is(err, ErrDecrypt) {
+	if _, err := decodeContent(pad(raw), &tokenimv1.Envelope{Id: []byte("another-id-00000")}); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("content moved to another envelope id was accepted: %v", err)
+	}
+	other := codec.MustMarshal(&tokenimv1.Content{MessageId: id, SentAtMs: 1, Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: "ho"}}})
+	if _, err := decodeContent(pad(raw), &tokenimv1.Envelope{Id: id, Commitment: Commitment(other)}); !errors.Is(err, ErrCommitment) {
+		t.Fatalf("a commitment to other content was accepted: %v", err)
 	}
 }
 
@@ -45,7 +50,7 @@ func FuzzDecodeContent(f *testing.F) {
 	f.Add(pad(nil))
 	f.Add([]byte{0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := decodeContent(b, id)
+		c, err := decodeContent(b, &tokenimv1.Envelope{Id: id})
 		if err != nil {
 			if !errors.Is(err, ErrDecrypt) {
 				t.Fatalf("error is not ErrDecrypt: %v", err)

@@ -192,7 +192,7 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	switch {
 	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, context.Canceled):
 		return nil, false, err // not processed: it stays on the node
-	case errors.Is(err, ErrIdentityMismatch):
+	case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrCommitment):
 		m.State = StateRejected
 	case err != nil:
 		m.State = StateUndecryptable
@@ -200,6 +200,15 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 		m.Text = content.GetText().GetBody()
 		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
 		m.Counter = content.Counter
+		m.PrevID = hex.EncodeToString(content.PrevId)
+		raw, err := codec.Marshal(content) // strict decoding: the bytes the commitment hashed
+		if err != nil {
+			return nil, false, err
+		}
+		m.Evidence = evidenceOf(env, raw)
+		if m.Replayed, err = c.track(env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
+			return nil, false, err
+		}
 		if skd := content.GetSenderKey(); skd != nil {
 			m.State = StateControl
 			if err := c.acceptSenderKey(ctx, env.From, skd); err != nil {
@@ -257,10 +266,10 @@ func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenim
 	default:
 		return nil, ErrDecrypt
 	}
-	return decodeContent(pt, env.Id)
+	return decodeContent(pt, env)
 }
 
-func decodeContent(padded, id []byte) (*tokenimv1.Content, error) {
+func decodeContent(padded []byte, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
 	raw, err := unpad(padded)
 	if err != nil {
 		return nil, ErrDecrypt
@@ -269,8 +278,11 @@ func decodeContent(padded, id []byte) (*tokenimv1.Content, error) {
 	if err := codec.Unmarshal(raw, &content, MaxTextBytes+1024); err != nil {
 		return nil, ErrDecrypt
 	}
-	if !bytes.Equal(content.MessageId, id) {
+	if !bytes.Equal(content.MessageId, env.Id) {
 		return nil, ErrDecrypt
+	}
+	if err := checkCommitment(env, raw); err != nil {
+		return nil, err
 	}
 	return &content, nil
 }

@@ -82,15 +82,13 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	}
 	now := time.Now()
 	content.MessageId, content.SentAtMs = id, now.UnixMilli()
-	var pt []byte
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	counter, err := c.nextCounter(to)
-	if err != nil {
+	if err := c.stamp(to, content); err != nil {
 		return nil, nil, err
 	}
-	content.Counter = counter
-	pt, err = codec.Marshal(content)
+	counter := content.Counter
+	pt, err := codec.Marshal(content)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,8 +111,9 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	if ct.Type() == protocol.PREKEY_TYPE {
 		typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY
 	}
-	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize()}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter}
+	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize(), Commitment: Commitment(pt)}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter,
+		Evidence: evidenceOf(env, pt)}
 	return env, msg, nil
 }
 

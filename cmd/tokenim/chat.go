@@ -96,6 +96,13 @@ func inboxCmd(g *globals) *cobra.Command {
 			for _, m := range hist {
 				print(m)
 			}
+			gaps, err := c.Gaps()
+			if err != nil {
+				return err
+			}
+			for _, gp := range gaps {
+				printGap(gp, asJSON)
+			}
 			if !follow {
 				return nil
 			}
@@ -107,6 +114,21 @@ func inboxCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing messages as they arrive")
 	return cmd
+}
+
+// printGap warns about messages a sender numbered that never arrived.
+func printGap(gp client.Gap, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(map[string]any{"gap": gp})
+		fmt.Println(string(b))
+		return
+	}
+	where := "to you"
+	if gp.Group != "" {
+		where = "in " + gp.Group
+	}
+	fmt.Printf("WARNING: %d message(s) from %s %s missing (their numbers %v): dropped by a node, or still on their way\n",
+		len(gp.Missing), gp.From, where, gp.Missing)
 }
 
 func printMessage(m client.Message, asJSON bool) {
@@ -127,7 +149,7 @@ func printMessage(m client.Message, asJSON bool) {
 		}
 		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
 	case client.StateRejected:
-		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the one the chain records]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the chain's, or the content is not what the envelope committed to]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	default:
 		fmt.Printf("%s  %s: [message could not be decrypted]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/blob"
 	"github.com/tokenim/tokenim/internal/placement"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // MaxHasChunks caps one HasChunks request.
@@ -148,3 +149,7 @@ func (s *peerService) FetchChunk(_ context.Context, req *connect.Request[tokenim
 
 // Blobs is the node's chunk store (tests simulate a faulty disk with it).
 func (n *Node) Blobs() *blob.Store { return n.blobs }
+
+// Relay is the node's envelope store (tests use it to play a node that
+// drops or alters what it holds).
+func (n *Node) Relay() *relay.Store { return n.relay }

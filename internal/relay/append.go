@@ -117,6 +117,8 @@ func validate(i int, e *tokenimv1.Envelope) error {
 		return bad("ciphertext", "empty")
 	case len(e.Ciphertext) > MaxCiphertext:
 		return bad("ciphertext", "%d bytes (cap %d)", len(e.Ciphertext), MaxCiphertext)
+	case len(e.Commitment) != 0 && len(e.Commitment) != CommitmentSize:
+		return bad("commitment", "%d bytes, want %d or none", len(e.Commitment), CommitmentSize)
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ const (
 	MaxPrekeyBytes = 64
 	// MaxSweepBatch caps the dedup entries one Sweep batch deletes.
 	MaxSweepBatch = 4096
+	// CommitmentSize is the size of Envelope.commitment (SHA-256).
+	CommitmentSize = 32
 
 	// DefaultDedupWindow is Options.DedupWindow when zero.
 	DefaultDedupWindow = 7 * 24 * time.Hour

@@ -103,7 +103,12 @@ type Envelope struct {
 	// expires_at_ms, set by the entry node from the conversation's policy
 	// (retention; 0 under legal hold or without a policy): every replica
 	// deletes the envelope then, delivered or not.
-	ExpiresAtMs   int64 `protobuf:"varint,9,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	ExpiresAtMs int64 `protobuf:"varint,9,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	// commitment is SHA-256("tokenim/commit/v1" 0x00 || the unpadded Content
+	// bytes) (32 bytes), set by the sender. Content carries a random nonce,
+	// so it hides the content; revealing the Content later proves what the
+	// anchored envelope said (docs/verify.md). The recipient checks it.
+	Commitment    []byte `protobuf:"bytes,10,opt,name=commitment,proto3" json:"commitment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,6 +206,13 @@ func (x *Envelope) GetExpiresAtMs() int64 {
 	return 0
 }
 
+func (x *Envelope) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
 // Content is the plaintext inside an envelope's ciphertext, before padding.
 // Padding: Content || 0x80 || 0x00… up to a multiple of 160 bytes.
 type Content struct {
@@ -213,6 +225,12 @@ type Content struct {
 	// Replicas may receive them in another order; the recipient orders the
 	// conversation by it.
 	Counter uint64 `protobuf:"varint,3,opt,name=counter,proto3" json:"counter,omitempty"`
+	// prev_id is the id of the sender's previous message in this
+	// conversation (empty for the first): with counter, the recipient
+	// detects a dropped, reordered or replayed message.
+	PrevId []byte `protobuf:"bytes,4,opt,name=prev_id,json=prevId,proto3" json:"prev_id,omitempty"`
+	// nonce is 32 random bytes: it makes Envelope.commitment hiding.
+	Nonce []byte `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
@@ -274,6 +292,20 @@ func (x *Content) GetCounter() uint64 {
 		return x.Counter
 	}
 	return 0
+}
+
+func (x *Content) GetPrevId() []byte {
+	if x != nil {
+		return x.PrevId
+	}
+	return nil
+}
+
+func (x *Content) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
 }
 
 func (x *Content) GetBody() isContent_Body {
@@ -451,7 +483,7 @@ var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19tokenim/v1/envelope.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\x82\x02\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xa2\x02\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -463,13 +495,19 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\"\n" +
-	"\rexpires_at_ms\x18\t \x01(\x03R\vexpiresAtMs\"\x92\x02\n" +
+	"\rexpires_at_ms\x18\t \x01(\x03R\vexpiresAtMs\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\n" +
+	" \x01(\fR\n" +
+	"commitment\"\xc1\x02\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x02 \x01(\x03R\bsentAtMs\x12\x18\n" +
-	"\acounter\x18\x03 \x01(\x04R\acounter\x12&\n" +
+	"\acounter\x18\x03 \x01(\x04R\acounter\x12\x17\n" +
+	"\aprev_id\x18\x04 \x01(\fR\x06prevId\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12&\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04text\x12&\n" +
 	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04file\x12B\n" +
