@@ -49,6 +49,34 @@ func (c *Client) SendFile(ctx context.Context, to, path string, progress func(do
 	if err != nil {
 		return nil, err
 	}
+	body, err := c.uploadFile(ctx, "@"+h, path, progress)
+	if err != nil {
+		return nil, err
+	}
+	return c.sendContent(ctx, h, &tokenimv1.Content{Body: &tokenimv1.Content_File{File: body}}, fileText(body))
+}
+
+// SendGroupFile is SendFile to a group: the chunks are stored once, the
+// key goes to every member inside one sender-key message.
+func (c *Client) SendGroupFile(ctx context.Context, group, path string, progress func(done, total int64)) (*Message, error) {
+	g, err := c.Group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if ledger.Role(g, c.Handle()) == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotMember, group)
+	}
+	body, err := c.uploadFile(ctx, group, path, progress)
+	if err != nil {
+		return nil, err
+	}
+	return c.sendGroupContent(ctx, group, &tokenimv1.Content{Body: &tokenimv1.Content_File{File: body}}, fileText(body))
+}
+
+// uploadFile seals and uploads the file at path for conversation ("@handle"
+// or a group: the nodes apply its retention to the chunks) and returns the
+// File a message carries.
+func (c *Client) uploadFile(ctx context.Context, conversation, path string, progress func(done, total int64)) (*tokenimv1.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -68,7 +96,7 @@ func (c *Client) SendFile(ctx context.Context, to, path string, progress func(do
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	up := &uploader{c: c, total: st.Size(), progress: progress}
+	up := &uploader{c: c, conversation: conversation, total: st.Size(), progress: progress}
 	manifest, err := sealFile(f, st.Size(), key, func(sc sealedChunk) error {
 		return up.add(ctx, sc, int64(len(sc.Data)-chacha20poly1305.Overhead))
 	})
@@ -86,8 +114,7 @@ func (c *Client) SendFile(ctx context.Context, to, path string, progress func(do
 	if err := up.flush(ctx); err != nil {
 		return nil, err
 	}
-	body := &tokenimv1.File{ManifestHash: mc.Hash, Key: key, Name: manifest.Name, Size: manifest.Size}
-	return c.sendContent(ctx, h, &tokenimv1.Content{Body: &tokenimv1.Content_File{File: body}}, fileText(body))
+	return &tokenimv1.File{ManifestHash: mc.Hash, Key: key, Name: manifest.Name, Size: manifest.Size}, nil
 }
 
 func fileText(f *tokenimv1.File) string {
@@ -99,7 +126,8 @@ func fileText(f *tokenimv1.File) string {
 // take (unreachable, or no replica quorum) is retried; HasChunks then
 // skips what already arrived.
 type uploader struct {
-	c        *Client
+	c            *Client
+	conversation string
 	batch    []sealedChunk
 	pending  int64 // plaintext bytes in batch
 	done     int64
@@ -145,7 +173,7 @@ func (u *uploader) putMissing(ctx context.Context) error {
 	for i, sc := range u.batch {
 		hashes[i] = sc.Hash
 	}
-	has, err := call(ctx, u.c, "check chunks", &tokenimv1.HasChunksRequest{Hashes: hashes}, u.c.blob.HasChunks)
+	has, err := call(ctx, u.c, "check chunks", &tokenimv1.HasChunksRequest{Hashes: hashes, Conversation: u.conversation}, u.c.blob.HasChunks)
 	if err != nil {
 		return err
 	}
@@ -159,7 +187,7 @@ func (u *uploader) putMissing(ctx context.Context) error {
 			continue
 		}
 		wg.Go(func() {
-			_, errs[i] = call(ctx, u.c, "upload chunk", &tokenimv1.PutChunkRequest{Hash: sc.Hash, Data: sc.Data}, u.c.blob.PutChunk)
+			_, errs[i] = call(ctx, u.c, "upload chunk", &tokenimv1.PutChunkRequest{Hash: sc.Hash, Data: sc.Data, Conversation: u.conversation}, u.c.blob.PutChunk)
 		})
 	}
 	wg.Wait()

@@ -133,6 +133,12 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 	if len(text) > MaxTextBytes {
 		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, len(text), MaxTextBytes)
 	}
+	return c.sendGroupContent(ctx, group, &tokenimv1.Content{Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}, text)
+}
+
+// sendGroupContent encrypts content once for the group and stores a copy
+// for every other member; text is what the history shows.
+func (c *Client) sendGroupContent(ctx context.Context, group string, content *tokenimv1.Content, text string) (*Message, error) {
 	g, err := c.Group(ctx, group)
 	if err != nil {
 		return nil, err
@@ -146,7 +152,7 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 	id := make([]byte, 16)
 	rand.Read(id)
 	now := time.Now()
-	content := &tokenimv1.Content{MessageId: id, SentAtMs: now.UnixMilli(), Group: group, Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}
+	content.MessageId, content.SentAtMs, content.Group = id, now.UnixMilli(), group
 	c.mu.Lock()
 	ct, raw, err := c.groupEncrypt(ctx, g, content)
 	c.mu.Unlock()
@@ -156,6 +162,11 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
 	if first := firstOther(g, c.Handle()); first != "" {
 		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
+	}
+	if f := content.GetFile(); f != nil {
+		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err

@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +109,74 @@ func TestConversationPolicy(t *testing.T) {
 	}
 	if _, err := alice.Send(ctx, bob.Handle(), strings.Repeat("long ", 200)); err != nil {
 		t.Fatalf("after detaching: %v", err)
+	}
+}
+
+// A file shared in a group with a short retention: members download it
+// while it lives; then every chunk is gone from the node (the sweeper
+// deletes chunks with the messages) and a download fails.
+func TestGroupFileExpires(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gfa")
+	bob, _ := newUser(t, "gfb")
+	pol := uniqueHandle("threesec")
+	if _, err := alice.DeployPolicy(ctx, pol, `retention = duration("3s")`); err != nil {
+		t.Fatal(err)
+	}
+	group := uniqueHandle("drop")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, pol); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "plan.bin")
+	data := make([]byte, 1<<20+4321) // two chunks and a manifest
+	rand.Read(data)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := alice.SendGroupFile(ctx, group, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := hex.DecodeString(sent.File.ManifestHash)
+	exp, err := tn.n.Blobs().Expiry(manifest)
+	if err != nil || exp == 0 || time.UnixMilli(exp).Sub(sent.SentAt) > 4*time.Second {
+		t.Fatalf("manifest chunk expiry %d (sent %v): %v", exp, sent.SentAt, err)
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, m := range got {
+		if m.Group == group && m.File != nil {
+			id = m.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("bob did not get the file message: %+v", got)
+	}
+	dest, err := bob.FetchFile(ctx, id, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dest); !bytes.Equal(b, data) {
+		t.Fatal("downloaded file differs")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := tn.n.Blobs().Has(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the file's chunks outlived the retention")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := bob.FetchFile(ctx, id, t.TempDir(), nil); err == nil {
+		t.Fatal("an expired file downloaded")
 	}
 }

@@ -14,13 +14,13 @@ import (
 func sendCmd(g *globals) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
-		Use:   "send @HANDLE|GROUP TEXT|-  |  send @HANDLE --file PATH",
+		Use:   "send @HANDLE|GROUP TEXT|-  |  send @HANDLE|GROUP --file PATH",
 		Short: "Send an end-to-end encrypted message (to @account or to a group by its bare name) or file; prints the message id",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
-				if len(args) != 1 || !strings.HasPrefix(args[0], "@") {
-					return withHint(fmt.Errorf("--file takes one @account and no TEXT (files to groups are not supported yet)"), "tokenim send @bob --file ./report.pdf")
+				if len(args) != 1 {
+					return withHint(fmt.Errorf("--file takes one @account or group and no TEXT"), "tokenim send @bob --file ./report.pdf")
 				}
 				return sendFile(cmd, g, args[0], file)
 			}
@@ -63,7 +63,11 @@ func sendFile(cmd *cobra.Command, g *globals, to, path string) error {
 	}
 	defer c.Close()
 	update, wait := progressBar("upload")
-	m, err := c.SendFile(cmd.Context(), to, path, update)
+	send := c.SendFile
+	if !strings.HasPrefix(to, "@") {
+		send = c.SendGroupFile // a bare name is a group
+	}
+	m, err := send(cmd.Context(), to, path, update)
 	wait()
 	if err != nil {
 		return err

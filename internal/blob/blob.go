@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -31,7 +32,10 @@ var (
 )
 
 // Store is a Pebble database of chunks.
-type Store struct{ db *pebble.DB }
+type Store struct {
+	db *pebble.DB
+	mu sync.Mutex // serializes read-modify-write of expiries (expiry.go)
+}
 
 // Open opens (or creates) a store in dir.
 func Open(dir string) (*Store, error) {
@@ -47,16 +51,9 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func key(hash []byte) []byte { return append([]byte("c"), hash...) }
 
-// Put stores data under hash, durably, if sha256(data) == hash.
-func (s *Store) Put(hash, data []byte) error {
-	if len(data) > MaxChunk {
-		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
-	}
-	if sum := sha256.Sum256(data); len(hash) != sha256.Size || !bytes.Equal(sum[:], hash) {
-		return ErrHashMismatch
-	}
-	return s.db.Set(key(hash), data, pebble.Sync)
-}
+// Put stores data under hash, durably, if sha256(data) == hash, with no
+// expiry.
+func (s *Store) Put(hash, data []byte) error { return s.PutExpiring(hash, data, 0) }
 
 // PutUnchecked overwrites a chunk without checking its hash. Only repair
 // tools and tests that simulate a faulty disk use it.
@@ -94,7 +91,7 @@ func (s *Store) Has(hash []byte) (bool, error) {
 	return true, nil
 }
 
-// Delete removes a chunk (retention; a later issue).
+// Delete removes a chunk (its expiry index stays; Expire drops it).
 func (s *Store) Delete(hash []byte) error { return s.db.Delete(key(hash), pebble.Sync) }
 
 type quiet struct{}

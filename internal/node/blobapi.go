@@ -6,12 +6,17 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/blob"
+	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/placement"
+	"github.com/tokenim/tokenim/internal/policy"
 	"github.com/tokenim/tokenim/internal/relay"
 )
 
@@ -31,12 +36,17 @@ func (n *Node) chunkReplicas(hash []byte) []string {
 }
 
 func (s *blobService) PutChunk(ctx context.Context, req *connect.Request[tokenimv1.PutChunkRequest]) (*connect.Response[tokenimv1.PutChunkResponse], error) {
-	if _, err := s.n.caller(req.Header()); err != nil {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
 		return nil, err
 	}
 	h, data := req.Msg.Hash, req.Msg.Data
 	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], h) || len(data) > blob.MaxChunk {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("chunk of %d bytes does not match its hash or is over %d bytes", len(data), blob.MaxChunk))
+	}
+	exp, err := s.n.chunkExpiry(me, req.Msg.Conversation, time.Now())
+	if err != nil {
+		return nil, err
 	}
 	set := s.n.chunkReplicas(h)
 	results := make(chan error, len(set))
@@ -45,7 +55,7 @@ func (s *blobService) PutChunk(ctx context.Context, req *connect.Request[tokenim
 		go func() {
 			cctx, cancel := context.WithTimeout(bg, peerCallTimout)
 			defer cancel()
-			results <- s.n.putChunkOn(cctx, id, h, data)
+			results <- s.n.putChunkOn(cctx, id, h, data, exp)
 		}()
 	}
 	ok, need := 0, placement.Quorum(len(set))
@@ -63,16 +73,52 @@ func (s *blobService) PutChunk(ctx context.Context, req *connect.Request[tokenim
 	return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("chunk stored on %d of %d replicas, need %d: %w", ok, len(set), need, errors.Join(errs...)))
 }
 
-func (n *Node) putChunkOn(ctx context.Context, id string, h, data []byte) error {
+func (n *Node) putChunkOn(ctx context.Context, id string, h, data []byte, expiresMs int64) error {
 	if id == n.nodeID {
-		return n.blobs.Put(h, data)
+		return n.blobs.PutExpiring(h, data, expiresMs)
 	}
 	rec, ok := n.registry().nodes[id]
 	if !ok {
 		return fmt.Errorf("node %s not registered", short(id))
 	}
-	_, err := n.peers.get(rec.ApiUrl).ReplicateChunk(ctx, connect.NewRequest(&tokenimv1.PutChunkRequest{Hash: h, Data: data}))
+	_, err := n.peers.get(rec.ApiUrl).ReplicateChunk(ctx, connect.NewRequest(&tokenimv1.PutChunkRequest{Hash: h, Data: data, ExpiresAtMs: expiresMs}))
 	return err
+}
+
+// chunkExpiry is when a chunk me stores for conversation ("@handle", a
+// group name, or empty) expires under its policy's retention (0: kept).
+func (n *Node) chunkExpiry(me, conversation string, now time.Time) (int64, error) {
+	if conversation == "" {
+		return 0, nil
+	}
+	r, _ := n.app.Committed()
+	if peer, ok := strings.CutPrefix(conversation, "@"); ok {
+		p, err := ledger.ConversationPolicy(r, me, peer)
+		if err != nil {
+			return 0, connect.NewError(connect.CodeInternal, err)
+		}
+		if p == nil {
+			return 0, nil
+		}
+		members := []string{me, peer}
+		slices.Sort(members)
+		return expiry(p, policy.Vars{Sender: me, SenderRole: ledger.RoleMember, Target: peer, TargetRole: ledger.RoleMember, Members: members, Now: now}, now)
+	}
+	g, err := ledger.GetGroup(r, conversation)
+	if errors.Is(err, ledger.ErrUnknownGroup) {
+		return 0, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return 0, connect.NewError(connect.CodeInternal, err)
+	}
+	if ledger.Role(g, me) == "" {
+		return 0, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%w: not a member of %s", ledger.ErrDenied, conversation))
+	}
+	p, err := ledger.PolicyOf(r, g)
+	if err != nil {
+		return 0, connect.NewError(connect.CodeInternal, err)
+	}
+	return expiry(p, groupVars(g, me, now), now)
 }
 
 // GetChunk serves a chunk from here or from a replica. A replica that
@@ -109,7 +155,12 @@ func (s *blobService) GetChunk(ctx context.Context, req *connect.Request[tokenim
 
 // HasChunks answers for this node's store.
 func (s *blobService) HasChunks(_ context.Context, req *connect.Request[tokenimv1.HasChunksRequest]) (*connect.Response[tokenimv1.HasChunksResponse], error) {
-	if _, err := s.n.caller(req.Header()); err != nil {
+	me, err := s.n.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	want, err := s.n.chunkExpiry(me, req.Msg.Conversation, time.Now())
+	if err != nil {
 		return nil, err
 	}
 	if len(req.Msg.Hashes) > MaxHasChunks {
@@ -121,6 +172,13 @@ func (s *blobService) HasChunks(_ context.Context, req *connect.Request[tokenimv
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, err)
 		}
+		if ok {
+			have, err := s.n.blobs.Expiry(h)
+			if err != nil {
+				return nil, connect.NewError(connect.CodeInternal, err)
+			}
+			ok = have == 0 || (want != 0 && have >= want) // kept long enough
+		}
 		resp.Present = append(resp.Present, ok)
 	}
 	return connect.NewResponse(resp), nil
@@ -130,7 +188,7 @@ func (s *peerService) ReplicateChunk(_ context.Context, req *connect.Request[tok
 	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceReplicateChunkProcedure, req.Header(), req.Msg); err != nil {
 		return nil, err
 	}
-	if err := s.n.blobs.Put(req.Msg.Hash, req.Msg.Data); err != nil {
+	if err := s.n.blobs.PutExpiring(req.Msg.Hash, req.Msg.Data, req.Msg.ExpiresAtMs); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	return connect.NewResponse(&tokenimv1.PutChunkResponse{}), nil

@@ -25,14 +25,20 @@ const sweepEvery = time.Second
 // (every replica runs one), and counts them.
 func (n *Node) sweeper(ctx context.Context) {
 	for sleepCtx(ctx, sweepEvery) {
-		k, err := n.relay.Expire(time.Now().UnixMilli())
+		now := time.Now().UnixMilli()
+		k, err := n.relay.Expire(now)
 		if err != nil {
 			n.log.Warn("retention sweep failed", "err", err)
 			continue
 		}
-		if k > 0 {
+		c, err := n.blobs.Expire(now)
+		if err != nil {
+			n.log.Warn("chunk retention sweep failed", "err", err)
+		}
+		if k > 0 || c > 0 {
 			n.metrics.expired(k)
-			n.log.Info("retention sweep", "deleted", k)
+			n.metrics.expiredChunks(c)
+			n.log.Info("retention sweep", "envelopes", k, "chunks", c)
 		}
 	}
 }

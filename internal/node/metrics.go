@@ -25,6 +25,7 @@ type metrics struct {
 	replicaIn  prometheus.Counter
 	pulledIn   prometheus.Counter
 	expiredN   prometheus.Counter
+	expiredC   prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -38,10 +39,11 @@ func newMetrics(n *Node) *metrics {
 		replicaIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_replicated_in_total", Help: "Envelopes other nodes replicated here."}),
 		pulledIn:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_pulled_total", Help: "Envelopes fetched by anti-entropy."}),
 		expiredN:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_expired_total", Help: "Envelopes deleted by the retention sweeper."}),
+		expiredC:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_chunks_expired_total", Help: "File chunks deleted by the retention sweeper."}),
 		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
 	}
 	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
-	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, height,
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, m.expiredC, height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -65,6 +67,8 @@ func (m *metrics) replicated(k int) { m.replicaIn.Add(float64(k)) }
 func (m *metrics) pulled(k int) { m.pulledIn.Add(float64(k)) }
 
 func (m *metrics) expired(k int) { m.expiredN.Add(float64(k)) }
+
+func (m *metrics) expiredChunks(k int) { m.expiredC.Add(float64(k)) }
 
 // StoredEnvelopes is how many envelopes this node holds now.
 func (n *Node) StoredEnvelopes() int64 { return n.relay.Stats().Envelopes }

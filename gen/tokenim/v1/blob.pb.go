@@ -25,9 +25,16 @@ const (
 )
 
 type PutChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hash  []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// conversation the chunk is shared in: "@handle" or a group name (empty:
+	// none). The entry node applies its policy's retention: the chunk
+	// expires with the messages (docs/files.md).
+	Conversation string `protobuf:"bytes,3,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// expires_at_ms is set by the entry node for the replicas (Unix ms, 0:
+	// kept); a client's value is ignored.
+	ExpiresAtMs   int64 `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -74,6 +81,20 @@ func (x *PutChunkRequest) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *PutChunkRequest) GetConversation() string {
+	if x != nil {
+		return x.Conversation
+	}
+	return ""
+}
+
+func (x *PutChunkRequest) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
 }
 
 type PutChunkResponse struct {
@@ -201,8 +222,12 @@ func (x *GetChunkResponse) GetData() []byte {
 }
 
 type HasChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hashes        [][]byte               `protobuf:"bytes,1,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Hashes [][]byte               `protobuf:"bytes,1,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	// conversation as in PutChunkRequest: a chunk stored with an earlier
+	// expiry than this conversation's is reported absent, so it is uploaded
+	// again and its expiry extended on every replica.
+	Conversation  string `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -242,6 +267,13 @@ func (x *HasChunksRequest) GetHashes() [][]byte {
 		return x.Hashes
 	}
 	return nil
+}
+
+func (x *HasChunksRequest) GetConversation() string {
+	if x != nil {
+		return x.Conversation
+	}
+	return ""
 }
 
 type HasChunksResponse struct {
@@ -433,17 +465,20 @@ var File_tokenim_v1_blob_proto protoreflect.FileDescriptor
 const file_tokenim_v1_blob_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/blob.proto\x12\n" +
-	"tokenim.v1\"9\n" +
+	"tokenim.v1\"\x81\x01\n" +
 	"\x0fPutChunkRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\"\n" +
+	"\fconversation\x18\x03 \x01(\tR\fconversation\x12\"\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs\"\x12\n" +
 	"\x10PutChunkResponse\"%\n" +
 	"\x0fGetChunkRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\"&\n" +
 	"\x10GetChunkResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"N\n" +
 	"\x10HasChunksRequest\x12\x16\n" +
-	"\x06hashes\x18\x01 \x03(\fR\x06hashes\"-\n" +
+	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x12\"\n" +
+	"\fconversation\x18\x02 \x01(\tR\fconversation\"-\n" +
 	"\x11HasChunksResponse\x12\x18\n" +
 	"\apresent\x18\x01 \x03(\bR\apresent\"x\n" +
 	"\fFileManifest\x12\x12\n" +
