@@ -59,6 +59,9 @@ type Client struct {
 	tokenTo time.Time
 	nodeID  string // the node's id, learnt when authenticating
 	homeOK  bool   // the node is (made) one of this account's home nodes
+
+	retriedMu sync.Mutex
+	retried   []Message // waiting group messages decrypted later (pending.go)
 }
 
 // Handle is the account's handle.

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenim/tokenim/internal/policy"
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/signalerror"
 )
 
 // Group errors.
@@ -279,7 +280,7 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 	}
 	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
 	for _, m := range g.Members {
-		key := fmt.Sprintf("%s#%d/%s", g.Name, g.Epoch, m.Handle)
+		key := skSentKey(g.Name, g.Epoch, m.Handle)
 		if m.Handle == c.Handle() {
 			continue
 		}
@@ -289,15 +290,61 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 			}
 			continue
 		}
-		content := &tokenimv1.Content{Group: g.Name, Body: &tokenimv1.Content_SenderKey{SenderKey: body}}
-		if _, err := c.sendContent(ctx, m.Handle, content, ""); err != nil {
-			return fmt.Errorf("hand the sender key to @%s: %w", m.Handle, err)
-		}
-		if err := c.store.Put(bucketSKSent, key, []byte{1}); err != nil {
+		if err := c.sendSenderKey(ctx, m.Handle, body); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func skSentKey(group string, epoch uint64, member string) string {
+	return fmt.Sprintf("%s#%d/%s", group, epoch, member)
+}
+
+// sendSenderKey hands body to member over the 1:1 session and remembers
+// the exact key given (a re-request gets the same one: its chain starts
+// where the member's copy of the group's messages starts).
+func (c *Client) sendSenderKey(ctx context.Context, member string, body *tokenimv1.SenderKeyDistribution) error {
+	content := &tokenimv1.Content{Group: body.Group, Body: &tokenimv1.Content_SenderKey{SenderKey: body}}
+	if _, err := c.sendContent(ctx, member, content, ""); err != nil {
+		return fmt.Errorf("hand the sender key to @%s: %w", member, err)
+	}
+	return c.store.Put(bucketSKSent, skSentKey(body.Group, body.Epoch, member), body.Skdm)
+}
+
+// requestSenderKey asks from, once per (group, epoch), for its sender key.
+func (c *Client) requestSenderKey(ctx context.Context, env *tokenimv1.Envelope) error {
+	key := "skreq/" + skSentKey(env.Group, env.Epoch, env.From)
+	if _, done, err := c.store.Get(bucketMeta, key); err != nil || done {
+		return err
+	}
+	req := &tokenimv1.SenderKeyRequest{Group: env.Group, Epoch: env.Epoch}
+	content := &tokenimv1.Content{Group: env.Group, Body: &tokenimv1.Content_SenderKeyRequest{SenderKeyRequest: req}}
+	if _, err := c.sendContent(ctx, env.From, content, ""); err != nil {
+		return err
+	}
+	return c.store.Put(bucketMeta, key, []byte{1})
+}
+
+// answerSenderKeyRequest re-sends from the sender key it was given for the
+// group's current epoch (or a first one), if the chain lists from.
+func (c *Client) answerSenderKeyRequest(ctx context.Context, from string, req *tokenimv1.SenderKeyRequest) error {
+	g, err := c.Group(ctx, req.Group)
+	if err != nil {
+		return err
+	}
+	if ledger.Role(g, from) == "" || ledger.Role(g, c.Handle()) == "" || g.Epoch != req.Epoch {
+		return nil // not a member (any more), or an old epoch: nothing to give
+	}
+	skdm, ok, err := c.store.Get(bucketSKSent, skSentKey(g.Name, g.Epoch, from))
+	if err != nil {
+		return err
+	}
+	if !ok || len(skdm) <= 1 {
+		c.store.Delete(bucketSKSent, skSentKey(g.Name, g.Epoch, from))
+		return c.distributeSenderKey(ctx, g)
+	}
+	return c.sendSenderKey(ctx, from, &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm})
 }
 
 const bucketSKSent = "sender_key_sent"
@@ -335,6 +382,9 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
 	pt, err := groups.NewGroupCipher(b, senderKeyName(env.Group, env.Epoch, env.From), c.store).Decrypt(ctx, msg)
 	c.mu.Unlock()
+	if errors.Is(err, signalerror.ErrNoSenderKeyForUser) {
+		return nil, errNoSenderKey
+	}
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -144,6 +144,9 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 	if isNew {
 		r.fn(*m)
 	}
+	for _, later := range r.c.takeRetried() {
+		r.fn(later)
+	}
 	if r.caughtUp || r.last-r.acked >= ackEvery {
 		return r.ack(ctx)
 	}
@@ -189,43 +192,71 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	} else {
 		content, err = c.decrypt(ctx, env)
 	}
-	switch {
-	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, context.Canceled):
+	if errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled) {
 		return nil, false, err // not processed: it stays on the node
-	case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrCommitment):
-		m.State = StateRejected
-	case err != nil:
-		m.State = StateUndecryptable
-	default:
-		m.Text = content.GetText().GetBody()
-		m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
-		m.Counter = content.Counter
-		m.PrevID = hex.EncodeToString(content.PrevId)
-		raw, err := codec.Marshal(content) // strict decoding: the bytes the commitment hashed
-		if err != nil {
+	}
+	if errors.Is(err, errNoSenderKey) {
+		m.State = StateWaiting
+		if err := c.keepPending(env); err != nil {
 			return nil, false, err
 		}
-		m.Evidence = evidenceOf(env, raw)
-		if m.Replayed, err = c.track(env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
+		if err := c.requestSenderKey(ctx, env); err != nil {
 			return nil, false, err
 		}
-		if skd := content.GetSenderKey(); skd != nil {
-			m.State = StateControl
-			if err := c.acceptSenderKey(ctx, env.From, skd); err != nil {
-				m.State = StateRejected
-			}
-		}
-		if f := content.GetFile(); f != nil {
-			m.Text = fileText(f)
-			if m.File, err = c.rememberFile(m.ID, f); err != nil {
-				return nil, false, err
-			}
-		}
+	} else if err := c.fill(ctx, m, env, content, err); err != nil {
+		return nil, false, err
 	}
 	if err := c.putMessage(m, nodeID, d.Cursor); err != nil {
 		return nil, false, err
 	}
 	return m, true, nil
+}
+
+// fill completes m from a decrypted envelope (or the decryption error):
+// state, text, numbering and evidence; a sender key it carries is
+// accepted, and group messages that waited for it are decrypted.
+func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, content *tokenimv1.Content, err error) error {
+	switch {
+	case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrCommitment):
+		m.State = StateRejected
+		return nil
+	case err != nil:
+		m.State = StateUndecryptable
+		return nil
+	}
+	m.Text = content.GetText().GetBody()
+	m.SentAt = time.UnixMilli(content.SentAtMs).UTC()
+	m.Counter = content.Counter
+	m.PrevID = hex.EncodeToString(content.PrevId)
+	raw, err := codec.Marshal(content) // strict decoding: the bytes the commitment hashed
+	if err != nil {
+		return err
+	}
+	m.Evidence = evidenceOf(env, raw)
+	if m.Replayed, err = c.track(env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
+		return err
+	}
+	if skd := content.GetSenderKey(); skd != nil {
+		m.State = StateControl
+		if err := c.acceptSenderKey(ctx, env.From, skd); err != nil {
+			m.State = StateRejected
+		} else if err := c.retryPending(ctx, skd.Group, skd.Epoch, env.From); err != nil {
+			return err
+		}
+	}
+	if req := content.GetSenderKeyRequest(); req != nil {
+		m.State = StateControl
+		if err := c.answerSenderKeyRequest(ctx, env.From, req); err != nil {
+			return err
+		}
+	}
+	if f := content.GetFile(); f != nil {
+		m.Text = fileText(f)
+		if m.File, err = c.rememberFile(m.ID, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decrypt returns the Content of an envelope, or ErrDecrypt.

@@ -49,7 +49,7 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 			return nil, err
 		}
 	}
-	if content.GetSenderKey() != nil {
+	if content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil {
 		msg.State = StateControl
 	}
 	if err := c.putMessage(msg, "", 0); err != nil {

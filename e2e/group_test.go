@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -85,5 +86,48 @@ func TestGroupSendRemoveSend(t *testing.T) {
 	}
 	if _, err := bob.SendGroup(ctx, group, "readers cannot post"); !errors.Is(err, client.ErrDenied) {
 		t.Fatalf("reader posting: %v", err)
+	}
+}
+
+// A group message whose sender key a node dropped waits (not shown as
+// undecryptable); the recipient asks the sender for the key again and the
+// message is decrypted when it arrives.
+func TestGroupKeyLostThenRequested(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gka")
+	bob, _ := newUser(t, "gkb")
+	group := uniqueHandle("late")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, group, "can you read me?"); err != nil {
+		t.Fatal(err)
+	}
+	waiting, err := tn.n.Relay().Read(bob.Handle(), 0, 0)
+	if err != nil || len(waiting) != 2 || waiting[0].Envelope.Group != "" {
+		t.Fatalf("bob's mailbox: %v %v", waiting, err)
+	}
+	if err := tn.n.Relay().Forget(bob.Handle(), [][]byte{waiting[0].Envelope.Id}); err != nil { // the sender key
+		t.Fatal(err)
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != client.StateWaiting {
+		t.Fatalf("bob got %+v", got)
+	}
+	if _, err := alice.Sync(ctx); err != nil { // the request: alice re-sends the key
+		t.Fatal(err)
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := bob.History(func(m *client.Message) bool { return m.Group == group })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].State != client.StateReceived || hist[0].Text != "can you read me?" || hist[0].ID != hex.EncodeToString(waiting[1].Envelope.Id) {
+		t.Fatalf("after the key: %+v", hist)
 	}
 }

@@ -236,6 +236,7 @@ type Content struct {
 	//	*Content_Text
 	//	*Content_File
 	//	*Content_SenderKey
+	//	*Content_SenderKeyRequest
 	Body isContent_Body `protobuf_oneof:"body"`
 	// group is set on group messages (inside the encryption too).
 	Group         string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
@@ -342,6 +343,15 @@ func (x *Content) GetSenderKey() *SenderKeyDistribution {
 	return nil
 }
 
+func (x *Content) GetSenderKeyRequest() *SenderKeyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Content_SenderKeyRequest); ok {
+			return x.SenderKeyRequest
+		}
+	}
+	return nil
+}
+
 func (x *Content) GetGroup() string {
 	if x != nil {
 		return x.Group
@@ -365,11 +375,17 @@ type Content_SenderKey struct {
 	SenderKey *SenderKeyDistribution `protobuf:"bytes,12,opt,name=sender_key,json=senderKey,proto3,oneof"`
 }
 
+type Content_SenderKeyRequest struct {
+	SenderKeyRequest *SenderKeyRequest `protobuf:"bytes,13,opt,name=sender_key_request,json=senderKeyRequest,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_File) isContent_Body() {}
 
 func (*Content_SenderKey) isContent_Body() {}
+
+func (*Content_SenderKeyRequest) isContent_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -415,6 +431,62 @@ func (x *Text) GetBody() string {
 	return ""
 }
 
+// SenderKeyRequest asks a member for its sender key of one group epoch
+// again (a group message arrived, its key did not: a node dropped it). The
+// member re-sends the key it gave the requester, if the chain still lists
+// the requester.
+type SenderKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKeyRequest) Reset() {
+	*x = SenderKeyRequest{}
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKeyRequest) ProtoMessage() {}
+
+func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKeyRequest.ProtoReflect.Descriptor instead.
+func (*SenderKeyRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SenderKeyRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SenderKeyRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // SenderKeyDistribution hands a member the sender's Signal sender key for
 // one group epoch; it travels in a 1:1 (pairwise) message.
 type SenderKeyDistribution struct {
@@ -429,7 +501,7 @@ type SenderKeyDistribution struct {
 
 func (x *SenderKeyDistribution) Reset() {
 	*x = SenderKeyDistribution{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +513,7 @@ func (x *SenderKeyDistribution) String() string {
 func (*SenderKeyDistribution) ProtoMessage() {}
 
 func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +526,7 @@ func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
 func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SenderKeyDistribution) GetGroup() string {
@@ -499,7 +571,7 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\n" +
 	" \x01(\fR\n" +
-	"commitment\"\xc1\x02\n" +
+	"commitment\"\x8f\x03\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -512,11 +584,15 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	" \x01(\v2\x10.tokenim.v1.TextH\x00R\x04text\x12&\n" +
 	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04file\x12B\n" +
 	"\n" +
-	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12\x14\n" +
+	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12L\n" +
+	"\x12sender_key_request\x18\r \x01(\v2\x1c.tokenim.v1.SenderKeyRequestH\x00R\x10senderKeyRequest\x12\x14\n" +
 	"\x05group\x18\x14 \x01(\tR\x05groupB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04body\"W\n" +
+	"\x04body\x18\x01 \x01(\tR\x04body\">\n" +
+	"\x10SenderKeyRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"W\n" +
 	"\x15SenderKeyDistribution\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
@@ -540,25 +616,27 @@ func file_tokenim_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tokenim_v1_envelope_proto_goTypes = []any{
 	(EnvelopeType)(0),             // 0: tokenim.v1.EnvelopeType
 	(*Envelope)(nil),              // 1: tokenim.v1.Envelope
 	(*Content)(nil),               // 2: tokenim.v1.Content
 	(*Text)(nil),                  // 3: tokenim.v1.Text
-	(*SenderKeyDistribution)(nil), // 4: tokenim.v1.SenderKeyDistribution
-	(*File)(nil),                  // 5: tokenim.v1.File
+	(*SenderKeyRequest)(nil),      // 4: tokenim.v1.SenderKeyRequest
+	(*SenderKeyDistribution)(nil), // 5: tokenim.v1.SenderKeyDistribution
+	(*File)(nil),                  // 6: tokenim.v1.File
 }
 var file_tokenim_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: tokenim.v1.Envelope.type:type_name -> tokenim.v1.EnvelopeType
 	3, // 1: tokenim.v1.Content.text:type_name -> tokenim.v1.Text
-	5, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
-	4, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
+	5, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
+	4, // 4: tokenim.v1.Content.sender_key_request:type_name -> tokenim.v1.SenderKeyRequest
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_envelope_proto_init() }
@@ -571,6 +649,7 @@ func file_tokenim_v1_envelope_proto_init() {
 		(*Content_Text)(nil),
 		(*Content_File)(nil),
 		(*Content_SenderKey)(nil),
+		(*Content_SenderKeyRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -578,7 +657,7 @@ func file_tokenim_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_envelope_proto_rawDesc), len(file_tokenim_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
