@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"testing"
 
 	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 func groupTexts(t *testing.T, c *client.Client, group string) []string {
@@ -71,11 +74,33 @@ func TestGroupSendRemoveSend(t *testing.T) {
 	if _, err := alice.SendGroup(ctx, group, "after removal"); err != nil {
 		t.Fatal(err)
 	}
+	// A node that hands carol a copy anyway (it bypasses the policy): she has
+	// no sender key of the new epoch, and alice will not give her one.
+	leak := groupCopyFor(t, bob.Handle(), carol.Handle(), 1)
+	if _, err := tn.n.Relay().Append(ctx, []*tokenimv1.Envelope{leak}); err != nil {
+		t.Fatal(err)
+	}
+	carolSync := func() {
+		if _, err := carol.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	carolSync()
+	if _, err := alice.Sync(ctx); err != nil { // carol's key request: refused
+		t.Fatal(err)
+	}
+	carolSync()
+	if h, _ := carol.History(func(m *client.Message) bool { return m.Group == group && m.Text == "after removal" }); len(h) != 0 {
+		t.Fatalf("a removed member decrypted a later message: %+v", h)
+	}
+	if h, _ := carol.History(func(m *client.Message) bool { return m.Group == group && m.State == client.StateWaiting }); len(h) != 1 {
+		t.Fatalf("the leaked copy: %+v", h)
+	}
 	if got := groupTexts(t, bob, group); len(got) != 2 || got[1] != alice.Handle()+": after removal" {
 		t.Fatalf("bob after removal got %q", got)
 	}
-	if got := groupTexts(t, carol, group); len(got) != 2 {
-		t.Fatalf("carol got messages after her removal: %q", got)
+	if got, _ := carol.History(func(m *client.Message) bool { return m.Group == group && m.State == client.StateReceived }); len(got) != 2 {
+		t.Fatalf("carol got messages after her removal: %+v", got)
 	}
 	if _, err := carol.SendGroup(ctx, group, "still here?"); !errors.Is(err, client.ErrNotMember) {
 		t.Fatalf("removed member posting: %v", err)
@@ -130,4 +155,24 @@ func TestGroupKeyLostThenRequested(t *testing.T) {
 	if len(hist) != 1 || hist[0].State != client.StateReceived || hist[0].Text != "can you read me?" || hist[0].ID != hex.EncodeToString(waiting[1].Envelope.Id) {
 		t.Fatalf("after the key: %+v", hist)
 	}
+}
+
+// groupCopyFor takes the newest group envelope of epoch waiting for from at
+// the node and returns a copy addressed to to, as a misbehaving node would.
+func groupCopyFor(t *testing.T, from, to string, epoch uint64) *tokenimv1.Envelope {
+	t.Helper()
+	ds, err := tn.n.Relay().Read(from, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(ds) - 1; i >= 0; i-- {
+		if e := ds[i].Envelope; e.Group != "" && e.Epoch == epoch {
+			c := proto.Clone(e).(*tokenimv1.Envelope)
+			c.To, c.Id = to, make([]byte, 16)
+			rand.Read(c.Id)
+			return c
+		}
+	}
+	t.Fatalf("no group envelope of epoch %d for %s", epoch, from)
+	return nil
 }
