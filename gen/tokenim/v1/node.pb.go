@@ -24,6 +24,336 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetMessageProofRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvelopeId    []byte                 `protobuf:"bytes,1,opt,name=envelope_id,json=envelopeId,proto3" json:"envelope_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMessageProofRequest) Reset() {
+	*x = GetMessageProofRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMessageProofRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMessageProofRequest) ProtoMessage() {}
+
+func (x *GetMessageProofRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMessageProofRequest.ProtoReflect.Descriptor instead.
+func (*GetMessageProofRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetMessageProofRequest) GetEnvelopeId() []byte {
+	if x != nil {
+		return x.EnvelopeId
+	}
+	return nil
+}
+
+type GetMessageProofResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is "stored" (in the log, not anchored yet) or "anchored".
+	State     string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	LeafIndex uint64 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// proof is a MessageProof (proof.proto) when anchored.
+	Proof         []byte `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMessageProofResponse) Reset() {
+	*x = GetMessageProofResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMessageProofResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMessageProofResponse) ProtoMessage() {}
+
+func (x *GetMessageProofResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMessageProofResponse.ProtoReflect.Descriptor instead.
+func (*GetMessageProofResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetMessageProofResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GetMessageProofResponse) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *GetMessageProofResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type GetStateProofRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// what: "account/<handle>" (more kinds later).
+	What          string `protobuf:"bytes,1,opt,name=what,proto3" json:"what,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateProofRequest) Reset() {
+	*x = GetStateProofRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateProofRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateProofRequest) ProtoMessage() {}
+
+func (x *GetStateProofRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateProofRequest.ProtoReflect.Descriptor instead.
+func (*GetStateProofRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetStateProofRequest) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+type GetStateProofResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// value is the state value (empty: absent, proven by a non-membership
+	// proof).
+	Value []byte `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	// proof is an ICS23 CommitmentProof (protobuf) for key at version.
+	Proof   []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
+	Key     []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Version int64  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// light_block: the header of height version+1 (its app hash commits to
+	// the state after block version), its commit and validator set.
+	LightBlock    *GetLightBlockResponse `protobuf:"bytes,5,opt,name=light_block,json=lightBlock,proto3" json:"light_block,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateProofResponse) Reset() {
+	*x = GetStateProofResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateProofResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateProofResponse) ProtoMessage() {}
+
+func (x *GetStateProofResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateProofResponse.ProtoReflect.Descriptor instead.
+func (*GetStateProofResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetStateProofResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *GetStateProofResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *GetStateProofResponse) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *GetStateProofResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetStateProofResponse) GetLightBlock() *GetLightBlockResponse {
+	if x != nil {
+		return x.LightBlock
+	}
+	return nil
+}
+
+type GetLightBlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Height        int64                  `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLightBlockRequest) Reset() {
+	*x = GetLightBlockRequest{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLightBlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLightBlockRequest) ProtoMessage() {}
+
+func (x *GetLightBlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLightBlockRequest.ProtoReflect.Descriptor instead.
+func (*GetLightBlockRequest) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetLightBlockRequest) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type GetLightBlockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// signed_header and validator_set are CometBFT's protobuf encodings
+	// (cometbft.types.SignedHeader, cometbft.types.ValidatorSet).
+	SignedHeader  []byte `protobuf:"bytes,1,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	ValidatorSet  []byte `protobuf:"bytes,2,opt,name=validator_set,json=validatorSet,proto3" json:"validator_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLightBlockResponse) Reset() {
+	*x = GetLightBlockResponse{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLightBlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLightBlockResponse) ProtoMessage() {}
+
+func (x *GetLightBlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLightBlockResponse.ProtoReflect.Descriptor instead.
+func (*GetLightBlockResponse) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetLightBlockResponse) GetSignedHeader() []byte {
+	if x != nil {
+		return x.SignedHeader
+	}
+	return nil
+}
+
+func (x *GetLightBlockResponse) GetValidatorSet() []byte {
+	if x != nil {
+		return x.ValidatorSet
+	}
+	return nil
+}
+
 type GetConversationPolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	A             string                 `protobuf:"bytes,1,opt,name=a,proto3" json:"a,omitempty"`
@@ -34,7 +364,7 @@ type GetConversationPolicyRequest struct {
 
 func (x *GetConversationPolicyRequest) Reset() {
 	*x = GetConversationPolicyRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +376,7 @@ func (x *GetConversationPolicyRequest) String() string {
 func (*GetConversationPolicyRequest) ProtoMessage() {}
 
 func (x *GetConversationPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[0]
+	mi := &file_tokenim_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +389,7 @@ func (x *GetConversationPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConversationPolicyRequest) GetA() string {
@@ -85,7 +415,7 @@ type GetConversationPolicyResponse struct {
 
 func (x *GetConversationPolicyResponse) Reset() {
 	*x = GetConversationPolicyResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +427,7 @@ func (x *GetConversationPolicyResponse) String() string {
 func (*GetConversationPolicyResponse) ProtoMessage() {}
 
 func (x *GetConversationPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[1]
+	mi := &file_tokenim_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +440,7 @@ func (x *GetConversationPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetConversationPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetConversationPolicyResponse) GetPolicy() *PolicyRecord {
@@ -129,7 +459,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +471,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[2]
+	mi := &file_tokenim_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +484,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListGroupsRequest) GetHandle() string {
@@ -174,7 +504,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +516,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[3]
+	mi := &file_tokenim_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +529,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -225,7 +555,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +567,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[4]
+	mi := &file_tokenim_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +580,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetGroupRequest) GetName() string {
@@ -270,7 +600,7 @@ type GetGroupResponse struct {
 
 func (x *GetGroupResponse) Reset() {
 	*x = GetGroupResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +612,7 @@ func (x *GetGroupResponse) String() string {
 func (*GetGroupResponse) ProtoMessage() {}
 
 func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[5]
+	mi := &file_tokenim_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +625,7 @@ func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetGroupResponse) GetGroup() *GroupRecord {
@@ -322,7 +652,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +664,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[6]
+	mi := &file_tokenim_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +677,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPolicyRequest) GetNameOrId() string {
@@ -367,7 +697,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +709,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[7]
+	mi := &file_tokenim_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +722,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *PolicyRecord {
@@ -417,7 +747,7 @@ type ValidatorsRequest struct {
 
 func (x *ValidatorsRequest) Reset() {
 	*x = ValidatorsRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +759,7 @@ func (x *ValidatorsRequest) String() string {
 func (*ValidatorsRequest) ProtoMessage() {}
 
 func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[8]
+	mi := &file_tokenim_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +772,7 @@ func (x *ValidatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsRequest.ProtoReflect.Descriptor instead.
 func (*ValidatorsRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 type ValidatorsResponse struct {
@@ -456,7 +786,7 @@ type ValidatorsResponse struct {
 
 func (x *ValidatorsResponse) Reset() {
 	*x = ValidatorsResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +798,7 @@ func (x *ValidatorsResponse) String() string {
 func (*ValidatorsResponse) ProtoMessage() {}
 
 func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[9]
+	mi := &file_tokenim_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +811,7 @@ func (x *ValidatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorsResponse.ProtoReflect.Descriptor instead.
 func (*ValidatorsResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ValidatorsResponse) GetSet() *ValidatorSet {
@@ -513,7 +843,7 @@ type GenesisRequest struct {
 
 func (x *GenesisRequest) Reset() {
 	*x = GenesisRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +855,7 @@ func (x *GenesisRequest) String() string {
 func (*GenesisRequest) ProtoMessage() {}
 
 func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[10]
+	mi := &file_tokenim_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +868,7 @@ func (x *GenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisRequest.ProtoReflect.Descriptor instead.
 func (*GenesisRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 type GenesisResponse struct {
@@ -553,7 +883,7 @@ type GenesisResponse struct {
 
 func (x *GenesisResponse) Reset() {
 	*x = GenesisResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +895,7 @@ func (x *GenesisResponse) String() string {
 func (*GenesisResponse) ProtoMessage() {}
 
 func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[11]
+	mi := &file_tokenim_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +908,7 @@ func (x *GenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenesisResponse.ProtoReflect.Descriptor instead.
 func (*GenesisResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GenesisResponse) GetGenesisJson() []byte {
@@ -603,7 +933,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +945,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[12]
+	mi := &file_tokenim_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +958,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 type ListNodesResponse struct {
@@ -641,7 +971,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +983,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[13]
+	mi := &file_tokenim_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +996,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListNodesResponse) GetNodes() []*NodeRecord {
@@ -691,7 +1021,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +1033,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[14]
+	mi := &file_tokenim_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +1046,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 type StatusResponse struct {
@@ -736,7 +1066,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +1078,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[15]
+	mi := &file_tokenim_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1091,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusResponse) GetChainId() string {
@@ -829,7 +1159,7 @@ type BroadcastTxRequest struct {
 
 func (x *BroadcastTxRequest) Reset() {
 	*x = BroadcastTxRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1171,7 @@ func (x *BroadcastTxRequest) String() string {
 func (*BroadcastTxRequest) ProtoMessage() {}
 
 func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[16]
+	mi := &file_tokenim_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1184,7 @@ func (x *BroadcastTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastTxRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BroadcastTxRequest) GetTx() []byte {
@@ -877,7 +1207,7 @@ type BroadcastTxResponse struct {
 
 func (x *BroadcastTxResponse) Reset() {
 	*x = BroadcastTxResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1219,7 @@ func (x *BroadcastTxResponse) String() string {
 func (*BroadcastTxResponse) ProtoMessage() {}
 
 func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[17]
+	mi := &file_tokenim_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1232,7 @@ func (x *BroadcastTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastTxResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastTxResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BroadcastTxResponse) GetHeight() int64 {
@@ -942,7 +1272,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1284,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[18]
+	mi := &file_tokenim_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1297,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetAccountRequest) GetHandle() string {
@@ -988,7 +1318,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1330,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[19]
+	mi := &file_tokenim_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1343,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -1039,7 +1369,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1381,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[20]
+	mi := &file_tokenim_v1_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1394,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChallengeRequest) GetHandle() string {
@@ -1084,7 +1414,7 @@ type ChallengeResponse struct {
 
 func (x *ChallengeResponse) Reset() {
 	*x = ChallengeResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1426,7 @@ func (x *ChallengeResponse) String() string {
 func (*ChallengeResponse) ProtoMessage() {}
 
 func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[21]
+	mi := &file_tokenim_v1_node_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1439,7 @@ func (x *ChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeResponse.ProtoReflect.Descriptor instead.
 func (*ChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ChallengeResponse) GetNonce() []byte {
@@ -1139,7 +1469,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1481,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[22]
+	mi := &file_tokenim_v1_node_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1494,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{22}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuthenticateRequest) GetHandle() string {
@@ -1198,7 +1528,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1540,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[23]
+	mi := &file_tokenim_v1_node_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1553,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{23}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AuthenticateResponse) GetToken() string {
@@ -1250,7 +1580,7 @@ type OneTimePrekey struct {
 
 func (x *OneTimePrekey) Reset() {
 	*x = OneTimePrekey{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1592,7 @@ func (x *OneTimePrekey) String() string {
 func (*OneTimePrekey) ProtoMessage() {}
 
 func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[24]
+	mi := &file_tokenim_v1_node_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1605,7 @@ func (x *OneTimePrekey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneTimePrekey.ProtoReflect.Descriptor instead.
 func (*OneTimePrekey) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{24}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OneTimePrekey) GetId() uint32 {
@@ -1301,7 +1631,7 @@ type UploadPrekeysRequest struct {
 
 func (x *UploadPrekeysRequest) Reset() {
 	*x = UploadPrekeysRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1643,7 @@ func (x *UploadPrekeysRequest) String() string {
 func (*UploadPrekeysRequest) ProtoMessage() {}
 
 func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[25]
+	mi := &file_tokenim_v1_node_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1656,7 @@ func (x *UploadPrekeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UploadPrekeysRequest) GetPrekeys() []*OneTimePrekey {
@@ -1345,7 +1675,7 @@ type UploadPrekeysResponse struct {
 
 func (x *UploadPrekeysResponse) Reset() {
 	*x = UploadPrekeysResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1687,7 @@ func (x *UploadPrekeysResponse) String() string {
 func (*UploadPrekeysResponse) ProtoMessage() {}
 
 func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[26]
+	mi := &file_tokenim_v1_node_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1700,7 @@ func (x *UploadPrekeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPrekeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPrekeysResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UploadPrekeysResponse) GetStored() uint32 {
@@ -1388,7 +1718,7 @@ type PrekeyCountRequest struct {
 
 func (x *PrekeyCountRequest) Reset() {
 	*x = PrekeyCountRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1730,7 @@ func (x *PrekeyCountRequest) String() string {
 func (*PrekeyCountRequest) ProtoMessage() {}
 
 func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[27]
+	mi := &file_tokenim_v1_node_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1743,7 @@ func (x *PrekeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PrekeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
 }
 
 type PrekeyCountResponse struct {
@@ -1425,7 +1755,7 @@ type PrekeyCountResponse struct {
 
 func (x *PrekeyCountResponse) Reset() {
 	*x = PrekeyCountResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1767,7 @@ func (x *PrekeyCountResponse) String() string {
 func (*PrekeyCountResponse) ProtoMessage() {}
 
 func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[28]
+	mi := &file_tokenim_v1_node_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1780,7 @@ func (x *PrekeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrekeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PrekeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PrekeyCountResponse) GetCount() uint32 {
@@ -1469,7 +1799,7 @@ type GetPrekeyBundleRequest struct {
 
 func (x *GetPrekeyBundleRequest) Reset() {
 	*x = GetPrekeyBundleRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1811,7 @@ func (x *GetPrekeyBundleRequest) String() string {
 func (*GetPrekeyBundleRequest) ProtoMessage() {}
 
 func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[29]
+	mi := &file_tokenim_v1_node_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1824,7 @@ func (x *GetPrekeyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetPrekeyBundleRequest) GetHandle() string {
@@ -1515,7 +1845,7 @@ type GetPrekeyBundleResponse struct {
 
 func (x *GetPrekeyBundleResponse) Reset() {
 	*x = GetPrekeyBundleResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1857,7 @@ func (x *GetPrekeyBundleResponse) String() string {
 func (*GetPrekeyBundleResponse) ProtoMessage() {}
 
 func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[30]
+	mi := &file_tokenim_v1_node_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1870,7 @@ func (x *GetPrekeyBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrekeyBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetPrekeyBundleResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetPrekeyBundleResponse) GetAccount() *Account {
@@ -1566,7 +1896,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1908,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[31]
+	mi := &file_tokenim_v1_node_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1921,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{31}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SendRequest) GetEnvelopes() []*Envelope {
@@ -1611,7 +1941,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1953,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[32]
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1966,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{32}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1656,7 +1986,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1998,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[33]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +2011,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{33}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -1701,7 +2031,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2043,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[34]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2056,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{34}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -1756,7 +2086,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +2098,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[35]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +2111,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{35}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -1835,7 +2165,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2177,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[36]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2190,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{36}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -1878,7 +2208,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2220,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[37]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2233,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{37}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
 }
 
 type ReplicateRequest struct {
@@ -1915,7 +2245,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2257,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2270,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -1959,7 +2289,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2301,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2314,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -2004,7 +2334,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2346,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2359,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -2054,7 +2384,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2396,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2409,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{47}
 }
 
 type PullRequest struct {
@@ -2097,7 +2427,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2439,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2452,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -2167,7 +2497,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2509,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2522,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -2228,7 +2558,29 @@ var File_tokenim_v1_node_proto protoreflect.FileDescriptor
 const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x15tokenim/v1/node.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\":\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\x1a\x19tokenim/v1/envelope.proto\x1a\x17tokenim/v1/ledger.proto\"9\n" +
+	"\x16GetMessageProofRequest\x12\x1f\n" +
+	"\venvelope_id\x18\x01 \x01(\fR\n" +
+	"envelopeId\"d\n" +
+	"\x17GetMessageProofResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x14\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proof\"*\n" +
+	"\x14GetStateProofRequest\x12\x12\n" +
+	"\x04what\x18\x01 \x01(\tR\x04what\"\xb3\x01\n" +
+	"\x15GetStateProofResponse\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\fR\x05value\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12B\n" +
+	"\vlight_block\x18\x05 \x01(\v2!.tokenim.v1.GetLightBlockResponseR\n" +
+	"lightBlock\".\n" +
+	"\x14GetLightBlockRequest\x12\x16\n" +
+	"\x06height\x18\x01 \x01(\x03R\x06height\"a\n" +
+	"\x15GetLightBlockResponse\x12#\n" +
+	"\rsigned_header\x18\x01 \x01(\fR\fsignedHeader\x12#\n" +
+	"\rvalidator_set\x18\x02 \x01(\fR\fvalidatorSet\":\n" +
 	"\x1cGetConversationPolicyRequest\x12\f\n" +
 	"\x01a\x18\x01 \x01(\tR\x01a\x12\f\n" +
 	"\x01b\x18\x02 \x01(\tR\x01b\"Q\n" +
@@ -2354,7 +2706,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\alast_id\x18\x02 \x01(\fR\x06lastId\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x1f\n" +
 	"\vlast_cursor\x18\x04 \x01(\x04R\n" +
-	"lastCursor2\x92\x06\n" +
+	"lastCursor2\x9a\b\n" +
 	"\vNodeService\x12?\n" +
 	"\x06Status\x12\x19.tokenim.v1.StatusRequest\x1a\x1a.tokenim.v1.StatusResponse\x12N\n" +
 	"\vBroadcastTx\x12\x1e.tokenim.v1.BroadcastTxRequest\x1a\x1f.tokenim.v1.BroadcastTxResponse\x12K\n" +
@@ -2368,7 +2720,10 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\bGetGroup\x12\x1b.tokenim.v1.GetGroupRequest\x1a\x1c.tokenim.v1.GetGroupResponse\x12K\n" +
 	"\n" +
 	"ListGroups\x12\x1d.tokenim.v1.ListGroupsRequest\x1a\x1e.tokenim.v1.ListGroupsResponse\x12l\n" +
-	"\x15GetConversationPolicy\x12(.tokenim.v1.GetConversationPolicyRequest\x1a).tokenim.v1.GetConversationPolicyResponse2\xe6\x04\n" +
+	"\x15GetConversationPolicy\x12(.tokenim.v1.GetConversationPolicyRequest\x1a).tokenim.v1.GetConversationPolicyResponse\x12Z\n" +
+	"\x0fGetMessageProof\x12\".tokenim.v1.GetMessageProofRequest\x1a#.tokenim.v1.GetMessageProofResponse\x12T\n" +
+	"\rGetStateProof\x12 .tokenim.v1.GetStateProofRequest\x1a!.tokenim.v1.GetStateProofResponse\x12T\n" +
+	"\rGetLightBlock\x12 .tokenim.v1.GetLightBlockRequest\x1a!.tokenim.v1.GetLightBlockResponse2\xe6\x04\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -2398,131 +2753,144 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_tokenim_v1_node_proto_goTypes = []any{
-	(*GetConversationPolicyRequest)(nil),  // 0: tokenim.v1.GetConversationPolicyRequest
-	(*GetConversationPolicyResponse)(nil), // 1: tokenim.v1.GetConversationPolicyResponse
-	(*ListGroupsRequest)(nil),             // 2: tokenim.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),            // 3: tokenim.v1.ListGroupsResponse
-	(*GetGroupRequest)(nil),               // 4: tokenim.v1.GetGroupRequest
-	(*GetGroupResponse)(nil),              // 5: tokenim.v1.GetGroupResponse
-	(*GetPolicyRequest)(nil),              // 6: tokenim.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),             // 7: tokenim.v1.GetPolicyResponse
-	(*ValidatorsRequest)(nil),             // 8: tokenim.v1.ValidatorsRequest
-	(*ValidatorsResponse)(nil),            // 9: tokenim.v1.ValidatorsResponse
-	(*GenesisRequest)(nil),                // 10: tokenim.v1.GenesisRequest
-	(*GenesisResponse)(nil),               // 11: tokenim.v1.GenesisResponse
-	(*ListNodesRequest)(nil),              // 12: tokenim.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),             // 13: tokenim.v1.ListNodesResponse
-	(*StatusRequest)(nil),                 // 14: tokenim.v1.StatusRequest
-	(*StatusResponse)(nil),                // 15: tokenim.v1.StatusResponse
-	(*BroadcastTxRequest)(nil),            // 16: tokenim.v1.BroadcastTxRequest
-	(*BroadcastTxResponse)(nil),           // 17: tokenim.v1.BroadcastTxResponse
-	(*GetAccountRequest)(nil),             // 18: tokenim.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),            // 19: tokenim.v1.GetAccountResponse
-	(*ChallengeRequest)(nil),              // 20: tokenim.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),             // 21: tokenim.v1.ChallengeResponse
-	(*AuthenticateRequest)(nil),           // 22: tokenim.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),          // 23: tokenim.v1.AuthenticateResponse
-	(*OneTimePrekey)(nil),                 // 24: tokenim.v1.OneTimePrekey
-	(*UploadPrekeysRequest)(nil),          // 25: tokenim.v1.UploadPrekeysRequest
-	(*UploadPrekeysResponse)(nil),         // 26: tokenim.v1.UploadPrekeysResponse
-	(*PrekeyCountRequest)(nil),            // 27: tokenim.v1.PrekeyCountRequest
-	(*PrekeyCountResponse)(nil),           // 28: tokenim.v1.PrekeyCountResponse
-	(*GetPrekeyBundleRequest)(nil),        // 29: tokenim.v1.GetPrekeyBundleRequest
-	(*GetPrekeyBundleResponse)(nil),       // 30: tokenim.v1.GetPrekeyBundleResponse
-	(*SendRequest)(nil),                   // 31: tokenim.v1.SendRequest
-	(*SendResponse)(nil),                  // 32: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),                // 33: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                      // 34: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),               // 35: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),                    // 36: tokenim.v1.AckRequest
-	(*AckResponse)(nil),                   // 37: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),              // 38: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),             // 39: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),                 // 40: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),                // 41: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),                   // 42: tokenim.v1.PullRequest
-	(*PullResponse)(nil),                  // 43: tokenim.v1.PullResponse
-	(*PolicyRecord)(nil),                  // 44: tokenim.v1.PolicyRecord
-	(*GroupRecord)(nil),                   // 45: tokenim.v1.GroupRecord
-	(*ValidatorSet)(nil),                  // 46: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),             // 47: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),                    // 48: tokenim.v1.NodeRecord
-	(*Account)(nil),                       // 49: tokenim.v1.Account
-	(*Envelope)(nil),                      // 50: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),               // 51: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),               // 52: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),              // 53: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),              // 54: tokenim.v1.GetChunkResponse
+	(*GetMessageProofRequest)(nil),        // 0: tokenim.v1.GetMessageProofRequest
+	(*GetMessageProofResponse)(nil),       // 1: tokenim.v1.GetMessageProofResponse
+	(*GetStateProofRequest)(nil),          // 2: tokenim.v1.GetStateProofRequest
+	(*GetStateProofResponse)(nil),         // 3: tokenim.v1.GetStateProofResponse
+	(*GetLightBlockRequest)(nil),          // 4: tokenim.v1.GetLightBlockRequest
+	(*GetLightBlockResponse)(nil),         // 5: tokenim.v1.GetLightBlockResponse
+	(*GetConversationPolicyRequest)(nil),  // 6: tokenim.v1.GetConversationPolicyRequest
+	(*GetConversationPolicyResponse)(nil), // 7: tokenim.v1.GetConversationPolicyResponse
+	(*ListGroupsRequest)(nil),             // 8: tokenim.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 9: tokenim.v1.ListGroupsResponse
+	(*GetGroupRequest)(nil),               // 10: tokenim.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),              // 11: tokenim.v1.GetGroupResponse
+	(*GetPolicyRequest)(nil),              // 12: tokenim.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),             // 13: tokenim.v1.GetPolicyResponse
+	(*ValidatorsRequest)(nil),             // 14: tokenim.v1.ValidatorsRequest
+	(*ValidatorsResponse)(nil),            // 15: tokenim.v1.ValidatorsResponse
+	(*GenesisRequest)(nil),                // 16: tokenim.v1.GenesisRequest
+	(*GenesisResponse)(nil),               // 17: tokenim.v1.GenesisResponse
+	(*ListNodesRequest)(nil),              // 18: tokenim.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 19: tokenim.v1.ListNodesResponse
+	(*StatusRequest)(nil),                 // 20: tokenim.v1.StatusRequest
+	(*StatusResponse)(nil),                // 21: tokenim.v1.StatusResponse
+	(*BroadcastTxRequest)(nil),            // 22: tokenim.v1.BroadcastTxRequest
+	(*BroadcastTxResponse)(nil),           // 23: tokenim.v1.BroadcastTxResponse
+	(*GetAccountRequest)(nil),             // 24: tokenim.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),            // 25: tokenim.v1.GetAccountResponse
+	(*ChallengeRequest)(nil),              // 26: tokenim.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),             // 27: tokenim.v1.ChallengeResponse
+	(*AuthenticateRequest)(nil),           // 28: tokenim.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),          // 29: tokenim.v1.AuthenticateResponse
+	(*OneTimePrekey)(nil),                 // 30: tokenim.v1.OneTimePrekey
+	(*UploadPrekeysRequest)(nil),          // 31: tokenim.v1.UploadPrekeysRequest
+	(*UploadPrekeysResponse)(nil),         // 32: tokenim.v1.UploadPrekeysResponse
+	(*PrekeyCountRequest)(nil),            // 33: tokenim.v1.PrekeyCountRequest
+	(*PrekeyCountResponse)(nil),           // 34: tokenim.v1.PrekeyCountResponse
+	(*GetPrekeyBundleRequest)(nil),        // 35: tokenim.v1.GetPrekeyBundleRequest
+	(*GetPrekeyBundleResponse)(nil),       // 36: tokenim.v1.GetPrekeyBundleResponse
+	(*SendRequest)(nil),                   // 37: tokenim.v1.SendRequest
+	(*SendResponse)(nil),                  // 38: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),                // 39: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                      // 40: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),               // 41: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),                    // 42: tokenim.v1.AckRequest
+	(*AckResponse)(nil),                   // 43: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),              // 44: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),             // 45: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),                 // 46: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),                // 47: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),                   // 48: tokenim.v1.PullRequest
+	(*PullResponse)(nil),                  // 49: tokenim.v1.PullResponse
+	(*PolicyRecord)(nil),                  // 50: tokenim.v1.PolicyRecord
+	(*GroupRecord)(nil),                   // 51: tokenim.v1.GroupRecord
+	(*ValidatorSet)(nil),                  // 52: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),             // 53: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),                    // 54: tokenim.v1.NodeRecord
+	(*Account)(nil),                       // 55: tokenim.v1.Account
+	(*Envelope)(nil),                      // 56: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),               // 57: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),               // 58: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),              // 59: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),              // 60: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
-	44, // 0: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	45, // 1: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
-	44, // 2: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	46, // 3: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	47, // 4: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	48, // 5: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	49, // 6: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
-	24, // 7: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	49, // 8: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
-	24, // 9: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	50, // 10: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	50, // 11: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	34, // 12: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	50, // 13: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	50, // 14: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	14, // 15: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	16, // 16: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	18, // 17: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	10, // 18: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	12, // 19: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	8,  // 20: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	6,  // 21: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
-	4,  // 22: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
-	2,  // 23: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
-	0,  // 24: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
-	20, // 25: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	22, // 26: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	25, // 27: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	27, // 28: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	29, // 29: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	31, // 30: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	33, // 31: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	36, // 32: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	38, // 33: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	40, // 34: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	42, // 35: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	51, // 36: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	52, // 37: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	15, // 38: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	17, // 39: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	19, // 40: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	11, // 41: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	13, // 42: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	9,  // 43: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	7,  // 44: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	5,  // 45: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	3,  // 46: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
-	1,  // 47: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
-	21, // 48: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	23, // 49: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	26, // 50: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	28, // 51: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	30, // 52: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	32, // 53: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	35, // 54: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	37, // 55: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	39, // 56: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	41, // 57: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	43, // 58: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	53, // 59: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	54, // 60: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	38, // [38:61] is the sub-list for method output_type
-	15, // [15:38] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 0: tokenim.v1.GetStateProofResponse.light_block:type_name -> tokenim.v1.GetLightBlockResponse
+	50, // 1: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	51, // 2: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
+	50, // 3: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	52, // 4: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	53, // 5: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	54, // 6: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	55, // 7: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	30, // 8: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
+	55, // 9: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	30, // 10: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
+	56, // 11: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	56, // 12: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	40, // 13: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	56, // 14: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	56, // 15: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	20, // 16: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	22, // 17: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	24, // 18: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	16, // 19: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	18, // 20: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	14, // 21: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	12, // 22: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	10, // 23: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
+	8,  // 24: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
+	6,  // 25: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
+	0,  // 26: tokenim.v1.NodeService.GetMessageProof:input_type -> tokenim.v1.GetMessageProofRequest
+	2,  // 27: tokenim.v1.NodeService.GetStateProof:input_type -> tokenim.v1.GetStateProofRequest
+	4,  // 28: tokenim.v1.NodeService.GetLightBlock:input_type -> tokenim.v1.GetLightBlockRequest
+	26, // 29: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	28, // 30: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	31, // 31: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	33, // 32: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	35, // 33: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	37, // 34: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	39, // 35: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	42, // 36: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	44, // 37: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	46, // 38: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	48, // 39: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	57, // 40: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	58, // 41: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	21, // 42: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	23, // 43: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	25, // 44: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	17, // 45: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	19, // 46: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	15, // 47: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 48: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	11, // 49: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	9,  // 50: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	7,  // 51: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
+	1,  // 52: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
+	3,  // 53: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
+	5,  // 54: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
+	27, // 55: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	29, // 56: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	32, // 57: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	34, // 58: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	36, // 59: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	38, // 60: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	41, // 61: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	43, // 62: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	45, // 63: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	47, // 64: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	49, // 65: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	59, // 66: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	60, // 67: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	42, // [42:68] is the sub-list for method output_type
+	16, // [16:42] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -2533,7 +2901,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[35].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[41].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -2543,7 +2911,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

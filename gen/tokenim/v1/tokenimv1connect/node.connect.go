@@ -61,6 +61,15 @@ const (
 	// NodeServiceGetConversationPolicyProcedure is the fully-qualified name of the NodeService's
 	// GetConversationPolicy RPC.
 	NodeServiceGetConversationPolicyProcedure = "/tokenim.v1.NodeService/GetConversationPolicy"
+	// NodeServiceGetMessageProofProcedure is the fully-qualified name of the NodeService's
+	// GetMessageProof RPC.
+	NodeServiceGetMessageProofProcedure = "/tokenim.v1.NodeService/GetMessageProof"
+	// NodeServiceGetStateProofProcedure is the fully-qualified name of the NodeService's GetStateProof
+	// RPC.
+	NodeServiceGetStateProofProcedure = "/tokenim.v1.NodeService/GetStateProof"
+	// NodeServiceGetLightBlockProcedure is the fully-qualified name of the NodeService's GetLightBlock
+	// RPC.
+	NodeServiceGetLightBlockProcedure = "/tokenim.v1.NodeService/GetLightBlock"
 	// RelayServiceChallengeProcedure is the fully-qualified name of the RelayService's Challenge RPC.
 	RelayServiceChallengeProcedure = "/tokenim.v1.RelayService/Challenge"
 	// RelayServiceAuthenticateProcedure is the fully-qualified name of the RelayService's Authenticate
@@ -117,6 +126,17 @@ type NodeServiceClient interface {
 	// GetConversationPolicy returns the policy attached to the 1:1
 	// conversation of two handles (absent if none).
 	GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error)
+	// GetMessageProof returns, for an envelope this node stored, its place
+	// in the node's message log and, once the log is anchored on chain, the
+	// proof bundle a third party checks offline (docs/verify.md).
+	GetMessageProof(context.Context, *connect.Request[v1.GetMessageProofRequest]) (*connect.Response[v1.GetMessageProofResponse], error)
+	// GetStateProof returns a ledger state value (or its absence) with an
+	// ICS23 proof against the app hash of a signed header, and that header's
+	// validator set, for light-client verification (docs/verify.md).
+	GetStateProof(context.Context, *connect.Request[v1.GetStateProofRequest]) (*connect.Response[v1.GetStateProofResponse], error)
+	// GetLightBlock returns a signed header and its validator set (height 0:
+	// the latest), for a client that advances its trusted state.
+	GetLightBlock(context.Context, *connect.Request[v1.GetLightBlockRequest]) (*connect.Response[v1.GetLightBlockResponse], error)
 }
 
 // NewNodeServiceClient constructs a client for the tokenim.v1.NodeService service. By default, it
@@ -190,6 +210,24 @@ func NewNodeServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(nodeServiceMethods.ByName("GetConversationPolicy")),
 			connect.WithClientOptions(opts...),
 		),
+		getMessageProof: connect.NewClient[v1.GetMessageProofRequest, v1.GetMessageProofResponse](
+			httpClient,
+			baseURL+NodeServiceGetMessageProofProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetMessageProof")),
+			connect.WithClientOptions(opts...),
+		),
+		getStateProof: connect.NewClient[v1.GetStateProofRequest, v1.GetStateProofResponse](
+			httpClient,
+			baseURL+NodeServiceGetStateProofProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetStateProof")),
+			connect.WithClientOptions(opts...),
+		),
+		getLightBlock: connect.NewClient[v1.GetLightBlockRequest, v1.GetLightBlockResponse](
+			httpClient,
+			baseURL+NodeServiceGetLightBlockProcedure,
+			connect.WithSchema(nodeServiceMethods.ByName("GetLightBlock")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -205,6 +243,9 @@ type nodeServiceClient struct {
 	getGroup              *connect.Client[v1.GetGroupRequest, v1.GetGroupResponse]
 	listGroups            *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
 	getConversationPolicy *connect.Client[v1.GetConversationPolicyRequest, v1.GetConversationPolicyResponse]
+	getMessageProof       *connect.Client[v1.GetMessageProofRequest, v1.GetMessageProofResponse]
+	getStateProof         *connect.Client[v1.GetStateProofRequest, v1.GetStateProofResponse]
+	getLightBlock         *connect.Client[v1.GetLightBlockRequest, v1.GetLightBlockResponse]
 }
 
 // Status calls tokenim.v1.NodeService.Status.
@@ -257,6 +298,21 @@ func (c *nodeServiceClient) GetConversationPolicy(ctx context.Context, req *conn
 	return c.getConversationPolicy.CallUnary(ctx, req)
 }
 
+// GetMessageProof calls tokenim.v1.NodeService.GetMessageProof.
+func (c *nodeServiceClient) GetMessageProof(ctx context.Context, req *connect.Request[v1.GetMessageProofRequest]) (*connect.Response[v1.GetMessageProofResponse], error) {
+	return c.getMessageProof.CallUnary(ctx, req)
+}
+
+// GetStateProof calls tokenim.v1.NodeService.GetStateProof.
+func (c *nodeServiceClient) GetStateProof(ctx context.Context, req *connect.Request[v1.GetStateProofRequest]) (*connect.Response[v1.GetStateProofResponse], error) {
+	return c.getStateProof.CallUnary(ctx, req)
+}
+
+// GetLightBlock calls tokenim.v1.NodeService.GetLightBlock.
+func (c *nodeServiceClient) GetLightBlock(ctx context.Context, req *connect.Request[v1.GetLightBlockRequest]) (*connect.Response[v1.GetLightBlockResponse], error) {
+	return c.getLightBlock.CallUnary(ctx, req)
+}
+
 // NodeServiceHandler is an implementation of the tokenim.v1.NodeService service.
 type NodeServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
@@ -280,6 +336,17 @@ type NodeServiceHandler interface {
 	// GetConversationPolicy returns the policy attached to the 1:1
 	// conversation of two handles (absent if none).
 	GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error)
+	// GetMessageProof returns, for an envelope this node stored, its place
+	// in the node's message log and, once the log is anchored on chain, the
+	// proof bundle a third party checks offline (docs/verify.md).
+	GetMessageProof(context.Context, *connect.Request[v1.GetMessageProofRequest]) (*connect.Response[v1.GetMessageProofResponse], error)
+	// GetStateProof returns a ledger state value (or its absence) with an
+	// ICS23 proof against the app hash of a signed header, and that header's
+	// validator set, for light-client verification (docs/verify.md).
+	GetStateProof(context.Context, *connect.Request[v1.GetStateProofRequest]) (*connect.Response[v1.GetStateProofResponse], error)
+	// GetLightBlock returns a signed header and its validator set (height 0:
+	// the latest), for a client that advances its trusted state.
+	GetLightBlock(context.Context, *connect.Request[v1.GetLightBlockRequest]) (*connect.Response[v1.GetLightBlockResponse], error)
 }
 
 // NewNodeServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -349,6 +416,24 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(nodeServiceMethods.ByName("GetConversationPolicy")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodeServiceGetMessageProofHandler := connect.NewUnaryHandler(
+		NodeServiceGetMessageProofProcedure,
+		svc.GetMessageProof,
+		connect.WithSchema(nodeServiceMethods.ByName("GetMessageProof")),
+		connect.WithHandlerOptions(opts...),
+	)
+	nodeServiceGetStateProofHandler := connect.NewUnaryHandler(
+		NodeServiceGetStateProofProcedure,
+		svc.GetStateProof,
+		connect.WithSchema(nodeServiceMethods.ByName("GetStateProof")),
+		connect.WithHandlerOptions(opts...),
+	)
+	nodeServiceGetLightBlockHandler := connect.NewUnaryHandler(
+		NodeServiceGetLightBlockProcedure,
+		svc.GetLightBlock,
+		connect.WithSchema(nodeServiceMethods.ByName("GetLightBlock")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.NodeService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NodeServiceStatusProcedure:
@@ -371,6 +456,12 @@ func NewNodeServiceHandler(svc NodeServiceHandler, opts ...connect.HandlerOption
 			nodeServiceListGroupsHandler.ServeHTTP(w, r)
 		case NodeServiceGetConversationPolicyProcedure:
 			nodeServiceGetConversationPolicyHandler.ServeHTTP(w, r)
+		case NodeServiceGetMessageProofProcedure:
+			nodeServiceGetMessageProofHandler.ServeHTTP(w, r)
+		case NodeServiceGetStateProofProcedure:
+			nodeServiceGetStateProofHandler.ServeHTTP(w, r)
+		case NodeServiceGetLightBlockProcedure:
+			nodeServiceGetLightBlockHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -418,6 +509,18 @@ func (UnimplementedNodeServiceHandler) ListGroups(context.Context, *connect.Requ
 
 func (UnimplementedNodeServiceHandler) GetConversationPolicy(context.Context, *connect.Request[v1.GetConversationPolicyRequest]) (*connect.Response[v1.GetConversationPolicyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetConversationPolicy is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetMessageProof(context.Context, *connect.Request[v1.GetMessageProofRequest]) (*connect.Response[v1.GetMessageProofResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetMessageProof is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetStateProof(context.Context, *connect.Request[v1.GetStateProofRequest]) (*connect.Response[v1.GetStateProofResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetStateProof is not implemented"))
+}
+
+func (UnimplementedNodeServiceHandler) GetLightBlock(context.Context, *connect.Request[v1.GetLightBlockRequest]) (*connect.Response[v1.GetLightBlockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.NodeService.GetLightBlock is not implemented"))
 }
 
 // RelayServiceClient is a client for the tokenim.v1.RelayService service.
