@@ -11,8 +11,8 @@ import (
 	"github.com/transparency-dev/merkle/testonly"
 )
 
-func (n *testNode) anchor(t testing.TB, seq uint64, a *tokenimv1.AnchorLog) []byte {
-	b := n.body(seq)
+func (n *testNode) anchor(t testing.TB, _ uint64, a *tokenimv1.AnchorLog) []byte {
+	b := n.body(0) // anchors carry no sequence
 	if a.NodeKey == nil {
 		a.NodeKey = n.key.Public().(ed25519.PublicKey)
 	}
@@ -80,6 +80,18 @@ func TestAnchorLog(t *testing.T) {
 	refused("another key", &tokenimv1.AnchorLog{TreeSize: 9, RootHash: tr.HashAt(9), PrevSize: 7, Consistency: cons9,
 		NodeKey: other.key.Public().(ed25519.PublicKey)}, ErrInvalidAnchor)
 	ok(&tokenimv1.AnchorLog{TreeSize: 9, RootHash: tr.HashAt(9), PrevSize: 7, Consistency: cons9})
+	if rec, _ := GetNode(kv, n.id); rec.Sequence != 1 {
+		t.Fatalf("anchors moved the node's sequence to %d", rec.Sequence)
+	}
+	replay := n.anchor(t, 0, &tokenimv1.AnchorLog{TreeSize: 7, RootHash: tr.HashAt(7), PrevSize: 3, Consistency: cons})
+	if _, err := m.Deliver(kv, testBlock, replay); !errors.Is(err, ErrInvalidAnchor) {
+		t.Fatalf("an old anchor replayed: %v", err)
+	}
+	withSeq := n.body(1)
+	withSeq.Msg = &tokenimv1.TxBody_AnchorLog{AnchorLog: &tokenimv1.AnchorLog{TreeSize: 10, RootHash: tr.HashAt(10), PrevSize: 9}}
+	if _, err := m.Deliver(kv, testBlock, sign(t, withSeq, n.key)); !errors.Is(err, ErrBadSequence) {
+		t.Fatalf("an anchor with a sequence: %v", err)
+	}
 
 	if _, err := m.Deliver(kv, testBlock, other.anchor(t, 0, &tokenimv1.AnchorLog{TreeSize: 1, RootHash: tr.HashAt(1)})); !errors.Is(err, ErrUnknownNode) {
 		t.Fatalf("unregistered node: %v", err)

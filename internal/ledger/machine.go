@@ -137,7 +137,11 @@ func (m *Machine) prepare(kv KV, b Block, raw []byte, exactSeq bool) (*Context, 
 	if err := tx.VerifyWith(signer.Key); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := checkSequence(signer, body.Sequence, exactSeq); err != nil {
+	if unsequenced(body) {
+		if body.Sequence != 0 {
+			return nil, nil, nil, fmt.Errorf("%w: this transaction carries no sequence (0), got %d", ErrBadSequence, body.Sequence)
+		}
+	} else if err := checkSequence(signer, body.Sequence, exactSeq); err != nil {
 		return nil, nil, nil, err
 	}
 	params, err := GetParams(kv)
@@ -152,6 +156,15 @@ func (m *Machine) prepare(kv KV, b Block, raw []byte, exactSeq bool) (*Context, 
 		return nil, nil, nil, err
 	}
 	return ctx, mod, body, nil
+}
+
+// unsequenced lists the messages that carry no sequence number and do not
+// advance the signer's: their own content cannot be replayed (an AnchorLog
+// must extend the node's current anchor). A node's anchors then never
+// compete for its sequence with what its operator signs meanwhile.
+func unsequenced(body *tokenimv1.TxBody) bool {
+	_, ok := body.Msg.(*tokenimv1.TxBody_AnchorLog)
+	return ok
 }
 
 func checkSequence(signer Signer, seq uint64, exact bool) error {
@@ -194,6 +207,9 @@ func (m *Machine) Deliver(kv KV, b Block, raw []byte) (Result, error) {
 	}
 	if err := mod.Apply(ctx, body); err != nil {
 		return Result{}, err
+	}
+	if unsequenced(body) {
+		return Result{Updates: ctx.Updates}, nil
 	}
 	if err := ctx.Signer.bumpSequence(kv); err != nil {
 		return Result{}, err

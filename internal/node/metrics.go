@@ -28,6 +28,8 @@ type metrics struct {
 	pulledIn   prometheus.Counter
 	expiredN   prometheus.Counter
 	expiredC   prometheus.Counter
+	anchoredN  prometheus.Gauge
+	anchorH    prometheus.Gauge
 }
 
 func newMetrics(n *Node) *metrics {
@@ -42,10 +44,12 @@ func newMetrics(n *Node) *metrics {
 		pulledIn:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_pulled_total", Help: "Envelopes fetched by anti-entropy."}),
 		expiredN:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_expired_total", Help: "Envelopes deleted by the retention sweeper."}),
 		expiredC:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_chunks_expired_total", Help: "File chunks deleted by the retention sweeper."}),
+		anchoredN:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenim_log_anchored_size", Help: "Leaves of this node's message log anchored on chain."}),
+		anchorH:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenim_log_anchor_height", Help: "Height of this node's latest anchor."}),
 		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
 	}
 	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
-	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, m.expiredC, height,
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, m.expiredC, m.anchoredN, m.anchorH, height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +75,11 @@ func (m *metrics) pulled(k int) { m.pulledIn.Add(float64(k)) }
 func (m *metrics) expired(k int) { m.expiredN.Add(float64(k)) }
 
 func (m *metrics) expiredChunks(k int) { m.expiredC.Add(float64(k)) }
+
+func (m *metrics) anchored(size uint64, height int64) {
+	m.anchoredN.Set(float64(size))
+	m.anchorH.Set(float64(height))
+}
 
 // StoredEnvelopes is how many envelopes this node holds now.
 func (n *Node) StoredEnvelopes() int64 { return n.relay.Stats().Envelopes }

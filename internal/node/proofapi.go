@@ -7,8 +7,8 @@ import (
 
 	"connectrpc.com/connect"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
-	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/cosmos/gogoproto/proto"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 )
 
 // errNotYet: what was asked for is not provable yet (the block that

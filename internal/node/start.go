@@ -70,6 +70,7 @@ type Node struct {
 	auth           *nodeauth.Authenticator
 	stopped        chan struct{}
 	known          sync.Map // handles known to be registered
+	logGrew        chan struct{}
 	cometLog       *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
 	broadcasts chan struct{}
@@ -113,6 +114,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	n.stopCluster = cancel
 	go n.cluster(cctx)
 	go n.sweeper(cctx)
+	go n.anchorer(cctx)
 	return n, nil
 }
 
@@ -147,7 +149,8 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	if n.blobs, err = blob.Open(filepath.Join(dataDir, "blobs")); err != nil {
 		return err
 	}
-	if n.relay, err = relay.Open(relay.Options{Dir: filepath.Join(dataDir, "relay"), Logger: n.log}); err != nil {
+	n.logGrew = make(chan struct{}, 1)
+	if n.relay, err = relay.Open(relay.Options{Dir: filepath.Join(dataDir, "relay"), Logger: n.log, OnLogGrowth: n.noteLogGrowth}); err != nil {
 		return fmt.Errorf("open relay store: %w", err)
 	}
 	nodeKey, err := p2p.LoadNodeKey(c.NodeKeyFile())

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/msglog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -35,7 +36,8 @@ type encoded struct {
 	id        [IDSize]byte
 	to        string
 	value     []byte
-	expiresMs int64 // 0: kept until acknowledged
+	leaf      []byte // the message log's leaf data
+	expiresMs int64  // 0: kept until acknowledged
 }
 
 type ackOp struct {
@@ -73,7 +75,8 @@ func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []b
 		if err != nil {
 			return nil, &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
 		}
-		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs}
+		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs,
+			leaf: msglog.LeafData(e.Id, e.Ciphertext, e.Commitment)}
 		req.size += len(v)
 	}
 	if err := ctx.Err(); err != nil {

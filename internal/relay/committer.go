@@ -80,8 +80,17 @@ func (s *Store) commit(reqs []*request) {
 	b := s.newBuilder()
 	defer b.batch.Close()
 	err := b.build(reqs)
+	if err == nil && len(b.leafIDs) > 0 {
+		_, err = s.msgLog.Stage(b.batch, b.leafIDs, b.leaves)
+	}
 	if err == nil {
 		err = b.batch.Commit(pebble.Sync)
+	}
+	if lerr := s.msgLog.Committed(err == nil); err == nil && lerr != nil {
+		err = lerr // cannot happen after a commit; kept for the record
+	}
+	if err == nil && len(b.leaves) > 0 && s.onLog != nil {
+		defer s.onLog()
 	}
 	if err != nil {
 		err = fmt.Errorf("relay: commit: %w", err)
@@ -127,6 +136,8 @@ type builder struct {
 	dBytes  int64 // change of the live bytes
 	stored  uint64
 	appends uint64
+	leafIDs [][]byte // the message log's new leaves, in order
+	leaves  [][]byte
 }
 
 type added struct {
@@ -192,6 +203,8 @@ func (b *builder) append(r *request) error {
 			return err
 		}
 		b.ids[e.id] = true
+		b.leafIDs = append(b.leafIDs, e.id[:])
+		b.leaves = append(b.leaves, e.leaf)
 		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value})
 		b.notify[e.to] = struct{}{}
 		b.dCount++

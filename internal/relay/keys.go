@@ -15,6 +15,7 @@ const (
 	tagAdmit   byte = 't'
 	tagPrekey  byte = 'p'
 	tagExpiry  byte = 'x'
+	tagLog     byte = 'L' // the message log (package msglog)
 )
 
 // nameKey returns tag | len(name) | name, with room for extra bytes.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/tokenim/tokenim/internal/msglog"
 )
 
 // Options configure Open.
@@ -26,6 +27,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger may be nil.
 	Logger *slog.Logger
+	// OnLogGrowth, if set, is called (from the committer: it must not
+	// block) after each commit that added leaves to the message log.
+	OnLogGrowth func()
 }
 
 // Store is a node's durable mailbox and prekey store. See the package doc.
@@ -58,6 +62,9 @@ type Store struct {
 	commits   atomic.Uint64
 	appends   atomic.Uint64
 	committed atomic.Uint64
+
+	msgLog *msglog.Log // every stored envelope's leaf, in the same batch
+	onLog  func()      // Options.OnLogGrowth
 
 	subMu     sync.Mutex
 	subs      map[string]map[chan struct{}]struct{}
@@ -92,7 +99,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.New("relay: open: no directory")
 	}
 	s := &Store{
-		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow,
+		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow, onLog: opts.OnLogGrowth,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		cursors: make(map[string]uint64), subs: make(map[string]map[chan struct{}]struct{}),
 		tails: make(map[string]*tail),
@@ -117,6 +124,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.db = db
 	if err := s.load(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	if s.msgLog, err = msglog.New(db, tagLog); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	if _, err := s.Sweep(); err != nil {
@@ -256,4 +266,19 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := "pebble: " + fmt.Sprintf(format, args...)
 	l.log.Error(msg)
 	panic(msg)
+}
+
+// Log is the store's message log: one leaf per stored envelope, in the
+// order stored (package msglog). Its readers use the database: call them
+// inside WithLog, which keeps the store open meanwhile.
+func (s *Store) Log() *msglog.Log { return s.msgLog }
+
+// WithLog runs fn with the message log while the store cannot close
+// (ErrClosed if it has).
+func (s *Store) WithLog(fn func(*msglog.Log) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.dbMu.RUnlock()
+	return fn(s.msgLog)
 }

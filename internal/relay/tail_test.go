@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/msglog"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -104,4 +107,35 @@ func lastCursor(ds []*tokenimv1.Delivery) uint64 {
 		return 0
 	}
 	return ds[len(ds)-1].Cursor
+}
+
+// Every stored envelope gets a leaf in the message log, in the same batch;
+// duplicates do not.
+func TestLogLeafPerStoredEnvelope(t *testing.T) {
+	grew := 0
+	s := openStore(t, t.TempDir(), Options{OnLogGrowth: func() { grew++ }})
+	ctx := context.Background()
+	a, b := newEnv("ann", 100), newEnv("bob", 100)
+	a.Commitment = make([]byte, CommitmentSize)
+	if _, err := s.Append(ctx, []*tokenimv1.Envelope{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := s.Append(ctx, []*tokenimv1.Envelope{a}); err != nil || !dup[0] {
+		t.Fatalf("duplicate: %v %v", dup, err)
+	}
+	if s.Log().Size() != 2 || grew != 1 {
+		t.Fatalf("log size %d, grew %d times", s.Log().Size(), grew)
+	}
+	for i, e := range []*tokenimv1.Envelope{a, b} {
+		idx, ok, err := s.Log().IndexOf(e.Id)
+		if err != nil || !ok || idx != uint64(i) {
+			t.Fatalf("leaf of envelope %d: %d %v %v", i, idx, ok, err)
+		}
+	}
+	root, _ := s.Log().Root(2)
+	p, _ := s.Log().Inclusion(1, 2)
+	leaf := msglog.LeafHash(msglog.LeafData(b.Id, b.Ciphertext, nil))
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 1, 2, leaf, p, root); err != nil {
+		t.Fatal(err)
+	}
 }
