@@ -22,6 +22,7 @@ var (
 	ErrNodeUnreachable  = errors.New("node unreachable")
 	ErrIdentityMismatch = errors.New("identity key does not match the chain's record")
 	ErrNoPrekey         = errors.New("recipient has no signed prekey")
+	ErrUnknownMessage   = errors.New("no message with that id in the local history")
 	// ErrDecrypt is the one error for any envelope that fails to decrypt or
 	// decode: no detail, no oracle.
 	ErrDecrypt = errors.New("message could not be decrypted")

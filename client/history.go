@@ -49,6 +49,8 @@ type Message struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Evidence proves the message later (Verify, Export).
 	Evidence *Evidence `json:"evidence,omitempty"`
+	// Anchor is set once Verify proved the message in an anchored log.
+	Anchor *Anchor `json:"anchor,omitempty"`
 	seq      uint64
 }
 

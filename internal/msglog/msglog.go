@@ -16,6 +16,7 @@
 //
 //	p 'n' level(1) index(8 BE)   node hash (every node of a perfect subtree)
 //	p 'i' envelope id            leaf index (8 BE)
+//	p 'd' index(8 BE)            leaf data
 //	p 's'                        size (8 BE)
 package msglog
 
@@ -34,11 +35,11 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// leafDomain starts every leaf's data.
-const leafDomain = "tokenim/leaf/v1\x00"
+// LeafDomain starts every leaf's data.
+const LeafDomain = "tokenim/leaf/v1\x00"
 
 // LeafSize is the size of a leaf's data.
-const LeafSize = len(leafDomain) + 16 + sha256.Size + sha256.Size
+const LeafSize = len(LeafDomain) + 16 + sha256.Size + sha256.Size
 
 var (
 	// ErrRange: an index or size beyond the log.
@@ -58,7 +59,7 @@ func LeafData(envelopeID, ciphertext, commitment []byte) []byte {
 // LeafDataFromHash is LeafData from the ciphertext's SHA-256.
 func LeafDataFromHash(envelopeID, ciphertextHash, commitment []byte) []byte {
 	out := make([]byte, 0, LeafSize)
-	out = append(out, leafDomain...)
+	out = append(out, LeafDomain...)
 	out = append(out, padTo(envelopeID, 16)...)
 	out = append(out, padTo(ciphertextHash, sha256.Size)...)
 	return append(out, padTo(commitment, sha256.Size)...)
@@ -150,6 +151,9 @@ func (l *Log) Stage(b *pebble.Batch, ids, leaves [][]byte) (first uint64, err er
 			return 0, werr
 		}
 		if err := b.Set(l.key('i', ids[i]...), binary.BigEndian.AppendUint64(nil, idx), nil); err != nil {
+			return 0, err
+		}
+		if err := b.Set(l.key('d', binary.BigEndian.AppendUint64(nil, idx)...), leaf, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -274,6 +278,22 @@ func (l *Log) rehash(n proof.Nodes) ([][]byte, error) {
 		return nil, err
 	}
 	return n.Rehash(hashes, hasher.HashChildren)
+}
+
+// Leaf is the data of leaf index (committed).
+func (l *Log) Leaf(index uint64) ([]byte, error) {
+	if index >= l.Size() {
+		return nil, fmt.Errorf("%w: leaf %d of %d", ErrRange, index, l.Size())
+	}
+	v, closer, err := l.db.Get(l.key('d', binary.BigEndian.AppendUint64(nil, index)...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("%w: leaf %d missing", ErrCorrupt, index)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
 }
 
 // IndexOf is the leaf index of an envelope id, if the log has it

@@ -7,8 +7,14 @@ import (
 
 	"connectrpc.com/connect"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	"github.com/cometbft/cometbft/types"
 	"github.com/cosmos/gogoproto/proto"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/msglog"
+	"github.com/tokenim/tokenim/internal/msgproof"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // errNotYet: what was asked for is not provable yet (the block that
@@ -71,6 +77,96 @@ func (s *nodeService) GetStateProof(context.Context, *connect.Request[tokenimv1.
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("state proofs are not served yet"))
 }
 
-func (s *nodeService) GetMessageProof(context.Context, *connect.Request[tokenimv1.GetMessageProofRequest]) (*connect.Response[tokenimv1.GetMessageProofResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("message proofs are not served yet"))
+func (s *nodeService) GetMessageProof(_ context.Context, req *connect.Request[tokenimv1.GetMessageProofRequest]) (*connect.Response[tokenimv1.GetMessageProofResponse], error) {
+	if len(req.Msg.EnvelopeId) != relay.IDSize {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("envelope id of %d bytes, want %d", len(req.Msg.EnvelopeId), relay.IDSize))
+	}
+	res, err := s.n.messageProof(req.Msg.EnvelopeId)
+	switch {
+	case errors.Is(err, errUnknownEnvelope):
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	case err != nil:
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(res), nil
+}
+
+var errUnknownEnvelope = errors.New("this node's log has no such envelope")
+
+// messageProof answers GetMessageProof: "stored" until the node's anchor
+// covers the leaf and the block after the anchor's exists, then the proof.
+func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, error) {
+	r, _ := n.app.Committed()
+	if latest, err := ledger.GetAnchor(r, n.nodeID); err != nil {
+		return nil, err
+	} else if latest != nil {
+		n.anchors.add(anchorRef{size: latest.TreeSize, height: latest.Height}) // e.g. after a restart
+	}
+	bs := n.rpcEnv.BlockStore
+	var in msgproof.BuildInput
+	var anchor anchorRef
+	res := &tokenimv1.GetMessageProofResponse{State: "stored"}
+	err := n.relay.WithLog(func(l *msglog.Log) error {
+		idx, ok, err := l.IndexOf(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errUnknownEnvelope
+		}
+		res.LeafIndex = idx
+		if anchor, ok = n.anchors.covering(idx, bs.Height()); !ok {
+			return nil
+		}
+		in.LeafIndex, in.TreeSize = idx, anchor.size
+		if in.Inclusion, err = l.Inclusion(idx, anchor.size); err != nil {
+			return err
+		}
+		in.LeafData, err = l.Leaf(idx)
+		return err
+	})
+	if err != nil || in.TreeSize == 0 {
+		return res, err
+	}
+	h := anchor.height
+	if in.Block = bs.LoadBlock(h); in.Block == nil {
+		return nil, fmt.Errorf("block %d is not stored here", h)
+	}
+	in.TxIndex = -1
+	for i, raw := range in.Block.Txs {
+		tx, err := ledger.DecodeTx(raw)
+		if err == nil && tx.Body.Signer == ledger.NodeSigner(n.nodeID) && tx.Body.GetAnchorLog().GetTreeSize() == anchor.size {
+			in.TxIndex = i
+			break
+		}
+	}
+	if in.TxIndex < 0 {
+		return nil, fmt.Errorf("anchor of %d leaves not found in block %d", anchor.size, h)
+	}
+	fb, err := n.rpcEnv.StateStore.LoadFinalizeBlockResponse(h)
+	if err != nil {
+		return nil, fmt.Errorf("results of block %d: %w", h, err)
+	}
+	in.Results = fb.TxResults
+	meta := bs.LoadBlockMeta(h + 1)
+	commit := bs.LoadBlockCommit(h + 1)
+	if commit == nil {
+		commit = bs.LoadSeenCommit(h + 1)
+	}
+	if meta == nil || commit == nil {
+		return res, nil
+	}
+	in.Next = &types.SignedHeader{Header: &meta.Header, Commit: commit}
+	if in.NextVals, err = n.rpcEnv.StateStore.LoadValidators(h + 1); err != nil {
+		return nil, err
+	}
+	p, err := msgproof.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	if res.Proof, err = codec.Marshal(p); err != nil {
+		return nil, err
+	}
+	res.State = "anchored"
+	return res, nil
 }
