@@ -128,11 +128,11 @@ func fileText(f *tokenimv1.File) string {
 type uploader struct {
 	c            *Client
 	conversation string
-	batch    []sealedChunk
-	pending  int64 // plaintext bytes in batch
-	done     int64
-	total    int64
-	progress func(done, total int64)
+	batch        []sealedChunk
+	pending      int64 // plaintext bytes in batch
+	done         int64
+	total        int64
+	progress     func(done, total int64)
 }
 
 func (u *uploader) add(ctx context.Context, sc sealedChunk, plaintext int64) error {

@@ -51,7 +51,7 @@ type Message struct {
 	Evidence *Evidence `json:"evidence,omitempty"`
 	// Anchor is set once Verify proved the message in an anchored log.
 	Anchor *Anchor `json:"anchor,omitempty"`
-	seq      uint64
+	seq    uint64
 }
 
 // Local history layout (values encrypted by signalstore):

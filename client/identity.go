@@ -34,10 +34,12 @@ func Fingerprint(identityKey []byte) string {
 	return strings.Join(parts, " ")
 }
 
-// chainIdentity returns the identity key the chain records for handle, and
-// checks it against the key pinned for that contact.
+// chainIdentity returns the identity key the chain records for handle —
+// proven against a header the trusted validators signed (ProveAccount), so
+// a node cannot serve a forged or stale key — and checks it against the
+// key pinned for that contact.
 func (c *Client) chainIdentity(ctx context.Context, handle string) (*tokenimv1.Account, error) {
-	acct, err := c.Lookup(ctx, handle)
+	acct, _, err := c.ProveAccount(ctx, handle)
 	if err != nil {
 		return nil, err
 	}

@@ -93,10 +93,7 @@ func Build(in BuildInput) (*tokenimv1.LogProof, error) {
 	if err != nil {
 		return nil, err
 	}
-	var vals [][]byte
-	for _, v := range in.NextVals.Validators {
-		vals = append(vals, v.Bytes())
-	}
+	vals := EncodeValidators(in.NextVals)
 	return &tokenimv1.LogProof{
 		LeafData: in.LeafData, LeafIndex: in.LeafIndex, TreeSize: in.TreeSize, Inclusion: in.Inclusion,
 		AnchorTx: in.Block.Txs[in.TxIndex], Height: in.Block.Height, Header: header, TxProof: txProof,
@@ -118,8 +115,9 @@ func unmarshal(what string, b []byte, m gogoproto.Message) error {
 	return nil
 }
 
-// validatorSet rebuilds a validator set from SimpleValidator encodings.
-func validatorSet(enc [][]byte) (*types.ValidatorSet, error) {
+// ValidatorSet rebuilds a validator set from SimpleValidator encodings
+// (EncodeValidators), each canonical.
+func ValidatorSet(enc [][]byte) (*types.ValidatorSet, error) {
 	if len(enc) == 0 || len(enc) > types.MaxVotesCount {
 		return nil, bad("validator set of %d", len(enc))
 	}
@@ -258,7 +256,7 @@ func Verify(p *tokenimv1.LogProof, chainID string) (*Result, error) {
 	}
 
 	// The validators' signatures on the next block.
-	vals, err := validatorSet(p.NextValidators)
+	vals, err := ValidatorSet(p.NextValidators)
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +266,31 @@ func Verify(p *tokenimv1.LogProof, chainID string) (*Result, error) {
 	if err := vals.VerifyCommitLightAllSignatures(chainID, next.Commit.BlockID, next.Height, next.Commit); err != nil {
 		return nil, bad("commit: %v", err)
 	}
-	for _, s := range next.Commit.Signatures {
+	r.SignedPower = SignedPower(vals, next.Commit)
+	r.Height, r.Time, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, vals.TotalVotingPower(), vals.Hash()
+	return r, nil
+}
+
+// EncodeValidators encodes a set as the SimpleValidator bytes its hash
+// commits to.
+func EncodeValidators(vals *types.ValidatorSet) [][]byte {
+	out := make([][]byte, 0, len(vals.Validators))
+	for _, v := range vals.Validators {
+		out = append(out, v.Bytes())
+	}
+	return out
+}
+
+// SignedPower is the power of vals whose signatures for the block are in
+// commit (call after the commit verified).
+func SignedPower(vals *types.ValidatorSet, commit *types.Commit) int64 {
+	var p int64
+	for _, s := range commit.Signatures {
 		if s.BlockIDFlag == types.BlockIDFlagCommit {
 			if _, v := vals.GetByAddress(s.ValidatorAddress); v != nil {
-				r.SignedPower += v.VotingPower
+				p += v.VotingPower
 			}
 		}
 	}
-	r.Height, r.Time, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, vals.TotalVotingPower(), vals.Hash()
-	return r, nil
+	return p
 }

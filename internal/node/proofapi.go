@@ -1,9 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
@@ -51,15 +54,7 @@ func (n *Node) lightBlock(h int64) (*tokenimv1.GetLightBlockResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	vp, err := vals.ToProto()
-	if err != nil {
-		return nil, err
-	}
-	vb, err := proto.Marshal(vp)
-	if err != nil {
-		return nil, err
-	}
-	return &tokenimv1.GetLightBlockResponse{SignedHeader: shb, ValidatorSet: vb}, nil
+	return &tokenimv1.GetLightBlockResponse{SignedHeader: shb, Validators: msgproof.EncodeValidators(vals)}, nil
 }
 
 func (s *nodeService) GetLightBlock(_ context.Context, req *connect.Request[tokenimv1.GetLightBlockRequest]) (*connect.Response[tokenimv1.GetLightBlockResponse], error) {
@@ -73,8 +68,51 @@ func (s *nodeService) GetLightBlock(_ context.Context, req *connect.Request[toke
 	return connect.NewResponse(lb), nil
 }
 
-func (s *nodeService) GetStateProof(context.Context, *connect.Request[tokenimv1.GetStateProofRequest]) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("state proofs are not served yet"))
+// stateProofWait bounds how long GetStateProof waits for the block whose
+// header carries the proven root.
+const stateProofWait = 5 * time.Second
+
+func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[tokenimv1.GetStateProofRequest]) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
+	handle, ok := strings.CutPrefix(req.Msg.What, "account/")
+	if !ok {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cannot prove %q: ask for account/<handle>", req.Msg.What))
+	}
+	if h, err := ledger.NormalizeHandle(handle); err != nil || h != handle {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: %q", ledger.ErrInvalidHandle, handle))
+	}
+	key := ledger.AccountStateKey(handle)
+	deadline := time.Now().Add(stateProofWait)
+	for {
+		value, p, root, version, err := s.n.app.ProveKey(key)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		// The root is the app hash of block version+1, or of block version if
+		// that block changed nothing.
+		for _, h := range []int64{version + 1, version} {
+			meta := s.n.rpcEnv.BlockStore.LoadBlockMeta(h)
+			if meta == nil || !bytes.Equal(meta.Header.AppHash, root) {
+				continue
+			}
+			lb, err := s.n.lightBlock(h)
+			if err != nil {
+				break
+			}
+			pb, err := p.Marshal()
+			if err != nil {
+				return nil, connect.NewError(connect.CodeInternal, err)
+			}
+			return connect.NewResponse(&tokenimv1.GetStateProofResponse{Value: value, Proof: pb, LightBlock: lb}), nil
+		}
+		if time.Now().After(deadline) {
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: no signed header carries state version %d yet", errNotYet, version))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (s *nodeService) GetMessageProof(_ context.Context, req *connect.Request[tokenimv1.GetMessageProofRequest]) (*connect.Response[tokenimv1.GetMessageProofResponse], error) {

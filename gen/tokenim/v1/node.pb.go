@@ -180,13 +180,14 @@ type GetStateProofResponse struct {
 	// value is the state value (empty: absent, proven by a non-membership
 	// proof).
 	Value []byte `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
-	// proof is an ICS23 CommitmentProof (protobuf) for key at version.
-	Proof   []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
-	Key     []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	Version int64  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	// light_block: the header of height version+1 (its app hash commits to
-	// the state after block version), its commit and validator set.
-	LightBlock    *GetLightBlockResponse `protobuf:"bytes,5,opt,name=light_block,json=lightBlock,proto3" json:"light_block,omitempty"`
+	// proof is an ICS23 CommitmentProof (protobuf) of the value's key (the
+	// client derives it: "a/<handle>" for an account) against light_block's
+	// app hash.
+	Proof []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
+	// light_block: a signed header whose app hash commits to the state
+	// proven (that of block version+1, or of block version when that block
+	// changed nothing), and its validator set.
+	LightBlock    *GetLightBlockResponse `protobuf:"bytes,3,opt,name=light_block,json=lightBlock,proto3" json:"light_block,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,20 +234,6 @@ func (x *GetStateProofResponse) GetProof() []byte {
 		return x.Proof
 	}
 	return nil
-}
-
-func (x *GetStateProofResponse) GetKey() []byte {
-	if x != nil {
-		return x.Key
-	}
-	return nil
-}
-
-func (x *GetStateProofResponse) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
 }
 
 func (x *GetStateProofResponse) GetLightBlock() *GetLightBlockResponse {
@@ -302,10 +289,11 @@ func (x *GetLightBlockRequest) GetHeight() int64 {
 
 type GetLightBlockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// signed_header and validator_set are CometBFT's protobuf encodings
-	// (cometbft.types.SignedHeader, cometbft.types.ValidatorSet).
-	SignedHeader  []byte `protobuf:"bytes,1,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
-	ValidatorSet  []byte `protobuf:"bytes,2,opt,name=validator_set,json=validatorSet,proto3" json:"validator_set,omitempty"`
+	// signed_header is CometBFT's protobuf encoding of the SignedHeader.
+	SignedHeader []byte `protobuf:"bytes,1,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	// validators is the set that signed it, each validator as the
+	// SimpleValidator bytes the header's validators_hash commits to.
+	Validators    [][]byte `protobuf:"bytes,2,rep,name=validators,proto3" json:"validators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,9 +335,9 @@ func (x *GetLightBlockResponse) GetSignedHeader() []byte {
 	return nil
 }
 
-func (x *GetLightBlockResponse) GetValidatorSet() []byte {
+func (x *GetLightBlockResponse) GetValidators() [][]byte {
 	if x != nil {
-		return x.ValidatorSet
+		return x.Validators
 	}
 	return nil
 }
@@ -2568,19 +2556,19 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x14\n" +
 	"\x05proof\x18\x03 \x01(\fR\x05proof\"*\n" +
 	"\x14GetStateProofRequest\x12\x12\n" +
-	"\x04what\x18\x01 \x01(\tR\x04what\"\xb3\x01\n" +
+	"\x04what\x18\x01 \x01(\tR\x04what\"\x87\x01\n" +
 	"\x15GetStateProofResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x14\n" +
-	"\x05proof\x18\x02 \x01(\fR\x05proof\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\fR\x03key\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\x03R\aversion\x12B\n" +
-	"\vlight_block\x18\x05 \x01(\v2!.tokenim.v1.GetLightBlockResponseR\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\x12B\n" +
+	"\vlight_block\x18\x03 \x01(\v2!.tokenim.v1.GetLightBlockResponseR\n" +
 	"lightBlock\".\n" +
 	"\x14GetLightBlockRequest\x12\x16\n" +
-	"\x06height\x18\x01 \x01(\x03R\x06height\"a\n" +
+	"\x06height\x18\x01 \x01(\x03R\x06height\"\\\n" +
 	"\x15GetLightBlockResponse\x12#\n" +
-	"\rsigned_header\x18\x01 \x01(\fR\fsignedHeader\x12#\n" +
-	"\rvalidator_set\x18\x02 \x01(\fR\fvalidatorSet\":\n" +
+	"\rsigned_header\x18\x01 \x01(\fR\fsignedHeader\x12\x1e\n" +
+	"\n" +
+	"validators\x18\x02 \x03(\fR\n" +
+	"validators\":\n" +
 	"\x1cGetConversationPolicyRequest\x12\f\n" +
 	"\x01a\x18\x01 \x01(\tR\x01a\x12\f\n" +
 	"\x01b\x18\x02 \x01(\tR\x01b\"Q\n" +

@@ -1,0 +1,236 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	cmtmath "github.com/cometbft/cometbft/libs/math"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	"github.com/cometbft/cometbft/types"
+	gogoproto "github.com/cosmos/gogoproto/proto"
+	ics23 "github.com/cosmos/ics23/go"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/msgproof"
+)
+
+// Key transparency. The client keeps a trusted validator set (metaTrust):
+// the chain's genesis validators on first use, then every set it verified.
+// A header is accepted when its own validator set (matching the header's
+// validators hash) signed it with more than 2/3 of its power, every present
+// signature checked, and — if that set is not the trusted one — when the
+// trusted set signed it with at least 1/3 of its power (CometBFT's skipping
+// verification; with bisection over intermediate headers when the set
+// changed too much). A state proof is then an ICS23 proof against that
+// header's app hash.
+
+// ErrUnproven: the chain's answer could not be proven (a node that serves
+// a forged or stale record, or a header the trusted validators did not
+// sign).
+var ErrUnproven = errors.New("not proven by the chain")
+
+const metaTrust = "trust"
+
+// trust is the client's trusted light-client state.
+type trust struct {
+	ChainID    string   `json:"chain_id"`
+	Height     int64    `json:"height"` // 0: the genesis set
+	Validators [][]byte `json:"validators"`
+}
+
+// Proven is what a state proof established.
+type Proven struct {
+	Height      int64  `json:"height"` // the header whose app hash proves it
+	SignedPower int64  `json:"signed_power"`
+	TotalPower  int64  `json:"total_power"`
+	AppHash     []byte `json:"app_hash"`
+}
+
+// loadTrust returns the trusted state, pinning the node's genesis
+// validators on first use.
+func (c *Client) loadTrust(ctx context.Context) (*trust, *types.ValidatorSet, error) {
+	var t trust
+	if b, ok, err := c.store.Get(bucketMeta, metaTrust); err != nil {
+		return nil, nil, err
+	} else if ok {
+		if err := json.Unmarshal(b, &t); err != nil {
+			return nil, nil, fmt.Errorf("trust store: %w", err)
+		}
+		vals, err := msgproof.ValidatorSet(t.Validators)
+		return &t, vals, err
+	}
+	res, err := c.node.Genesis(ctx, connect.NewRequest(&tokenimv1.GenesisRequest{}))
+	if err != nil {
+		return nil, nil, c.netErr("genesis", err)
+	}
+	doc, err := types.GenesisDocFromJSON(res.Msg.GenesisJson)
+	if err != nil {
+		return nil, nil, fmt.Errorf("genesis: %w", err)
+	}
+	var list []*types.Validator
+	for _, v := range doc.Validators {
+		list = append(list, types.NewValidator(v.PubKey, v.Power))
+	}
+	vals := types.NewValidatorSet(list)
+	if err := vals.ValidateBasic(); err != nil {
+		return nil, nil, fmt.Errorf("genesis validators: %w", err)
+	}
+	t = trust{ChainID: doc.ChainID, Validators: msgproof.EncodeValidators(vals)}
+	return &t, vals, c.saveTrust(&t)
+}
+
+func (c *Client) saveTrust(t *trust) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return c.store.Put(bucketMeta, metaTrust, b)
+}
+
+// decodeLightBlock decodes a signed header and its validator set and checks
+// that the set signed it (> 2/3, every present signature valid).
+func decodeLightBlock(lb *tokenimv1.GetLightBlockResponse, chainID string) (*types.SignedHeader, *types.ValidatorSet, error) {
+	var shp cmtproto.SignedHeader
+	if err := gogoproto.Unmarshal(lb.GetSignedHeader(), &shp); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrUnproven, err)
+	}
+	if again, err := gogoproto.Marshal(&shp); err != nil || !bytes.Equal(again, lb.GetSignedHeader()) {
+		return nil, nil, fmt.Errorf("%w: header is not canonically encoded", ErrUnproven)
+	}
+	sh, err := types.SignedHeaderFromProto(&shp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrUnproven, err)
+	}
+	if err := sh.ValidateBasic(chainID); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrUnproven, err)
+	}
+	vals, err := msgproof.ValidatorSet(lb.GetValidators())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: validators: %v", ErrUnproven, err)
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return nil, nil, fmt.Errorf("%w: the validator set is not the header's", ErrUnproven)
+	}
+	if err := vals.VerifyCommitLightAllSignatures(chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return nil, nil, fmt.Errorf("%w: commit of block %d: %v", ErrUnproven, sh.Height, err)
+	}
+	return sh, vals, nil
+}
+
+// maxBisection bounds the intermediate headers fetched to bridge validator
+// set changes.
+const maxBisection = 32
+
+// verifyHeader accepts lb against the trusted state (see the comment at
+// the top), moving the trust forward.
+func (c *Client) verifyHeader(ctx context.Context, lb *tokenimv1.GetLightBlockResponse) (*types.SignedHeader, *types.ValidatorSet, error) {
+	t, trusted, err := c.loadTrust(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	sh, vals, err := decodeLightBlock(lb, t.ChainID)
+	if err != nil {
+		return nil, nil, err
+	}
+	fetches := 0
+	var bridge func(trusted *types.ValidatorSet, from int64, sh *types.SignedHeader, vals *types.ValidatorSet) error
+	bridge = func(trusted *types.ValidatorSet, from int64, sh *types.SignedHeader, vals *types.ValidatorSet) error {
+		if bytes.Equal(trusted.Hash(), vals.Hash()) {
+			return nil
+		}
+		err := trusted.VerifyCommitLightTrustingAllSignatures(t.ChainID, sh.Commit, cmtmath.Fraction{Numerator: 1, Denominator: 3})
+		if err == nil {
+			return nil
+		}
+		mid := from + (sh.Height-from)/2
+		if mid <= from || mid >= sh.Height || fetches >= maxBisection {
+			return fmt.Errorf("%w: block %d is not signed by enough of the trusted validators: %v", ErrUnproven, sh.Height, err)
+		}
+		fetches++
+		res, ferr := c.node.GetLightBlock(ctx, connect.NewRequest(&tokenimv1.GetLightBlockRequest{Height: mid}))
+		if ferr != nil {
+			return c.netErr("light block", ferr)
+		}
+		msh, mvals, derr := decodeLightBlock(res.Msg, t.ChainID)
+		if derr != nil {
+			return derr
+		}
+		if err := bridge(trusted, from, msh, mvals); err != nil {
+			return err
+		}
+		return bridge(mvals, mid, sh, vals)
+	}
+	if err := bridge(trusted, t.Height, sh, vals); err != nil {
+		return nil, nil, err
+	}
+	if sh.Height > t.Height {
+		t.Height, t.Validators = sh.Height, msgproof.EncodeValidators(vals)
+		if err := c.saveTrust(t); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sh, vals, nil
+}
+
+// ProveAccount returns handle's account as the chain records it, proven:
+// an ICS23 proof against the app hash of a header the trusted validators
+// signed. A handle the chain does not have is proven absent (ErrUnknownHandle).
+func (c *Client) ProveAccount(ctx context.Context, handle string) (*tokenimv1.Account, *Proven, error) {
+	h, err := ledger.NormalizeHandle(handle)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "account/" + h}))
+	if err != nil {
+		return nil, nil, c.netErr("prove @"+h, err)
+	}
+	return c.checkAccountProof(ctx, h, res.Msg)
+}
+
+// CheckAccountProof checks a node's GetStateProof answer for handle h
+// (ProveAccount without the network call; auditors use it on answers they
+// kept).
+func (c *Client) CheckAccountProof(ctx context.Context, h string, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
+	return c.checkAccountProof(ctx, h, res)
+}
+
+func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
+	t, _, err := c.loadTrust(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	sh, vals, err := c.verifyHeader(ctx, res.LightBlock)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sh.Height < t.Height {
+		return nil, nil, fmt.Errorf("%w: the node proved @%s at block %d, older than block %d this client already verified", ErrUnproven, h, sh.Height, t.Height)
+	}
+	var p ics23.CommitmentProof
+	if err := p.Unmarshal(res.Proof); err != nil {
+		return nil, nil, fmt.Errorf("%w: state proof: %v", ErrUnproven, err)
+	}
+	if again, err := p.Marshal(); err != nil || !bytes.Equal(again, res.Proof) {
+		return nil, nil, fmt.Errorf("%w: state proof is not canonically encoded", ErrUnproven)
+	}
+	key := ledger.AccountStateKey(h)
+	pr := &Proven{Height: sh.Height, SignedPower: msgproof.SignedPower(vals, sh.Commit), TotalPower: vals.TotalVotingPower(), AppHash: sh.AppHash}
+	if len(res.Value) == 0 {
+		if !ics23.VerifyNonMembership(ics23.IavlSpec, []byte(sh.AppHash), &p, key) {
+			return nil, nil, fmt.Errorf("%w: absence of @%s", ErrUnproven, h)
+		}
+		return nil, pr, fmt.Errorf("%w: @%s (proven absent at block %d)", ErrUnknownHandle, h, sh.Height)
+	}
+	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &p, key, res.Value) {
+		return nil, nil, fmt.Errorf("%w: the record of @%s", ErrUnproven, h)
+	}
+	acct, err := ledger.DecodeAccountValue(res.Value)
+	if err != nil || acct.Handle != h {
+		return nil, nil, fmt.Errorf("%w: the record of @%s does not decode as it", ErrUnproven, h)
+	}
+	return acct, pr, nil
+}

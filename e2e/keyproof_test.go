@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	"github.com/cometbft/cometbft/types"
+	gogoproto "github.com/cosmos/gogoproto/proto"
+	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/msgproof"
+	"google.golang.org/protobuf/proto"
+)
+
+func stateProof(t *testing.T, handle string) *tokenimv1.GetStateProofResponse {
+	t.Helper()
+	api := tokenimv1connect.NewNodeServiceClient(http.DefaultClient, tn.url())
+	res, err := api.GetStateProof(ctxT(t), connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "account/" + handle}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg
+}
+
+// Key lookups are proven against a header the trusted validators signed:
+// a forged key, a stale record (the key was rotated since), a header signed
+// by other validators, an existing account claimed absent, or any changed
+// byte of the answer is rejected.
+func TestKeyProofs(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "kpa")
+	bob, _ := newUser(t, "kpb")
+	acct, pr, err := alice.ProveAccount(ctx, bob.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Handle != bob.Handle() || pr.SignedPower != pr.TotalPower || pr.Height <= 0 {
+		t.Fatalf("proven: %v %+v", acct, pr)
+	}
+	if _, _, err := alice.ProveAccount(ctx, "nobody_here"); !errors.Is(err, client.ErrUnknownHandle) {
+		t.Fatalf("unknown handle: %v", err)
+	}
+	old := stateProof(t, bob.Handle())
+	if err := bob.RotateSignedPrekey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var fresh *tokenimv1.GetStateProofResponse
+	for fresh = stateProof(t, bob.Handle()); string(fresh.Value) == string(old.Value); fresh = stateProof(t, bob.Handle()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotation did not reach the state")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := alice.CheckAccountProof(ctx, bob.Handle(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	reject := func(what string, res *tokenimv1.GetStateProofResponse) {
+		t.Helper()
+		if _, _, err := alice.CheckAccountProof(ctx, bob.Handle(), res); err == nil {
+			t.Fatalf("%s accepted", what)
+		}
+	}
+	// The old record with its own (older) header: stale.
+	reject("a record older than what the client verified", old)
+	// The old record and proof under the new header.
+	stale := proto.Clone(fresh).(*tokenimv1.GetStateProofResponse)
+	stale.Value, stale.Proof = old.Value, old.Proof
+	reject("the rotated-out record under a new header", stale)
+	// A forged identity key.
+	forged := proto.Clone(fresh).(*tokenimv1.GetStateProofResponse)
+	forged.Value = append([]byte(nil), fresh.Value...)
+	forged.Value[10] ^= 1
+	reject("a forged record", forged)
+	// Absent, with the proof of another (absent) key.
+	absent := stateProof(t, "nobody_here")
+	claim := proto.Clone(fresh).(*tokenimv1.GetStateProofResponse)
+	claim.Value, claim.Proof = nil, absent.Proof
+	reject("an existing account claimed absent", claim)
+	// A header signed by validators the client does not trust.
+	reject("a header signed by other validators", resignedByStranger(t, fresh))
+	// Every byte.
+	raw, _ := codec.Marshal(fresh)
+	for i := range raw {
+		mut := append([]byte(nil), raw...)
+		mut[i] ^= 0x01
+		var res tokenimv1.GetStateProofResponse
+		if codec.Unmarshal(mut, &res, 1<<20) != nil {
+			continue
+		}
+		if _, _, err := alice.CheckAccountProof(ctx, bob.Handle(), &res); err == nil {
+			t.Fatalf("an answer with byte %d flipped is accepted", i)
+		}
+	}
+}
+
+// resignedByStranger rewrites res's header to name a one-validator set the
+// chain never had, and has that validator sign it.
+func resignedByStranger(t *testing.T, res *tokenimv1.GetStateProofResponse) *tokenimv1.GetStateProofResponse {
+	t.Helper()
+	var shp cmtproto.SignedHeader
+	if err := gogoproto.Unmarshal(res.LightBlock.SignedHeader, &shp); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := types.SignedHeaderFromProto(&shp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv := types.NewMockPV()
+	pk, _ := pv.GetPubKey()
+	vals := types.NewValidatorSet([]*types.Validator{types.NewValidator(pk, 10)})
+	h := *sh.Header
+	h.ValidatorsHash, h.NextValidatorsHash = vals.Hash(), vals.Hash()
+	h.ProposerAddress = pk.Address()
+	blockID := types.BlockID{Hash: h.Hash(), PartSetHeader: sh.Commit.BlockID.PartSetHeader}
+	voteSet := types.NewVoteSet(h.ChainID, h.Height, 0, cmtproto.PrecommitType, vals)
+	ext, err := types.MakeExtCommit(blockID, h.Height, 0, voteSet, []types.PrivValidator{pv}, time.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := types.SignedHeader{Header: &h, Commit: ext.ToCommit()}
+	b, err := gogoproto.Marshal(forged.ToProto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := proto.Clone(res).(*tokenimv1.GetStateProofResponse)
+	out.LightBlock = &tokenimv1.GetLightBlockResponse{SignedHeader: b, Validators: msgproof.EncodeValidators(vals)}
+	return out
+}
