@@ -16,6 +16,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/msgproof"
+	"go.mau.fi/libsignal/protocol"
 )
 
 // Key transparency. The client keeps a trusted validator set (metaTrust):
@@ -233,4 +234,54 @@ func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1
 		return nil, nil, fmt.Errorf("%w: the record of @%s does not decode as it", ErrUnproven, h)
 	}
 	return acct, pr, nil
+}
+
+// ContactStatus is a contact's identity key as the chain proves it, and how
+// it compares with the key this client pinned at first contact.
+type ContactStatus struct {
+	Account     *tokenimv1.Account
+	Proven      *Proven
+	Fingerprint string
+	// Pinned is the fingerprint pinned at first contact ("" if none yet).
+	Pinned string
+	// Changed: the proven key is not the pinned one. Messages to and from
+	// the contact are refused until the user accepts the new key
+	// (AcceptKeyChange) after checking it with the contact.
+	Changed bool
+}
+
+// CheckContact proves handle's account and compares its identity key with
+// the pinned one (pinning it on first contact).
+func (c *Client) CheckContact(ctx context.Context, handle string) (*ContactStatus, error) {
+	acct, pr, err := c.ProveAccount(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	st := &ContactStatus{Account: acct, Proven: pr, Fingerprint: Fingerprint(acct.IdentityKey)}
+	pinned, ok, err := c.store.Get(bucketContacts, acct.Handle)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return st, c.store.Put(bucketContacts, acct.Handle, acct.IdentityKey)
+	}
+	st.Pinned = Fingerprint(pinned)
+	st.Changed = !bytes.Equal(pinned, acct.IdentityKey)
+	return st, nil
+}
+
+// AcceptKeyChange pins handle's proven identity key in place of the old one
+// (after the user compared fingerprints with the contact) and drops the old
+// Signal session.
+func (c *Client) AcceptKeyChange(ctx context.Context, handle string) error {
+	acct, _, err := c.ProveAccount(ctx, handle)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.store.DeleteSession(ctx, protocol.NewSignalAddress(acct.Handle, DeviceID)); err != nil {
+		return err
+	}
+	return c.store.Put(bucketContacts, acct.Handle, acct.IdentityKey)
 }

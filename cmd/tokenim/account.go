@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -98,12 +99,15 @@ func accountCmd(g *globals) *cobra.Command {
 }
 
 func whoisCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, verify bool
 	cmd := &cobra.Command{
-		Use:   "whois @HANDLE",
-		Short: "Look a handle up on chain: keys, fingerprint, registration height",
+		Use:   "whois @HANDLE [--verify]",
+		Short: "Look a handle up on chain: keys, fingerprint, registration height (--verify: proven against a signed block)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if verify {
+				return whoisVerified(cmd, g, args[0], asJSON)
+			}
 			cfg, err := g.config()
 			if err != nil {
 				return err
@@ -116,7 +120,34 @@ func whoisCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&verify, "verify", false, "prove the record against a block signed by the validators this account trusts (needs an account)")
 	return cmd
+}
+
+func whoisVerified(cmd *cobra.Command, g *globals, handle string, asJSON bool) error {
+	c, err := g.open(cmd.Context())
+	if errors.Is(err, client.ErrNoAccount) {
+		return withHint(err, "--verify checks against the validator set your account trusts: create one first (tokenim account create NAME)")
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.CheckContact(cmd.Context(), handle)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"account": viewOf(st.Account), "proven": st.Proven, "pinned": st.Pinned, "changed": st.Changed})
+	}
+	if err := printAccount(st.Account, false); err != nil {
+		return err
+	}
+	fmt.Printf("  ✓ key proven against block %d's app hash, signed by %d/%d validator power\n", st.Proven.Height, st.Proven.SignedPower, st.Proven.TotalPower)
+	if st.Changed {
+		fmt.Printf("\n  !!! WARNING: @%s's identity key CHANGED !!!\n  pinned at first contact: %s\n  now on chain:            %s\n  Messages with @%s are refused until you compare fingerprints with them in person\n", st.Account.Handle, st.Pinned, st.Fingerprint, st.Account.Handle)
+	}
+	return nil
 }
 
 // open unlocks this home's account.
