@@ -153,7 +153,7 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	id := make([]byte, 16)
 	rand.Read(id)
 	now := time.Now()
-	content.MessageId, content.SentAtMs, content.Group = id, now.UnixMilli(), group
+	content.MessageId, content.SentAtMs, content.Group, content.From = id, now.UnixMilli(), group, c.Handle()
 	c.mu.Lock()
 	ct, raw, err := c.groupEncrypt(ctx, g, content)
 	c.mu.Unlock()
@@ -163,6 +163,7 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
 	if first := firstOther(g, c.Handle()); first != "" {
 		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
+		msg.Evidence.Member = first
 	}
 	if f := content.GetFile(); f != nil {
 		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
@@ -399,7 +400,7 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	if content.Group != env.Group || string(groupEnvelopeID(content.MessageId, c.Handle())) != string(env.Id) {
 		return nil, ErrDecrypt
 	}
-	if err := checkCommitment(env, raw); err != nil {
+	if err := checkCommitment(env, raw, &content); err != nil {
 		return nil, err
 	}
 	return &content, nil

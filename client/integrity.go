@@ -161,8 +161,10 @@ type Evidence struct {
 	Commitment       []byte `json:"commitment,omitempty"`
 	// Content is the unpadded Content the commitment hashes.
 	Content []byte `json:"content,omitempty"`
-	// Proof is the MessageProof once the message is anchored.
+	// Proof is the LogProof once the message is anchored.
 	Proof []byte `json:"proof,omitempty"`
+	// Member is, for a group message, the member whose copy this is.
+	Member string `json:"member,omitempty"`
 }
 
 func evidenceOf(env *tokenimv1.Envelope, raw []byte) *Evidence {
@@ -170,8 +172,15 @@ func evidenceOf(env *tokenimv1.Envelope, raw []byte) *Evidence {
 	return &Evidence{EnvelopeID: env.Id, CiphertextSHA256: h[:], Commitment: env.Commitment, Content: raw}
 }
 
-// checkCommitment verifies env.commitment against the content bytes.
-func checkCommitment(env *tokenimv1.Envelope, raw []byte) error {
+// checkCommitment verifies env.commitment against the content bytes, and
+// that the content names its envelope's sender (and recipient).
+func checkCommitment(env *tokenimv1.Envelope, raw []byte, content *tokenimv1.Content) error {
+	if content.From != "" && content.From != env.From {
+		return ErrCommitment
+	}
+	if content.To != "" && env.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP && content.To != env.To {
+		return ErrCommitment
+	}
 	if len(env.Commitment) == 0 {
 		return nil // a client that does not commit: nothing to check, nothing to prove later
 	}

@@ -233,6 +233,9 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 		return err
 	}
 	m.Evidence = evidenceOf(env, raw)
+	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+		m.Evidence.Member = c.Handle()
+	}
 	if m.Replayed, err = c.track(env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
 		return err
 	}
@@ -312,7 +315,7 @@ func decodeContent(padded []byte, env *tokenimv1.Envelope) (*tokenimv1.Content, 
 	if !bytes.Equal(content.MessageId, env.Id) {
 		return nil, ErrDecrypt
 	}
-	if err := checkCommitment(env, raw); err != nil {
+	if err := checkCommitment(env, raw, &content); err != nil {
 		return nil, err
 	}
 	return &content, nil

@@ -82,6 +82,7 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	}
 	now := time.Now()
 	content.MessageId, content.SentAtMs = id, now.UnixMilli()
+	content.From, content.To = c.Handle(), to
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.stamp(to, content); err != nil {

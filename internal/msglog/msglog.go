@@ -17,6 +17,7 @@
 //	p 'n' level(1) index(8 BE)   node hash (every node of a perfect subtree)
 //	p 'i' envelope id            leaf index (8 BE)
 //	p 'd' index(8 BE)            leaf data
+//	p 'a' size(8 BE)             height of the block anchoring that size
 //	p 's'                        size (8 BE)
 package msglog
 
@@ -294,6 +295,32 @@ func (l *Log) Leaf(index uint64) ([]byte, error) {
 	}
 	defer closer.Close()
 	return bytes.Clone(v), nil
+}
+
+// RecordAnchor remembers that the first size leaves were anchored at
+// height (the node learns it when its anchor commits).
+func (l *Log) RecordAnchor(size uint64, height int64) error {
+	return l.db.Set(l.key('a', binary.BigEndian.AppendUint64(nil, size)...), binary.BigEndian.AppendUint64(nil, uint64(height)), pebble.Sync)
+}
+
+// FirstAnchor is the earliest recorded anchor that covers leaf index.
+func (l *Log) FirstAnchor(index uint64) (size uint64, height int64, ok bool, err error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{
+		LowerBound: l.key('a', binary.BigEndian.AppendUint64(nil, index+1)...),
+		UpperBound: l.key('a' + 1),
+	})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, 0, false, it.Error()
+	}
+	k, v := it.Key(), it.Value()
+	if len(k) != 2+8 || len(v) != 8 {
+		return 0, 0, false, fmt.Errorf("%w: anchor record", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(k[2:]), int64(binary.BigEndian.Uint64(v)), true, nil
 }
 
 // IndexOf is the leaf index of an envelope id, if the log has it

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"sync"
 	"time"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -75,53 +74,7 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 		return ledger.CodeError(res.Code)
 	}
 	n.metrics.anchored(size, res.Height)
-	n.anchors.add(anchorRef{size: size, height: res.Height})
-	return nil
-}
-
-// anchorRef is one of this node's anchors: the log size it anchored and the
-// block that holds it.
-type anchorRef struct {
-	size   uint64
-	height int64
-}
-
-// anchorList remembers this node's recent anchors (the chain keeps only
-// the latest, whose next block may not exist yet).
-type anchorList struct {
-	mu   sync.Mutex
-	list []anchorRef // ascending
-}
-
-const keptAnchors = 64
-
-func (l *anchorList) add(a anchorRef) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if n := len(l.list); n > 0 && l.list[n-1].size >= a.size {
-		return
-	}
-	l.list = append(l.list, a)
-	if len(l.list) > keptAnchors {
-		l.list = l.list[len(l.list)-keptAnchors:]
-	}
-}
-
-// covering is the newest anchor that covers leaf index and whose next
-// block exists (latest is the store's height).
-func (l *anchorList) covering(index uint64, latest int64) (anchorRef, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := len(l.list) - 1; i >= 0; i-- {
-		a := l.list[i]
-		if a.size <= index {
-			break
-		}
-		if a.height+1 <= latest {
-			return a, true
-		}
-	}
-	return anchorRef{}, false
+	return n.relay.WithLog(func(l *msglog.Log) error { return l.RecordAnchor(size, res.Height) })
 }
 
 // noteLogGrowth wakes the anchorer (never blocks).

@@ -135,16 +135,16 @@ var errUnknownEnvelope = errors.New("this node's log has no such envelope")
 // covers the leaf and the block after the anchor's exists, then the proof.
 func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, error) {
 	r, _ := n.app.Committed()
-	if latest, err := ledger.GetAnchor(r, n.nodeID); err != nil {
+	latest, err := ledger.GetAnchor(r, n.nodeID)
+	if err != nil {
 		return nil, err
-	} else if latest != nil {
-		n.anchors.add(anchorRef{size: latest.TreeSize, height: latest.Height}) // e.g. after a restart
 	}
 	bs := n.rpcEnv.BlockStore
 	var in msgproof.BuildInput
-	var anchor anchorRef
+	var size uint64
+	var h int64
 	res := &tokenimv1.GetMessageProofResponse{State: "stored"}
-	err := n.relay.WithLog(func(l *msglog.Log) error {
+	err = n.relay.WithLog(func(l *msglog.Log) error {
 		idx, ok, err := l.IndexOf(id)
 		if err != nil {
 			return err
@@ -153,11 +153,19 @@ func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, erro
 			return errUnknownEnvelope
 		}
 		res.LeafIndex = idx
-		if anchor, ok = n.anchors.covering(idx, bs.Height()); !ok {
-			return nil
+		if latest != nil { // recorded by the anchorer, unless it stopped first
+			if err := l.RecordAnchor(latest.TreeSize, latest.Height); err != nil {
+				return err
+			}
 		}
-		in.LeafIndex, in.TreeSize = idx, anchor.size
-		if in.Inclusion, err = l.Inclusion(idx, anchor.size); err != nil {
+		// The earliest anchor covering the leaf, once the block after it
+		// (which signs its result) exists.
+		if size, h, ok, err = l.FirstAnchor(idx); err != nil || !ok || bs.Height() < h+1 {
+			size = 0
+			return err
+		}
+		in.LeafIndex, in.TreeSize = idx, size
+		if in.Inclusion, err = l.Inclusion(idx, size); err != nil {
 			return err
 		}
 		in.LeafData, err = l.Leaf(idx)
@@ -166,20 +174,19 @@ func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, erro
 	if err != nil || in.TreeSize == 0 {
 		return res, err
 	}
-	h := anchor.height
 	if in.Block = bs.LoadBlock(h); in.Block == nil {
 		return nil, fmt.Errorf("block %d is not stored here", h)
 	}
 	in.TxIndex = -1
 	for i, raw := range in.Block.Txs {
 		tx, err := ledger.DecodeTx(raw)
-		if err == nil && tx.Body.Signer == ledger.NodeSigner(n.nodeID) && tx.Body.GetAnchorLog().GetTreeSize() == anchor.size {
+		if err == nil && tx.Body.Signer == ledger.NodeSigner(n.nodeID) && tx.Body.GetAnchorLog().GetTreeSize() == size {
 			in.TxIndex = i
 			break
 		}
 	}
 	if in.TxIndex < 0 {
-		return nil, fmt.Errorf("anchor of %d leaves not found in block %d", anchor.size, h)
+		return nil, fmt.Errorf("anchor of %d leaves not found in block %d", size, h)
 	}
 	fb, err := n.rpcEnv.StateStore.LoadFinalizeBlockResponse(h)
 	if err != nil {

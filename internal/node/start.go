@@ -71,7 +71,6 @@ type Node struct {
 	stopped        chan struct{}
 	known          sync.Map // handles known to be registered
 	logGrew        chan struct{}
-	anchors        anchorList
 	cometLog       *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
 	broadcasts chan struct{}

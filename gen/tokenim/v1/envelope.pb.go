@@ -239,7 +239,12 @@ type Content struct {
 	//	*Content_SenderKeyRequest
 	Body isContent_Body `protobuf_oneof:"body"`
 	// group is set on group messages (inside the encryption too).
-	Group         string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
+	Group string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
+	// from and to name the sender and, for 1:1 messages, the recipient, so
+	// an audit export proves them with the content (the recipient checks
+	// from against the node-authenticated sender).
+	From          string `protobuf:"bytes,21,opt,name=from,proto3" json:"from,omitempty"`
+	To            string `protobuf:"bytes,22,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +360,20 @@ func (x *Content) GetSenderKeyRequest() *SenderKeyRequest {
 func (x *Content) GetGroup() string {
 	if x != nil {
 		return x.Group
+	}
+	return ""
+}
+
+func (x *Content) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Content) GetTo() string {
+	if x != nil {
+		return x.To
 	}
 	return ""
 }
@@ -571,7 +590,7 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\n" +
 	" \x01(\fR\n" +
-	"commitment\"\x8f\x03\n" +
+	"commitment\"\xb3\x03\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -586,7 +605,9 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12L\n" +
 	"\x12sender_key_request\x18\r \x01(\v2\x1c.tokenim.v1.SenderKeyRequestH\x00R\x10senderKeyRequest\x12\x14\n" +
-	"\x05group\x18\x14 \x01(\tR\x05groupB\x06\n" +
+	"\x05group\x18\x14 \x01(\tR\x05group\x12\x12\n" +
+	"\x04from\x18\x15 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x16 \x01(\tR\x02toB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\">\n" +
