@@ -285,3 +285,15 @@ func (c *Client) AcceptKeyChange(ctx context.Context, handle string) error {
 	}
 	return c.store.Put(bucketContacts, acct.Handle, acct.IdentityKey)
 }
+
+// PinKey pins identityKey for handle — a key the user verified out of band
+// (compared in person, scanned from the contact's device). If the chain
+// proves another key, CheckContact reports Changed and the client refuses
+// to use it until AcceptKeyChange.
+func (c *Client) PinKey(handle string, identityKey []byte) error {
+	h, err := ledger.NormalizeHandle(handle)
+	if err != nil {
+		return err
+	}
+	return c.store.Put(bucketContacts, h, identityKey)
+}

@@ -1,0 +1,195 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tokenim/tokenim/internal/node"
+)
+
+// One in-process node for the package, started on first use.
+var (
+	nodeOnce sync.Once
+	nodeURL  string
+	nodeErr  error
+	handles  atomic.Int64
+)
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func testNode(t *testing.T) string {
+	t.Helper()
+	nodeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tokenim-webui-")
+		if err != nil {
+			nodeErr = err
+			return
+		}
+		home := filepath.Join(dir, "node")
+		addrs := node.Addrs{API: freeAddr(), P2P: freeAddr(), RPC: freeAddr()}
+		if nodeErr = node.Init(home, node.InitOptions{Addrs: addrs, ChainID: "tokenim-webui", PowDifficulty: 4, PowDifficultySet: true}); nodeErr != nil {
+			return
+		}
+		var n *node.Node
+		if n, nodeErr = node.Start(context.Background(), home, node.StartOptions{Addrs: addrs}); nodeErr == nil {
+			nodeURL = "http://" + addrs.API
+			_ = n // stops with the test process
+		}
+	})
+	if nodeErr != nil {
+		t.Fatal(nodeErr)
+	}
+	return nodeURL
+}
+
+func handle(base string) string { return fmt.Sprintf("%s%d", base, handles.Add(1)) }
+
+// serve starts a UI server for a fresh home and returns it with its URL.
+func serve(t *testing.T, home string) (*Server, string) {
+	t.Helper()
+	s, err := New(Options{Home: home, NodeURL: nodeURL, KeystoreWorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, u, err := s.Listen("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	return s, u
+}
+
+// session exchanges the token for the cookie, as a browser would.
+func session(t *testing.T, tokenURL string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	res, err := hc.Get(tokenURL)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("token exchange: %v %v", res, err)
+	}
+	res.Body.Close()
+	base := strings.Split(tokenURL, "/?")[0]
+	return hc, base
+}
+
+func status(t *testing.T, hc *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// The security rules: a wrong or missing token, a foreign Host header or a
+// missing CSRF token get 403; a second server on the same home is refused.
+func TestSecurity(t *testing.T) {
+	home := t.TempDir()
+	s, u := serve(t, home)
+	base := strings.Split(u, "/?")[0]
+	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(target string, host string) int {
+		req, _ := http.NewRequest("GET", target, nil)
+		if host != "" {
+			req.Host = host
+		}
+		code, _ := status(t, plain, req)
+		return code
+	}
+	if c := get(base+"/", ""); c != 403 {
+		t.Fatalf("no cookie: %d", c)
+	}
+	if c := get(base+"/?token=wrong", ""); c != 403 {
+		t.Fatalf("wrong token: %d", c)
+	}
+	if c := get(u, "evil.example:80"); c != 403 {
+		t.Fatalf("foreign Host with the right token: %d", c)
+	}
+	if c := get(u, ""); c != http.StatusSeeOther {
+		t.Fatalf("right token: %d", c)
+	}
+	hc, _ := session(t, u)
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Host = "rebind.example:" + strings.Split(s.host, ":")[1]
+	if code, _ := status(t, hc, req); code != 403 {
+		t.Fatalf("DNS-rebinding Host with a valid cookie: %d", code)
+	}
+	post := func(csrf string) int {
+		req, _ := http.NewRequest("POST", base+"/unlock", strings.NewReader(url.Values{"passphrase": {"x"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		code, _ := status(t, hc, req)
+		return code
+	}
+	if c := post(""); c != 403 {
+		t.Fatalf("POST without CSRF: %d", c)
+	}
+	if c := post("wrong"); c != 403 {
+		t.Fatalf("POST with a wrong CSRF token: %d", c)
+	}
+	if c := post(s.csrf); c != 200 { // reaches the handler (which refuses the short passphrase)
+		t.Fatalf("POST with the CSRF token: %d", c)
+	}
+	if _, err := New(Options{Home: home}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second server on the same home: %v", err)
+	}
+}
+
+// An oversized upload gets a clear message, not a crash or a silent drop.
+func TestOversizedUpload(t *testing.T) {
+	testNode(t)
+	s, u := serve(t, t.TempDir())
+	hc, base := session(t, u)
+	form := url.Values{"passphrase": {"correct horse"}, "handle": {handle("up")}}
+	req, _ := http.NewRequest("POST", base+"/unlock", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", s.csrf)
+	if code, body := status(t, hc, req); code != 200 || s.account() == nil {
+		t.Fatalf("create account: %d %s", code, body)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		fmt.Fprint(pw, "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+		chunk := make([]byte, 1<<20)
+		for i := 0; i < MaxUpload>>20+2; i++ {
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		fmt.Fprint(pw, "\r\n--b--\r\n")
+		pw.Close()
+	}()
+	req, _ = http.NewRequest("POST", base+"/c/%40nobody/file", pr)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	req.Header.Set("X-CSRF-Token", s.csrf)
+	code, body := status(t, hc, req)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "File too large") {
+		t.Fatalf("oversized upload: %d %q", code, body)
+	}
+}
