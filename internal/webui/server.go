@@ -44,7 +44,10 @@ var staticFS embed.FS
 // MaxUpload caps a file attached in the browser.
 const MaxUpload = 256 << 20
 
-const cookieName = "tokenim_ui"
+// cookiePrefix starts the session cookie's name; the listener's port ends
+// it (browsers scope cookies by host, not port: two UIs on one machine must
+// not overwrite each other's session).
+const cookiePrefix = "tokenim_ui_"
 
 // ErrBusy: another `tokenim ui` serves this home.
 var ErrBusy = errors.New("another tokenim ui is running on this home")
@@ -183,11 +186,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				http.Error(w, "forbidden: wrong token", http.StatusForbidden)
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		if ck, err := r.Cookie(cookieName); err != nil || !equal(ck.Value, s.session) {
+		if ck, err := r.Cookie(s.cookieName()); err != nil || !equal(ck.Value, s.session) {
 			http.Error(w, "forbidden: open the URL `tokenim ui` printed (it carries the token)", http.StatusForbidden)
 			return
 		}
@@ -197,6 +200,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) cookieName() string {
+	_, port, _ := net.SplitHostPort(s.host)
+	return cookiePrefix + port
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
