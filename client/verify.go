@@ -3,7 +3,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -124,19 +126,24 @@ func CheckProof(p *tokenimv1.LogProof, chainID string, ev *Evidence) (*Anchor, e
 
 // message reads one history entry by id.
 func (c *Client) message(id string) (*Message, error) {
-	var found *Message
-	_, err := c.history(func(m *Message) bool {
-		if m.ID == id {
-			cp := *m
-			found = &cp
-		}
-		return false
-	})
+	seq, ok, err := c.store.Get(bucketMsgID, id)
 	if err != nil {
 		return nil, err
 	}
-	if found == nil {
+	if !ok || len(seq) != 8 {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownMessage, id)
 	}
-	return found, nil
+	b, ok, err := c.store.Get(bucketHistory, seqKey(binary.BigEndian.Uint64(seq)))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s (deleted: its retention ended)", ErrUnknownMessage, id)
+	}
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("history entry: %w", err)
+	}
+	m.seq = binary.BigEndian.Uint64(seq)
+	return &m, nil
 }
