@@ -61,17 +61,10 @@ func (n *Node) anchorOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := ledger.SignTx(&tokenimv1.TxBody{ChainId: n.chainID, Signer: ledger.NodeSigner(n.nodeID), // no sequence: see ledger.unsequenced
-		Msg: &tokenimv1.TxBody_AnchorLog{AnchorLog: a}}, n.nodeKey)
+	res, err := n.commitNodeTx(ctx, &tokenimv1.TxBody{ChainId: n.chainID, Signer: ledger.NodeSigner(n.nodeID), // no sequence: see ledger.unsequenced
+		Msg: &tokenimv1.TxBody_AnchorLog{AnchorLog: a}})
 	if err != nil {
 		return err
-	}
-	res, err := n.broadcastCommit(ctx, raw)
-	if err != nil {
-		return err
-	}
-	if res.Code != ledger.CodeOK {
-		return ledger.CodeError(res.Code)
 	}
 	n.metrics.anchored(size, res.Height)
 	return n.relay.WithLog(func(l *msglog.Log) error { return l.RecordAnchor(size, res.Height) })

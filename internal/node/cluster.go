@@ -89,16 +89,9 @@ func (n *Node) registerSelf(ctx context.Context) error {
 		Msg: &tokenimv1.TxBody_RegisterNode{RegisterNode: &tokenimv1.RegisterNode{
 			NodeId: n.nodeID, NodeKey: n.nodeKey.Public().(ed25519.PublicKey), ApiUrl: n.advertisedURL(),
 			ValidatorKey: valKey, ValidatorSignature: n.validatorProof}}}
-	raw, err := ledger.SignTx(body, n.nodeKey)
+	res, err := n.commitNodeTx(ctx, body)
 	if err != nil {
 		return err
-	}
-	res, err := n.broadcastCommit(ctx, raw)
-	if err != nil {
-		return err
-	}
-	if res.Code != ledger.CodeOK {
-		return ledger.CodeError(res.Code)
 	}
 	n.log.Info("registered in the node registry", "height", res.Height, "api", n.advertisedURL())
 	return nil
@@ -185,4 +178,21 @@ func (n *Node) pullMailbox(ctx context.Context, handle string) {
 			after = res.Msg.LastCursor
 		}
 	}
+}
+
+// commitNodeTx signs body with the node key and waits until it is in a
+// block; a refused transaction is its ledger error.
+func (n *Node) commitNodeTx(ctx context.Context, body *tokenimv1.TxBody) (*broadcastResult, error) {
+	raw, err := ledger.SignTx(body, n.nodeKey)
+	if err != nil {
+		return nil, err
+	}
+	res, err := n.broadcastCommit(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != ledger.CodeOK {
+		return nil, ledger.CodeError(res.Code)
+	}
+	return res, nil
 }
