@@ -139,7 +139,8 @@ func TestBrowserChat(t *testing.T) {
 	run(t, bctx, "open", chromedp.Click(chromedp.CSS(`a[data-conv="@`+alice+`"]`)), chromedp.WaitVisible(chromedp.CSS("#text")))
 	waitText(t, bctx, "#messages", "hello bob")
 	run(t, bctx, "reply", chromedp.SendKeys(chromedp.CSS("#text"), "hi alice\n"))
-	waitText(t, actx1, "#messages", "hi alice") // live, no reload
+	waitText(t, actx1, "#messages", "hi alice")   // live, no reload
+	waitText(t, actx1, "#messages", "⛓ anchored") // proofs checked in the background
 	shot(t, actx1, "conversation")
 
 	// A file, uploaded in alice's page, downloaded byte for byte by bob.

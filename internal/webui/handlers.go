@@ -271,14 +271,70 @@ func (s *Server) view(ctx context.Context, c *client.Client, key string) *convVi
 func (s *Server) messageViews(c *client.Client, key string) []msgView {
 	hist, _ := c.History(func(m *client.Message) bool { return convKey(m, c.Handle()) == key })
 	out := make([]msgView, 0, len(hist))
+	var pending []string
 	for _, m := range hist {
 		out = append(out, msgView{Message: m, Mine: m.Outgoing})
+		if m.Anchor == nil && m.Evidence != nil && len(m.Evidence.Commitment) > 0 {
+			pending = append(pending, m.ID)
+		}
 	}
+	s.proveLater(c, key, pending)
 	return out
 }
 
+// proveLater checks, in the background, the proofs of messages shown
+// without one yet (newest first, a few at a time), and refreshes the
+// conversation when one is anchored: the ⛓ mark appears by itself.
+func (s *Server) proveLater(c *client.Client, key string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ids = ids[max(0, len(ids)-8):]
+	s.mu.Lock()
+	if s.proving == nil {
+		s.proving = map[string]bool{}
+	}
+	var todo []string
+	for _, id := range ids {
+		if !s.proving[id] {
+			s.proving[id] = true
+			todo = append(todo, id)
+		}
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		anchored := false
+		for _, id := range todo {
+			for ctx.Err() == nil {
+				_, _, err := c.Verify(ctx, id)
+				if err == nil {
+					anchored = true
+					break
+				}
+				if !errors.Is(err, client.ErrNotAnchored) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+		s.mu.Lock()
+		for _, id := range todo {
+			delete(s.proving, id)
+		}
+		s.mu.Unlock()
+		if anchored {
+			s.hub.publish(key)
+		}
+	}()
+}
+
 func (s *Server) sidebar(w http.ResponseWriter, r *http.Request, c *client.Client) {
-	s.render(w, "sidebar", s.page(r.Context(), c))
+	s.render(w, "convlist", s.page(r.Context(), c))
 }
 
 func (s *Server) conversation(w http.ResponseWriter, r *http.Request, c *client.Client) {

@@ -76,7 +76,8 @@ type Server struct {
 	c       *client.Client
 	cancel  context.CancelFunc // stops the delivery stream
 	unread  map[string]int
-	current string // the conversation on screen (not counted unread)
+	current string          // the conversation on screen (not counted unread)
+	proving map[string]bool // message ids whose proof is being checked
 	hub     hub
 }
 

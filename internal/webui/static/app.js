@@ -20,8 +20,8 @@
     if (conv && conv === currentConv()) {
       htmx.ajax("GET", "/c/" + encodeURIComponent(conv) + "/messages", { target: "#messages", swap: "innerHTML" });
     }
-    if (document.getElementById("sidebar")) {
-      htmx.ajax("GET", "/sidebar", { target: "#sidebar", swap: "outerHTML" });
+    if (document.getElementById("convs")) {
+      htmx.ajax("GET", "/sidebar", { target: "#convs", swap: "outerHTML" });
     }
   }
 
