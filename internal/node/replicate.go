@@ -44,7 +44,16 @@ func (n *Node) store(ctx context.Context, envs []*tokenimv1.Envelope) (dup []boo
 		for j, i := range idx {
 			part[j] = envs[i]
 		}
+		logged := make(chan error, 1)
+		if slices.Contains(sets[k], n.nodeID) {
+			logged <- nil // stored here: logged with the envelopes
+		} else {
+			go func() { logged <- n.relay.LogOnly(context.WithoutCancel(ctx), part) }()
+		}
 		d, err := n.storeOn(ctx, sets[k], part)
+		if lerr := <-logged; lerr != nil {
+			n.log.Warn("logging admitted envelopes failed", "err", lerr)
+		}
 		if err != nil {
 			return nil, err
 		}

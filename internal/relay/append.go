@@ -22,13 +22,14 @@ const (
 
 // request is one queued Append or Ack for the committer.
 type request struct {
-	state  atomic.Int32
-	envs   []encoded // Append
-	ack    *ackOp    // Ack
-	forget *forgetOp // Forget
-	dup    []bool
-	size   int        // encoded bytes, for batch caps
-	done   chan error // capacity 1; answered once
+	state   atomic.Int32
+	envs    []encoded // Append (or LogOnly)
+	logOnly bool      // leaves only: the envelopes are stored elsewhere
+	ack     *ackOp    // Ack
+	forget  *forgetOp // Forget
+	dup     []bool
+	size    int        // encoded bytes, for batch caps
+	done    chan error // capacity 1; answered once
 }
 
 // encoded is a validated envelope and its deterministic encoding.
@@ -124,6 +125,36 @@ func validate(i int, e *tokenimv1.Envelope) error {
 		return bad("commitment", "%d bytes, want %d or none", len(e.Commitment), CommitmentSize)
 	}
 	return nil
+}
+
+// LogOnly appends the leaves of envs to the message log without storing
+// the envelopes: an entry node that admitted envelopes for mailboxes it is
+// not a replica of still logs them. Envelopes already in the log are
+// skipped. It returns once the leaves are durable.
+func (s *Store) LogOnly(ctx context.Context, envs []*tokenimv1.Envelope) error {
+	req := &request{logOnly: true, dup: make([]bool, len(envs)), done: make(chan error, 1)}
+	req.envs = make([]encoded, len(envs))
+	for i, e := range envs {
+		if err := validate(i, e); err != nil {
+			return err
+		}
+		req.envs[i] = encoded{id: [IDSize]byte(e.Id), leaf: msglog.LeafData(e.Id, e.Ciphertext, e.Commitment)}
+	}
+	if len(envs) == 0 {
+		return nil
+	}
+	if err := s.enqueue(req); err != nil {
+		return err
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(statePending, stateCancelled) {
+			return fmt.Errorf("relay: log: %w", ctx.Err())
+		}
+		return <-req.done
+	}
 }
 
 // Ack deletes recipient's envelopes with cursor <= upTo, durably (Sync).

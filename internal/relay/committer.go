@@ -127,6 +127,7 @@ type builder struct {
 	nowMs   uint64
 	cursors map[string]uint64     // last cursor assigned in this batch
 	ids     map[[IDSize]byte]bool // ids admitted in this batch
+	logged  map[[IDSize]byte]bool // ids logged only, in this batch
 	added   map[string][]added    // envelopes set in this batch, per recipient
 	ackedTo map[string]uint64     // highest Ack in this batch, per recipient
 	deleted map[string]bool       // mail keys Forget deleted in this batch
@@ -150,7 +151,7 @@ func (s *Store) newBuilder() *builder {
 		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
 		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
 		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
-		deleted: map[string]bool{}, forgot: map[string]bool{},
+		deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
 	}
 }
 
@@ -185,6 +186,9 @@ func (b *builder) build(reqs []*request) error {
 
 // append adds r's envelopes that are not duplicates, marking the others.
 func (b *builder) append(r *request) error {
+	if r.logOnly {
+		return b.logOnly(r)
+	}
 	for i := range r.envs {
 		e := &r.envs[i]
 		seen, err := b.seen(e.id)
@@ -227,6 +231,25 @@ func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
 		}
 	}
 	return b.batch.Set(admitKey(b.nowMs, e.id[:]), nil, nil)
+}
+
+// logOnly stages the leaves of r's envelopes not in the log yet.
+func (b *builder) logOnly(r *request) error {
+	for i := range r.envs {
+		e := &r.envs[i]
+		if b.ids[e.id] || b.logged[e.id] {
+			continue
+		}
+		if _, ok, err := b.s.msgLog.IndexOf(e.id[:]); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		b.logged[e.id] = true
+		b.leafIDs = append(b.leafIDs, e.id[:])
+		b.leaves = append(b.leaves, e.leaf)
+	}
+	return nil
 }
 
 // seen reports whether id was admitted before or earlier in this batch.

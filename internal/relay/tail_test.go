@@ -139,3 +139,24 @@ func TestLogLeafPerStoredEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// LogOnly logs an envelope without storing it, once.
+func TestLogOnly(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	e := newEnv("ann", 100)
+	for range 2 {
+		if err := s.LogOnly(ctx, []*tokenimv1.Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Log().Size() != 1 || s.Stats().Envelopes != 0 {
+		t.Fatalf("log size %d, stored %d", s.Log().Size(), s.Stats().Envelopes)
+	}
+	if _, err := s.Append(ctx, []*tokenimv1.Envelope{e}); err != nil { // stored later (anti-entropy)
+		t.Fatal(err)
+	}
+	if idx, ok, _ := s.Log().IndexOf(e.Id); !ok || idx != 1 || s.Stats().Envelopes != 1 {
+		t.Fatalf("after storing: leaf %d %v, stored %d", idx, ok, s.Stats().Envelopes)
+	}
+}

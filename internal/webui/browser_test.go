@@ -64,7 +64,12 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 // waitText waits until the element matching sel contains text.
 func waitText(t *testing.T, ctx context.Context, sel, text string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitTextFor(t, ctx, sel, text, 20*time.Second)
+}
+
+func waitTextFor(t *testing.T, ctx context.Context, sel, text string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		got, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
@@ -139,8 +144,8 @@ func TestBrowserChat(t *testing.T) {
 	run(t, bctx, "open", chromedp.Click(chromedp.CSS(`a[data-conv="@`+alice+`"]`)), chromedp.WaitVisible(chromedp.CSS("#text")))
 	waitText(t, bctx, "#messages", "hello bob")
 	run(t, bctx, "reply", chromedp.SendKeys(chromedp.CSS("#text"), "hi alice\n"))
-	waitText(t, actx1, "#messages", "hi alice")   // live, no reload
-	waitText(t, actx1, "#messages", "⛓ anchored") // proofs checked in the background
+	waitText(t, actx1, "#messages", "hi alice")                   // live, no reload
+	waitTextFor(t, actx1, "#messages", "⛓ anchored", time.Minute) // proofs checked in the background
 	shot(t, actx1, "conversation")
 
 	// A file, uploaded in alice's page, downloaded byte for byte by bob.

@@ -306,7 +306,7 @@ func (s *Server) proveLater(c *client.Client, key string, ids []string) {
 		return
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		anchored := false
 		for _, id := range todo {
