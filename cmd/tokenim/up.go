@@ -128,5 +128,8 @@ Chat, in another terminal (each account lives in its own home):
   %[2]sTOKENIM_HOME=/tmp/bob   %[1]s account create bob
   %[2]sTOKENIM_HOME=/tmp/alice %[1]s send @bob "hello bob"
   %[2]sTOKENIM_HOME=/tmp/bob   %[1]s inbox --follow
+Or in the browser (prints the URL to open):
+  %[2]sTOKENIM_HOME=/tmp/carol %[1]s ui
+Prove a message: %[1]s verify MESSAGE_ID
 `, self, env)
 }
