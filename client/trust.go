@@ -116,7 +116,7 @@ func decodeLightBlock(lb *tokenimv1.GetLightBlockResponse, chainID string) (*typ
 	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
 		return nil, nil, fmt.Errorf("%w: the validator set is not the header's", ErrUnproven)
 	}
-	if err := vals.VerifyCommitLightAllSignatures(chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+	if err := msgproof.VerifyCommit(chainID, vals, sh); err != nil {
 		return nil, nil, fmt.Errorf("%w: commit of block %d: %v", ErrUnproven, sh.Height, err)
 	}
 	return sh, vals, nil

@@ -263,12 +263,34 @@ func Verify(p *tokenimv1.LogProof, chainID string) (*Result, error) {
 	if !bytes.Equal(vals.Hash(), next.ValidatorsHash) {
 		return nil, bad("validator set is not the next header's")
 	}
-	if err := vals.VerifyCommitLightAllSignatures(chainID, next.Commit.BlockID, next.Height, next.Commit); err != nil {
+	if err := VerifyCommit(chainID, vals, next); err != nil {
 		return nil, bad("commit: %v", err)
 	}
 	r.SignedPower = SignedPower(vals, next.Commit)
 	r.Height, r.Time, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, vals.TotalVotingPower(), vals.Hash()
 	return r, nil
+}
+
+// VerifyCommit checks that vals signed sh with more than 2/3 of its power,
+// every signature in the commit valid — also those of validators that voted
+// nil (CometBFT's light-client check ignores them; a proof must not carry
+// bytes nobody checks).
+func VerifyCommit(chainID string, vals *types.ValidatorSet, sh *types.SignedHeader) error {
+	if err := vals.VerifyCommitLightAllSignatures(chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return err
+	}
+	for i, s := range sh.Commit.Signatures {
+		if s.BlockIDFlag != types.BlockIDFlagNil {
+			continue
+		}
+		if i >= len(vals.Validators) || !bytes.Equal(vals.Validators[i].Address, s.ValidatorAddress) {
+			return fmt.Errorf("nil vote %d is not from the validator at that index", i)
+		}
+		if err := sh.Commit.GetVote(int32(i)).Verify(chainID, vals.Validators[i].PubKey); err != nil {
+			return fmt.Errorf("nil vote %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // EncodeValidators encodes a set as the SimpleValidator bytes its hash
