@@ -110,6 +110,9 @@ func (s *Store) commit(reqs []*request) {
 	s.commits.Add(1)
 	s.appends.Add(b.appends)
 	s.committed.Add(b.stored)
+	for id := range b.ids {
+		s.filter.add(id[:])
+	}
 	s.updateTails(b)
 	for name := range b.notify {
 		s.notify(name)
@@ -256,6 +259,9 @@ func (b *builder) logOnly(r *request) error {
 func (b *builder) seen(id [IDSize]byte) (bool, error) {
 	if b.ids[id] {
 		return true, nil
+	}
+	if !b.s.filter.mayContain(id[:]) {
+		return false, nil
 	}
 	return b.s.has(dedupKey(id[:]))
 }

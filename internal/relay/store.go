@@ -64,6 +64,7 @@ type Store struct {
 	committed atomic.Uint64
 
 	msgLog *msglog.Log // every stored envelope's leaf, in the same batch
+	filter *idFilter   // over the dedup index (filter.go); committer only
 	onLog  func()      // Options.OnLogGrowth
 
 	subMu     sync.Mutex
@@ -127,6 +128,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	if s.msgLog, err = msglog.New(db, tagLog); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	if err := s.loadFilter(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	if _, err := s.Sweep(); err != nil {
