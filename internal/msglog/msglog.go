@@ -15,8 +15,7 @@
 // Keys under the caller's prefix byte p:
 //
 //	p 'n' level(1) index(8 BE)   node hash (every node of a perfect subtree)
-//	p 'i' envelope id            leaf index (8 BE)
-//	p 'd' index(8 BE)            leaf data
+//	p 'i' envelope id            leaf index (8 BE) ‖ leaf data
 //	p 'a' size(8 BE)             height of the block anchoring that size
 //	p 's'                        size (8 BE)
 package msglog
@@ -151,10 +150,7 @@ func (l *Log) Stage(b *pebble.Batch, ids, leaves [][]byte) (first uint64, err er
 		if werr != nil {
 			return 0, werr
 		}
-		if err := b.Set(l.key('i', ids[i]...), binary.BigEndian.AppendUint64(nil, idx), nil); err != nil {
-			return 0, err
-		}
-		if err := b.Set(l.key('d', binary.BigEndian.AppendUint64(nil, idx)...), leaf, nil); err != nil {
+		if err := b.Set(l.key('i', ids[i]...), append(binary.BigEndian.AppendUint64(nil, idx), leaf...), nil); err != nil {
 			return 0, err
 		}
 	}
@@ -281,22 +277,6 @@ func (l *Log) rehash(n proof.Nodes) ([][]byte, error) {
 	return n.Rehash(hashes, hasher.HashChildren)
 }
 
-// Leaf is the data of leaf index (committed).
-func (l *Log) Leaf(index uint64) ([]byte, error) {
-	if index >= l.Size() {
-		return nil, fmt.Errorf("%w: leaf %d of %d", ErrRange, index, l.Size())
-	}
-	v, closer, err := l.db.Get(l.key('d', binary.BigEndian.AppendUint64(nil, index)...))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("%w: leaf %d missing", ErrCorrupt, index)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), nil
-}
-
 // RecordAnchor remembers that the first size leaves were anchored at
 // height (the node learns it when its anchor commits).
 func (l *Log) RecordAnchor(size uint64, height int64) error {
@@ -326,17 +306,24 @@ func (l *Log) FirstAnchor(index uint64) (size uint64, height int64, ok bool, err
 // IndexOf is the leaf index of an envelope id, if the log has it
 // (committed).
 func (l *Log) IndexOf(envelopeID []byte) (uint64, bool, error) {
+	idx, _, ok, err := l.LeafOf(envelopeID)
+	return idx, ok, err
+}
+
+// LeafOf is the leaf index and data of an envelope id, if the log has it
+// (committed).
+func (l *Log) LeafOf(envelopeID []byte) (index uint64, data []byte, ok bool, err error) {
 	v, closer, err := l.db.Get(l.key('i', envelopeID...))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, false, nil
+		return 0, nil, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, nil, false, err
 	}
 	defer closer.Close()
-	if len(v) != 8 {
-		return 0, false, fmt.Errorf("%w: index entry of %d bytes", ErrCorrupt, len(v))
+	if len(v) < 8 {
+		return 0, nil, false, fmt.Errorf("%w: index entry of %d bytes", ErrCorrupt, len(v))
 	}
-	idx := binary.BigEndian.Uint64(v)
-	return idx, idx < l.Size(), nil
+	index = binary.BigEndian.Uint64(v)
+	return index, bytes.Clone(v[8:]), index < l.Size(), nil
 }

@@ -145,7 +145,7 @@ func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, erro
 	var h int64
 	res := &tokenimv1.GetMessageProofResponse{State: "stored"}
 	err = n.relay.WithLog(func(l *msglog.Log) error {
-		idx, ok, err := l.IndexOf(id)
+		idx, leaf, ok, err := l.LeafOf(id)
 		if err != nil {
 			return err
 		}
@@ -168,8 +168,8 @@ func (n *Node) messageProof(id []byte) (*tokenimv1.GetMessageProofResponse, erro
 		if in.Inclusion, err = l.Inclusion(idx, size); err != nil {
 			return err
 		}
-		in.LeafData, err = l.Leaf(idx)
-		return err
+		in.LeafData = leaf
+		return nil
 	})
 	if err != nil || in.TreeSize == 0 {
 		return res, err
