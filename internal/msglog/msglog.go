@@ -278,9 +278,11 @@ func (l *Log) rehash(n proof.Nodes) ([][]byte, error) {
 }
 
 // RecordAnchor remembers that the first size leaves were anchored at
-// height (the node learns it when its anchor commits).
+// height (the node learns it when its anchor commits). Not synced: a record
+// lost in a crash only makes proofs name a later anchor (the chain keeps
+// the latest).
 func (l *Log) RecordAnchor(size uint64, height int64) error {
-	return l.db.Set(l.key('a', binary.BigEndian.AppendUint64(nil, size)...), binary.BigEndian.AppendUint64(nil, uint64(height)), pebble.Sync)
+	return l.db.Set(l.key('a', binary.BigEndian.AppendUint64(nil, size)...), binary.BigEndian.AppendUint64(nil, uint64(height)), pebble.NoSync)
 }
 
 // FirstAnchor is the earliest recorded anchor that covers leaf index.
