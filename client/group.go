@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -147,12 +149,16 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	if ledger.Role(g, c.Handle()) == "" {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, group)
 	}
-	if err := c.distributeSenderKey(ctx, g); err != nil {
+	now := time.Now()
+	to, err := c.readers(ctx, g, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.distributeSenderKey(ctx, g, to); err != nil {
 		return nil, err
 	}
 	id := make([]byte, 16)
 	rand.Read(id)
-	now := time.Now()
 	content.MessageId, content.SentAtMs, content.Group, content.From = id, now.UnixMilli(), group, c.Handle()
 	c.mu.Lock()
 	ct, raw, err := c.groupEncrypt(ctx, g, content)
@@ -161,7 +167,8 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 		return nil, err
 	}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
-	if first := firstOther(g, c.Handle()); first != "" {
+	if len(to) > 0 {
+		first := to[0]
 		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
 		msg.Evidence.Member = first
 	}
@@ -173,7 +180,7 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
-	if err := c.fanOut(ctx, g, id, ct, Commitment(raw)); err != nil {
+	if err := c.fanOut(ctx, g, to, id, ct, Commitment(raw)); err != nil {
 		msg.State = StateFailed
 		c.putMessage(msg, "", 0)
 		return nil, err
@@ -188,15 +195,7 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 // groupExpiry computes, as the nodes do, when the group's policy deletes a
 // message sent now (zero: kept).
 func (c *Client) groupExpiry(ctx context.Context, g *tokenimv1.GroupRecord, now time.Time) (time.Time, error) {
-	src := policy.Defaults
-	if g.PolicyId != policy.ID(policy.Defaults) {
-		rec, err := GetPolicy(ctx, c.cfg, g.PolicyId)
-		if err != nil {
-			return time.Time{}, err
-		}
-		src = rec.Source
-	}
-	p, err := policy.Compile(src)
+	p, err := c.groupPolicy(ctx, g)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -205,6 +204,67 @@ func (c *Client) groupExpiry(ctx context.Context, g *tokenimv1.GroupRecord, now 
 		return time.Time{}, err
 	}
 	return now.Add(lim.Retention).UTC(), nil
+}
+
+// policies caches compiled policies by id (an id is the hash of the
+// source: a policy never changes).
+var policies sync.Map
+
+// groupPolicy returns g's compiled policy.
+func (c *Client) groupPolicy(ctx context.Context, g *tokenimv1.GroupRecord) (*policy.Policy, error) {
+	if p, ok := policies.Load(g.PolicyId); ok {
+		return p.(*policy.Policy), nil
+	}
+	src := policy.Defaults
+	if g.PolicyId != policy.ID(policy.Defaults) {
+		rec, err := GetPolicy(ctx, c.cfg, g.PolicyId)
+		if err != nil {
+			return nil, err
+		}
+		if policy.ID(rec.Source) != g.PolicyId {
+			return nil, fmt.Errorf("%w: the node sent a policy whose hash is not %s", ErrUnknownPolicy, g.PolicyId)
+		}
+		src = rec.Source
+	}
+	p, err := policy.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	policies.Store(g.PolicyId, p)
+	return p, nil
+}
+
+// readers lists the members other than this account whom g's policy lets
+// read (can_read), evaluated as the nodes do at admission: only they get
+// the sender key and a copy of each message.
+func (c *Client) readers(ctx context.Context, g *tokenimv1.GroupRecord, now time.Time) ([]string, error) {
+	p, err := c.groupPolicy(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	me := c.Handle()
+	v := policy.Vars{Action: "read", Sender: me, SenderRole: ledger.Role(g, me), Now: now}
+	for _, m := range g.Members {
+		v.Members = append(v.Members, m.Handle)
+		if m.Role == ledger.RoleOwner || m.Role == ledger.RoleAdmin {
+			v.Admins = append(v.Admins, m.Handle)
+		}
+	}
+	var out []string
+	for _, m := range g.Members {
+		if m.Handle == me {
+			continue
+		}
+		v.Target, v.TargetRole = m.Handle, m.Role
+		d, err := p.Decide(v)
+		if err != nil {
+			return nil, err
+		}
+		if d.Allowed {
+			out = append(out, m.Handle)
+		}
+	}
+	return out, nil
 }
 
 // groupEncrypt numbers content in the group and encrypts it with this
@@ -226,18 +286,8 @@ func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, con
 	return m.SignedSerialize(), pt, nil
 }
 
-// firstOther is the first member of g (by handle) other than me.
-func firstOther(g *tokenimv1.GroupRecord, me string) string {
-	for _, m := range g.Members {
-		if m.Handle != me {
-			return m.Handle
-		}
-	}
-	return ""
-}
-
-// fanOut stores the ciphertext for every other member, 512 per request.
-func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct, commitment []byte) error {
+// fanOut stores the ciphertext for each reader, 512 per request.
+func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []string, id, ct, commitment []byte) error {
 	var batch []*tokenimv1.Envelope
 	flush := func() error {
 		if len(batch) == 0 {
@@ -254,11 +304,8 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct, c
 		}
 		return err
 	}
-	for _, m := range g.Members {
-		if m.Handle == c.Handle() {
-			continue
-		}
-		batch = append(batch, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m.Handle), To: m.Handle,
+	for _, m := range to {
+		batch = append(batch, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m), To: m,
 			Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
 		if len(batch) == 512 {
 			if err := flush(); err != nil {
@@ -271,7 +318,7 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, id, ct, c
 
 // distributeSenderKey sends this account's sender key for the group's
 // epoch, over 1:1 sessions, to each member that has not had it.
-func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupRecord) error {
+func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupRecord, to []string) error {
 	c.mu.Lock()
 	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
 	skdm, err := b.Create(ctx, senderKeyName(g.Name, g.Epoch, c.Handle()))
@@ -280,18 +327,15 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 		return fmt.Errorf("sender key: %w", err)
 	}
 	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
-	for _, m := range g.Members {
-		key := skSentKey(g.Name, g.Epoch, m.Handle)
-		if m.Handle == c.Handle() {
-			continue
-		}
+	for _, m := range to {
+		key := skSentKey(g.Name, g.Epoch, m)
 		if _, done, err := c.store.Get(bucketSKSent, key); err != nil || done {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		if err := c.sendSenderKey(ctx, m.Handle, body); err != nil {
+		if err := c.sendSenderKey(ctx, m, body); err != nil {
 			return err
 		}
 	}
@@ -337,13 +381,20 @@ func (c *Client) answerSenderKeyRequest(ctx context.Context, from string, req *t
 	if ledger.Role(g, from) == "" || ledger.Role(g, c.Handle()) == "" || g.Epoch != req.Epoch {
 		return nil // not a member (any more), or an old epoch: nothing to give
 	}
+	to, err := c.readers(ctx, g, time.Now())
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(to, from) {
+		return nil // the policy does not let from read the group
+	}
 	skdm, ok, err := c.store.Get(bucketSKSent, skSentKey(g.Name, g.Epoch, from))
 	if err != nil {
 		return err
 	}
 	if !ok || len(skdm) <= 1 {
 		c.store.Delete(bucketSKSent, skSentKey(g.Name, g.Epoch, from))
-		return c.distributeSenderKey(ctx, g)
+		return c.distributeSenderKey(ctx, g, to)
 	}
 	return c.sendSenderKey(ctx, from, &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm})
 }

@@ -36,6 +36,7 @@ type groupCheck struct {
 	p       *policy.Policy
 	v       policy.Vars
 	expires int64
+	byRole  map[string]readDecision // can_read per role, when it does not use target
 }
 
 // admitGroup checks the GROUP envelopes of one Send call: the post once per
@@ -56,13 +57,40 @@ func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) 
 			checks[e.Group] = gc
 		}
 		e.ExpiresAtMs = gc.expires
-		v := gc.v
-		v.Action, v.Target, v.TargetRole = "read", e.To, ledger.Role(gc.g, e.To)
-		if d, err := gc.p.Decide(v); err != nil || !d.Allowed {
-			return denied(d, err, "@"+e.To)
+		if err := gc.mayRead(e.To); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// mayRead evaluates can_read for one recipient. Every other input is the
+// same for all recipients of the call, so a rule that does not refer to
+// target decides alike for all recipients of one role: it is evaluated
+// once per role (a post to 1,000 members: one evaluation, not 1,000).
+func (gc *groupCheck) mayRead(to string) error {
+	v := gc.v
+	v.Action, v.Target, v.TargetRole = "read", to, ledger.Role(gc.g, to)
+	perRole := !gc.p.Uses("can_read", "target")
+	r, ok := gc.byRole[v.TargetRole]
+	if !perRole || !ok {
+		r.d, r.err = gc.p.Decide(v)
+		if perRole {
+			if gc.byRole == nil {
+				gc.byRole = map[string]readDecision{}
+			}
+			gc.byRole[v.TargetRole] = r
+		}
+	}
+	if r.err != nil || !r.d.Allowed {
+		return denied(r.d, r.err, "@"+to)
+	}
+	return nil
+}
+
+type readDecision struct {
+	d   policy.Decision
+	err error
 }
 
 func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, me string, now time.Time) (*groupCheck, error) {

@@ -39,6 +39,7 @@ type Policy struct {
 	source string
 	rules  map[string]cel.Program
 	text   map[string]string
+	uses   map[string]map[string]bool // rule → the inputs it refers to
 }
 
 // ID is the policy id: hex SHA-256 of its source.
@@ -67,7 +68,7 @@ func Compile(source string) (*Policy, error) {
 	if err != nil {
 		panic("policy: Defaults do not parse: " + err.Error())
 	}
-	p := &Policy{id: ID(source), source: source, rules: map[string]cel.Program{}, text: map[string]string{}}
+	p := &Policy{id: ID(source), source: source, rules: map[string]cel.Program{}, text: map[string]string{}, uses: map[string]map[string]bool{}}
 	for _, name := range ruleOrder {
 		expr, ok := own[name]
 		if !ok {
@@ -75,11 +76,11 @@ func Compile(source string) (*Policy, error) {
 				continue
 			}
 		}
-		prg, err := compileRule(name, expr)
+		prg, uses, err := compileRule(name, expr)
 		if err != nil {
 			return nil, err
 		}
-		p.rules[name], p.text[name] = prg, expr
+		p.rules[name], p.text[name], p.uses[name] = prg, expr, uses
 	}
 	return p, nil
 }
@@ -108,26 +109,42 @@ func parse(source string) (map[string]string, error) {
 	return out, nil
 }
 
-func compileRule(name, expr string) (cel.Program, error) {
+// compileRule compiles one rule and lists the inputs it refers to (from
+// the checked AST's references).
+func compileRule(name, expr string) (cel.Program, map[string]bool, error) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("%w: rule %s: %v", ErrCompile, name, iss.Err())
+		return nil, nil, fmt.Errorf("%w: rule %s: %v", ErrCompile, name, iss.Err())
 	}
 	if want := ruleTypes[name]; !ast.OutputType().IsExactType(want) {
-		return nil, fmt.Errorf("%w: rule %s gives %s, want %s", ErrCompile, name, ast.OutputType(), want)
+		return nil, nil, fmt.Errorf("%w: rule %s gives %s, want %s", ErrCompile, name, ast.OutputType(), want)
 	}
 	est, err := env.EstimateCost(ast, sizes{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: rule %s: %v", ErrCost, name, err)
+		return nil, nil, fmt.Errorf("%w: rule %s: %v", ErrCost, name, err)
 	}
 	if est.Max > MaxStaticCost {
-		return nil, fmt.Errorf("%w: rule %s may cost %d (cap %d)", ErrCost, name, est.Max, MaxStaticCost)
+		return nil, nil, fmt.Errorf("%w: rule %s may cost %d (cap %d)", ErrCost, name, est.Max, MaxStaticCost)
 	}
 	prg, err := env.Program(ast, cel.CostLimit(MaxActualCost), cel.EvalOptions(cel.OptTrackCost))
 	if err != nil {
-		return nil, fmt.Errorf("%w: rule %s: %v", ErrCompile, name, err)
+		return nil, nil, fmt.Errorf("%w: rule %s: %v", ErrCompile, name, err)
 	}
-	return prg, nil
+	uses := map[string]bool{}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if _, ok := varTypes[ref.Name]; ok {
+			uses[ref.Name] = true
+		}
+	}
+	return prg, uses, nil
+}
+
+// Uses reports whether rule refers to the input name (e.g. "target"). A
+// rule that does not is a function of the other inputs alone: a caller may
+// reuse its decision for inputs that differ only in name.
+func (p *Policy) Uses(rule, name string) bool {
+	u, ok := p.uses[rule]
+	return !ok || u[name] // an unknown rule: assume it does
 }
 
 // sizes bounds inputs for the static cost estimate.

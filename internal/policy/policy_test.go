@@ -168,3 +168,42 @@ func BenchmarkDecidePost(b *testing.B) {
 		}
 	}
 }
+
+// Uses lists the inputs a rule refers to, inside macros too; admission
+// reuses a can_read decision across recipients only when can_read does not
+// refer to target.
+func TestUses(t *testing.T) {
+	def, err := Compile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !def.Uses("can_read", "target_role") || def.Uses("can_read", "target") || def.Uses("can_read", "members") {
+		t.Fatalf("default can_read uses: %v", def.uses["can_read"])
+	}
+	if !def.Uses("can_remove", "target") || !def.Uses("can_remove", "sender") {
+		t.Fatalf("default can_remove uses: %v", def.uses["can_remove"])
+	}
+	p, err := Compile(`can_read = [target].exists(a, a in admins) || sender_role == "owner"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"admins", "target", "sender_role"} {
+		if !p.Uses("can_read", in) {
+			t.Errorf("can_read should use %s: %v", in, p.uses["can_read"])
+		}
+	}
+	if p.Uses("can_read", "a") || p.Uses("can_read", "members") {
+		t.Errorf("can_read uses: %v", p.uses["can_read"])
+	}
+	if !p.Uses("no_such_rule", "target") {
+		t.Error("an unknown rule must be assumed to use every input")
+	}
+	// A rule that does not use target decides alike for every target of a role.
+	v := vars("read", "member")
+	d1, _ := def.Decide(v)
+	v.Target = "carol"
+	d2, _ := def.Decide(v)
+	if d1 != d2 {
+		t.Fatalf("%+v != %+v", d1, d2)
+	}
+}

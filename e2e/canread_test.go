@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+)
+
+// tokenTap remembers the bearer token its client last sent, so a test can
+// send as that account what its client never would.
+type tokenTap struct {
+	mu    sync.Mutex
+	token string
+}
+
+func (tt *tokenTap) RoundTrip(r *http.Request) (*http.Response, error) {
+	if a, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		tt.mu.Lock()
+		tt.token = a
+		tt.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// can_read decides who gets a group's messages: the sender's client leaves
+// out the members the policy does not let read (no sender key, no copy),
+// and the node refuses a copy addressed to one, naming the rule — for a
+// rule on roles (decided once per role at the node) and one on handles
+// (decided per recipient).
+func TestGroupCanRead(t *testing.T) {
+	ctx := ctxT(t)
+	tap := &tokenTap{}
+	c := cfg(t.TempDir())
+	c.HTTPClient = &http.Client{Transport: tap}
+	alice, err := client.Create(ctx, c, uniqueHandle("cra"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	bob, _ := newUser(t, "crb")
+	carol, _ := newUser(t, "crc")
+	dave, _ := newUser(t, "crd")
+	relayAPI := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
+	refused := func(env *tokenimv1.Envelope, who string) {
+		t.Helper()
+		tap.mu.Lock()
+		token := tap.token
+		tap.mu.Unlock()
+		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}})
+		req.Header().Set("Authorization", "Bearer "+token)
+		_, err := relayAPI.Send(ctx, req)
+		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "rule can_read") || !strings.Contains(err.Error(), "@"+who) {
+			t.Fatalf("a copy for %s: %v", who, err)
+		}
+	}
+	noGroupMessages := func(u *client.Client, group string) {
+		t.Helper()
+		if _, err := u.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h, _ := u.History(func(m *client.Message) bool { return m.Group == group }); len(h) != 0 {
+			t.Fatalf("%s got %d messages of %s", u.Handle(), len(h), group)
+		}
+	}
+	cases := []struct {
+		rule     string
+		setup    func(group string)
+		excluded *client.Client
+	}{
+		{`can_read = target_role != "reader"`, func(group string) {
+			if err := alice.GroupSetRole(ctx, group, carol.Handle(), "reader"); err != nil {
+				t.Fatal(err)
+			}
+		}, carol},
+		{`can_read = target != "` + dave.Handle() + `"`, func(string) {}, dave},
+	}
+	for i, tc := range cases {
+		name := uniqueHandle("readers")
+		if _, err := alice.DeployPolicy(ctx, name, tc.rule); err != nil {
+			t.Fatal(err)
+		}
+		group := uniqueHandle("club")
+		if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle(), dave.Handle()}, name); err != nil {
+			t.Fatal(err)
+		}
+		tc.setup(group)
+		text := "members only " + name
+		if _, err := alice.SendGroup(ctx, group, text); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		g, err := alice.Group(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(groupCopyFor(t, bob.Handle(), tc.excluded.Handle(), g.Epoch), tc.excluded.Handle())
+		if got := groupTexts(t, bob, group); len(got) != 1 || got[0] != alice.Handle()+": "+text {
+			t.Fatalf("case %d: bob got %q", i, got)
+		}
+		noGroupMessages(tc.excluded, group)
+	}
+}
