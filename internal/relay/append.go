@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync/atomic"
 
@@ -36,9 +37,11 @@ type request struct {
 type encoded struct {
 	id        [IDSize]byte
 	to        string
-	value     []byte
-	leaf      []byte // the message log's leaf data
-	expiresMs int64  // 0: kept until acknowledged
+	value     []byte            // full encoding, or a stub (body.go)
+	hash      [sha256.Size]byte // of the ciphertext
+	body      []byte            // a stub's ciphertext, stored once
+	leaf      []byte            // the message log's leaf data
+	expiresMs int64             // 0: kept until acknowledged
 }
 
 type ackOp struct {
@@ -76,9 +79,13 @@ func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []b
 		if err != nil {
 			return nil, &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
 		}
-		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs,
-			leaf: msglog.LeafData(e.Id, e.Ciphertext, e.Commitment)}
+		h := sha256.Sum256(e.Ciphertext)
+		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs, hash: h,
+			leaf: msglog.LeafDataFromHash(e.Id, h[:], e.Commitment)}
 		req.size += len(v)
+	}
+	if err := shareBodies(envs, req.envs); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: append: %w", err)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -113,6 +114,9 @@ func (s *Store) commit(reqs []*request) {
 	for id := range b.ids {
 		s.filter.add(id[:])
 	}
+	for h, st := range b.newRefs {
+		s.cacheRef(h, st)
+	}
 	s.updateTails(b)
 	for name := range b.notify {
 		s.notify(name)
@@ -142,11 +146,14 @@ type builder struct {
 	appends uint64
 	leafIDs [][]byte // the message log's new leaves, in order
 	leaves  [][]byte
+	refs    map[[sha256.Size]byte]*refChange // shared bodies' reference changes
+	newRefs map[[sha256.Size]byte]refState   // their counts once committed
 }
 
 type added struct {
 	cursor uint64
 	value  []byte
+	body   []byte // a stub's ciphertext
 }
 
 func (s *Store) newBuilder() *builder {
@@ -155,6 +162,7 @@ func (s *Store) newBuilder() *builder {
 		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
 		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
 		deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
+		refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{},
 	}
 }
 
@@ -174,6 +182,9 @@ func (b *builder) build(reqs []*request) error {
 		if err != nil {
 			return err
 		}
+	}
+	if err := b.applyRefs(); err != nil {
+		return err
 	}
 	for name, c := range b.cursors {
 		if err := b.batch.Set(counterKey(name), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
@@ -212,7 +223,7 @@ func (b *builder) append(r *request) error {
 		b.ids[e.id] = true
 		b.leafIDs = append(b.leafIDs, e.id[:])
 		b.leaves = append(b.leaves, e.leaf)
-		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value})
+		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value, body: e.body})
 		b.notify[e.to] = struct{}{}
 		b.dCount++
 		b.dBytes += int64(len(e.value))
@@ -224,6 +235,9 @@ func (b *builder) append(r *request) error {
 func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
 	if err := b.batch.Set(mailKey(e.to, cursor), e.value, nil); err != nil {
 		return err
+	}
+	if e.body != nil {
+		b.ref(e.hash, e.body)
 	}
 	if err := b.batch.Set(dedupKey(e.id[:]), dedupValue(b.nowMs, cursor, e.to), nil); err != nil {
 		return err

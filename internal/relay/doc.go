@@ -39,13 +39,20 @@
 //	'v'                          -> layout version (uint64)
 //	's'                          -> live envelopes (uint64) | live bytes (uint64)
 //	'c' len name                 -> last cursor of name's mailbox (uint64)
-//	'm' len name cursor(8)       -> Envelope (deterministic protobuf)
+//	'm' len name cursor(8)       -> Envelope (deterministic protobuf), or a
+//	                                stub: 0x00 | sha256(ciphertext) | Envelope
+//	                                without its ciphertext (body.go)
+//	'b' sha256(32)               -> a shared ciphertext
+//	'r' sha256(32)               -> stubs referring to it (uint64) | its size (uint64)
 //	'd' id(16)                   -> admitted ms (uint64) | cursor (uint64) | name
 //	't' admitted ms(8) id(16)    -> empty (admission-time index for Sweep)
 //	'p' len name prekey id(4)    -> one-time prekey public key
 //	'x' expires ms(8) id(16)     -> empty (retention index for Expire)
 //
-// The committer goroutine is the only writer of 'c', 'm' and 's' keys (Ack
-// goes through its queue too) and of new 'd'/'t' entries; Sweep only
+// A group post's copies, sent in one Append call, carry one ciphertext: it
+// is stored once under 'b' and each copy's 'm' value is a stub.
+//
+// The committer goroutine is the only writer of 'c', 'm', 'b', 'r' and 's'
+// keys (Ack goes through its queue too) and of new 'd'/'t' entries; Sweep only
 // deletes 'd'/'t' entries whose envelope is gone and whose window ended.
 package relay

@@ -6,7 +6,6 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 type forgetOp struct {
@@ -59,6 +58,9 @@ func (b *builder) forget(op *forgetOp) error {
 			continue
 		}
 		if err := b.batch.Delete(key, nil); err != nil {
+			return err
+		}
+		if err := b.unref(val); err != nil {
 			return err
 		}
 		b.deleted[string(key)] = true
@@ -122,8 +124,8 @@ func (s *Store) envelopeByID(id []byte) (*tokenimv1.Envelope, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	env := new(tokenimv1.Envelope)
-	if err := proto.Unmarshal(val, env); err != nil {
+	env, err := decodeValue(val, s.bodyOf)
+	if err != nil {
 		return nil, false, fmt.Errorf("%w: envelope %x: %v", ErrCorrupt, id, err)
 	}
 	return env, true, nil

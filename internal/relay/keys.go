@@ -15,6 +15,8 @@ const (
 	tagAdmit   byte = 't'
 	tagPrekey  byte = 'p'
 	tagExpiry  byte = 'x'
+	tagBody    byte = 'b' // shared ciphertexts (body.go)
+	tagBodyRef byte = 'r'
 	tagLog     byte = 'L' // the message log (package msglog)
 )
 

@@ -6,7 +6,6 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // Read returns up to limit deliveries of recipient's mailbox with cursor >
@@ -40,12 +39,13 @@ func (s *Store) readDB(recipient string, after uint64, limit int) ([]*tokenimv1.
 	}
 	var out []*tokenimv1.Delivery
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		env := new(tokenimv1.Envelope)
-		if err := proto.Unmarshal(it.Value(), env); err != nil {
+		cursor := mailCursor(it.Key())
+		env, err := decodeValue(it.Value(), s.bodyOf)
+		if err != nil {
 			it.Close()
-			return nil, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, mailCursor(it.Key()), err)
+			return nil, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, cursor, err)
 		}
-		out = append(out, &tokenimv1.Delivery{Cursor: mailCursor(it.Key()), Envelope: env})
+		out = append(out, &tokenimv1.Delivery{Cursor: cursor, Envelope: env})
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("relay: read: %w", err)
@@ -78,6 +78,10 @@ func (b *builder) ack(name string, upTo uint64) error {
 			it.Close()
 			return err
 		}
+		if err := b.unref(it.Value()); err != nil {
+			it.Close()
+			return err
+		}
 		b.dCount--
 		b.dBytes -= int64(len(it.Value()))
 	}
@@ -96,6 +100,9 @@ func (b *builder) ackAdded(name string, upTo uint64) error {
 			continue
 		}
 		if err := b.batch.Delete(mailKey(name, a.cursor), nil); err != nil {
+			return err
+		}
+		if err := b.unref(a.value); err != nil {
 			return err
 		}
 		b.dCount--

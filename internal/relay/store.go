@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ type Store struct {
 	dbClosed bool
 
 	// Owned by the committer goroutine (and Open before it starts).
-	cursors   map[string]uint64 // last cursor per recipient, loaded lazily
+	cursors   map[string]uint64              // last cursor per recipient, loaded lazily
+	refCache  map[[sha256.Size]byte]refState // shared bodies' counts (body.go)
 	liveCount int64
 	liveBytes int64
 
@@ -79,7 +81,7 @@ type Store struct {
 // Stats are counters for metrics.
 type Stats struct {
 	Envelopes int64  // envelopes stored now (not yet acked)
-	Bytes     int64  // their encoded size
+	Bytes     int64  // what they take: values, and shared bodies once each
 	Commits   uint64 // committer batches since Open
 	Appends   uint64 // Append calls committed since Open
 	Committed uint64 // envelopes stored since Open (duplicates excluded)
@@ -102,7 +104,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow, onLog: opts.OnLogGrowth,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursors: make(map[string]uint64), subs: make(map[string]map[chan struct{}]struct{}),
+		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, subs: make(map[string]map[chan struct{}]struct{}),
 		tails: make(map[string]*tail),
 	}
 	if s.log == nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // Tail caps: the newest envelopes of a subscribed mailbox are kept in memory
@@ -30,6 +29,7 @@ type tail struct {
 type tailEntry struct {
 	cursor uint64
 	value  []byte // the stored encoding; never modified
+	body   []byte // a stub's ciphertext (shared by the tails of a group post)
 }
 
 // updateTails records a committed batch in the tails of subscribed
@@ -59,13 +59,14 @@ func (s *Store) updateTails(b *builder) {
 			if a.cursor <= t.base {
 				continue
 			}
-			if s.tailBytes+len(a.value) > tailBudget {
+			size := len(a.value) + len(a.body)
+			if s.tailBytes+size > tailBudget {
 				s.dropTail(t)
 				break
 			}
-			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value})
-			t.bytes += len(a.value)
-			s.tailBytes += len(a.value)
+			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value, body: a.body})
+			t.bytes += size
+			s.tailBytes += size
 		}
 		for t.valid && (len(t.entries) > tailMaxEntries || t.bytes > tailMaxBytes) {
 			s.trimTail(t, t.entries[0].cursor)
@@ -81,8 +82,9 @@ func (s *Store) trimTail(t *tail, upTo uint64) {
 	}
 	i := 0
 	for i < len(t.entries) && t.entries[i].cursor <= upTo {
-		t.bytes -= len(t.entries[i].value)
-		s.tailBytes -= len(t.entries[i].value)
+		size := len(t.entries[i].value) + len(t.entries[i].body)
+		t.bytes -= size
+		s.tailBytes -= size
 		i++
 	}
 	t.entries = t.entries[i:]
@@ -115,8 +117,8 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 	s.subMu.Unlock()
 	out = make([]*tokenimv1.Delivery, 0, len(pick))
 	for _, e := range pick {
-		env := new(tokenimv1.Envelope)
-		if err := proto.Unmarshal(e.value, env); err != nil {
+		env, err := decodeValue(e.value, func([32]byte) ([]byte, error) { return e.body, nil })
+		if err != nil {
 			return nil, true, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, e.cursor, err)
 		}
 		out = append(out, &tokenimv1.Delivery{Cursor: e.cursor, Envelope: env})
