@@ -198,37 +198,17 @@ func (s *relayService) Ack(_ context.Context, req *connect.Request[tokenimv1.Ack
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.n.idsUpTo(me, req.Msg.Cursor)
-	if err != nil {
-		return nil, relayError(err)
+	var ids [][]byte
+	if len(s.n.otherReplicas(me)) > 0 { // they are told which ids were acknowledged
+		if ids, err = s.n.relay.IDs(me, req.Msg.Cursor); err != nil {
+			return nil, relayError(err)
+		}
 	}
 	if err := s.n.relay.Ack(me, req.Msg.Cursor); err != nil {
 		return nil, relayError(err)
 	}
 	s.n.forgetElsewhere(me, ids)
 	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
-}
-
-// idsUpTo lists the ids of handle's stored envelopes with cursor <= upTo.
-func (n *Node) idsUpTo(handle string, upTo uint64) ([][]byte, error) {
-	var ids [][]byte
-	after := uint64(0)
-	for {
-		batch, err := n.relay.Read(handle, after, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range batch {
-			if d.Cursor > upTo {
-				return ids, nil
-			}
-			ids = append(ids, d.Envelope.Id)
-			after = d.Cursor
-		}
-		if len(batch) == 0 {
-			return ids, nil
-		}
-	}
 }
 
 // knownAccount reports whether handle is registered (committed).

@@ -138,20 +138,28 @@ func (n *Node) forgetElsewhere(handle string, ids [][]byte) {
 	if len(ids) == 0 {
 		return
 	}
-	reg := n.registry()
-	for _, id := range n.mailboxReplicas(handle) {
-		rec, ok := reg.nodes[id]
-		if id == n.nodeID || !ok {
-			continue
-		}
+	for _, rec := range n.otherReplicas(handle) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), peerCallTimout)
 			defer cancel()
 			if _, err := n.peers.get(rec.ApiUrl).Forget(ctx, connect.NewRequest(&tokenimv1.ForgetRequest{Recipient: handle, Ids: ids})); err != nil {
-				n.log.Warn("forget on replica failed", "node", id, "err", err)
+				n.log.Warn("forget on replica failed", "node", rec.NodeId, "err", err)
 			}
 		}()
 	}
+}
+
+// otherReplicas are the registered nodes other than this one that keep
+// handle's mailbox.
+func (n *Node) otherReplicas(handle string) []*tokenimv1.NodeRecord {
+	reg := n.registry()
+	var out []*tokenimv1.NodeRecord
+	for _, id := range n.mailboxReplicas(handle) {
+		if rec, ok := reg.nodes[id]; ok && id != n.nodeID {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 func short(id string) string {

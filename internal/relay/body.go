@@ -31,6 +31,7 @@ const SharedMinSize = 256
 
 const (
 	stubMark        byte = 0x00
+	idField              = 1 // Envelope.id
 	ciphertextField      = 5 // Envelope.ciphertext
 	stubHeader           = 1 + sha256.Size
 	// refCacheCap bounds the committer's cache of reference counts.
@@ -251,4 +252,34 @@ func shareBodies(envs []*tokenimv1.Envelope, enc []encoded) error {
 		enc[i].value, enc[i].body = v, body
 	}
 	return nil
+}
+
+// valueID returns a copy of the envelope id in a stored mail value (full
+// or stub) without decoding the rest.
+func valueID(v []byte) ([]byte, error) {
+	if isStub(v) {
+		if len(v) < stubHeader {
+			return nil, fmt.Errorf("%w: stub of %d bytes", ErrCorrupt, len(v))
+		}
+		v = v[stubHeader:]
+	}
+	for b := v; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		if num == idField && typ == protowire.BytesType {
+			id, m := protowire.ConsumeBytes(b[n:])
+			if m < 0 || len(id) != IDSize {
+				break
+			}
+			return bytes.Clone(id), nil
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			break
+		}
+		b = b[n+m:]
+	}
+	return nil, fmt.Errorf("%w: a stored envelope without a valid id", ErrCorrupt)
 }

@@ -133,6 +133,17 @@ func TestSharedBodies(t *testing.T) {
 		}
 	}
 	check("stored")
+	for name, envs := range want {
+		ids, err := s.IDs(name, 2)
+		if err != nil || len(ids) != min(2, len(envs)) {
+			t.Fatalf("IDs(%s): %d %v", name, len(ids), err)
+		}
+		for i, id := range ids {
+			if !bytes.Equal(id, envs[i].Id) {
+				t.Fatalf("IDs(%s)[%d] = %x, want %x", name, i, id, envs[i].Id)
+			}
+		}
+	}
 	if got, ok, err := s.readTail("ann", 0, 0); !ok || err != nil || len(got) != 3 || !bytes.Equal(got[0].Envelope.Ciphertext, post[0].Ciphertext) {
 		t.Fatalf("ann's tail: %d %v %v", len(got), ok, err)
 	}

@@ -111,3 +111,37 @@ func (b *builder) ackAdded(name string, upTo uint64) error {
 	b.added[name] = keep
 	return nil
 }
+
+// IDs returns the envelope ids of recipient's mailbox with cursor <= upTo,
+// in cursor order, without reading their ciphertexts (an Ack tells the
+// mailbox's other replicas which ids went).
+func (s *Store) IDs(recipient string, upTo uint64) ([][]byte, error) {
+	if err := checkName(recipient); err != nil {
+		return nil, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
+	if upTo == 0 {
+		return nil, nil
+	}
+	lo, hi := mailBounds(recipient, 1, upTo)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("relay: ids: %w", err)
+	}
+	var out [][]byte
+	for it.First(); it.Valid(); it.Next() {
+		id, err := valueID(it.Value())
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("relay: ids: %w", err)
+	}
+	return out, nil
+}
