@@ -286,15 +286,22 @@ func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, con
 	return m.SignedSerialize(), pt, nil
 }
 
-// fanOut stores the ciphertext for each reader, 512 per request.
+// fanOutBatch is how many copies go in one Send: a node takes 1,024
+// envelopes per request, so a 1,000-member group's post is one request.
+const fanOutBatch = 1024
+
+// fanOut stores the ciphertext for each reader: the copies of a Send share
+// the ciphertext, sent once.
 func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []string, id, ct, commitment []byte) error {
-	var batch []*tokenimv1.Envelope
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	for len(to) > 0 {
+		n := min(len(to), fanOutBatch)
+		sc := &tokenimv1.SharedCiphertext{Ciphertext: ct}
+		for _, m := range to[:n] {
+			sc.Copies = append(sc.Copies, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m), To: m,
+				Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
 		}
-		_, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Envelopes: batch}, c.relay.Send)
-		batch = nil
+		to = to[n:]
+		_, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{sc}}, c.relay.Send)
 		if connect.CodeOf(err) == connect.CodePermissionDenied {
 			var ce *connect.Error
 			if errors.As(err, &ce) {
@@ -302,18 +309,11 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []stri
 			}
 			return fmt.Errorf("%w: %v", ErrDenied, err)
 		}
-		return err
-	}
-	for _, m := range to {
-		batch = append(batch, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m), To: m,
-			Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Ciphertext: ct, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
-		if len(batch) == 512 {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 	}
-	return flush()
+	return nil
 }
 
 // distributeSenderKey sends this account's sender key for the group's

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/nodeauth"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // Version is the node software version reported by Status.
@@ -21,7 +22,7 @@ const Version = "0.1.0"
 // API limits.
 const (
 	MaxRequestBytes     = 8 << 20
-	MaxEnvelopesPerSend = 512
+	MaxEnvelopesPerSend = relay.MaxAppendEnvelopes // a 1,000-member group's post in one request
 	MaxPrekeysPerUpload = 200
 	readBatch           = 256
 )

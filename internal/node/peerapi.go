@@ -18,9 +18,9 @@ func (s *peerService) Replicate(ctx context.Context, req *connect.Request[tokeni
 	if _, err := s.n.peerCaller(tokenimv1connect.PeerServiceReplicateProcedure, req.Header(), req.Msg); err != nil {
 		return nil, err
 	}
-	envs := req.Msg.Envelopes
-	if len(envs) == 0 || len(envs) > MaxEnvelopesPerSend {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d envelopes (1 to %d)", len(envs), MaxEnvelopesPerSend))
+	envs, err := expandShared(req.Msg.Envelopes, req.Msg.Shared)
+	if err != nil {
+		return nil, err
 	}
 	// The entry node checked that recipients are registered; this node's
 	// view of the chain may lag a block behind, so only the form is checked.

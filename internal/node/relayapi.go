@@ -94,9 +94,9 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 	if err != nil {
 		return nil, err
 	}
-	envs := req.Msg.Envelopes
-	if len(envs) == 0 || len(envs) > MaxEnvelopesPerSend {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d envelopes in one send (1 to %d)", len(envs), MaxEnvelopesPerSend))
+	envs, err := expandShared(req.Msg.Envelopes, req.Msg.Shared)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	for _, e := range envs {

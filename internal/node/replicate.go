@@ -74,11 +74,16 @@ type replicaResult struct {
 func (n *Node) storeOn(ctx context.Context, set []string, envs []*tokenimv1.Envelope) ([]bool, error) {
 	results := make(chan replicaResult, len(set))
 	bg := context.WithoutCancel(ctx) // stragglers finish after the answer
+	var toPeers *tokenimv1.ReplicateRequest
+	if len(set) > 1 || set[0] != n.nodeID {
+		toPeers = &tokenimv1.ReplicateRequest{}
+		toPeers.Envelopes, toPeers.Shared = packShared(envs)
+	}
 	for _, id := range set {
 		go func() {
 			cctx, cancel := context.WithTimeout(bg, peerCallTimout)
 			defer cancel()
-			d, err := n.storeOnNode(cctx, id, envs)
+			d, err := n.storeOnNode(cctx, id, envs, toPeers)
 			results <- replicaResult{node: id, dup: d, err: err}
 		}()
 	}
@@ -108,7 +113,9 @@ func (n *Node) storeOn(ctx context.Context, set []string, envs []*tokenimv1.Enve
 	return nil, fmt.Errorf("%w: %d of %d stored, need %d (%v)", ErrNoQuorum, ok, len(set), need, errors.Join(errs...))
 }
 
-func (n *Node) storeOnNode(ctx context.Context, id string, envs []*tokenimv1.Envelope) ([]bool, error) {
+// storeOnNode stores envs on node id: here, or through req (envs packed
+// for a peer).
+func (n *Node) storeOnNode(ctx context.Context, id string, envs []*tokenimv1.Envelope, req *tokenimv1.ReplicateRequest) ([]bool, error) {
 	if id == n.nodeID {
 		return n.relay.Append(ctx, envs)
 	}
@@ -116,7 +123,7 @@ func (n *Node) storeOnNode(ctx context.Context, id string, envs []*tokenimv1.Env
 	if !ok {
 		return nil, fmt.Errorf("node %s not registered", id)
 	}
-	res, err := n.peers.get(rec.ApiUrl).Replicate(ctx, connect.NewRequest(&tokenimv1.ReplicateRequest{Envelopes: envs}))
+	res, err := n.peers.get(rec.ApiUrl).Replicate(ctx, connect.NewRequest(req))
 	if err != nil {
 		return nil, err
 	}

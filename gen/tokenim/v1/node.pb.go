@@ -1876,8 +1876,14 @@ func (x *GetPrekeyBundleResponse) GetOneTimePrekey() *OneTimePrekey {
 }
 
 type SendRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	// shared: copies of one ciphertext for several recipients (a group post),
+	// the ciphertext sent once. They are admitted, stored and delivered
+	// exactly as if each copy had been sent in envelopes with the ciphertext.
+	// envelopes and every shared copy count together toward the cap of
+	// envelopes per request.
+	Shared        []*SharedCiphertext `protobuf:"bytes,2,rep,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1919,6 +1925,67 @@ func (x *SendRequest) GetEnvelopes() []*Envelope {
 	return nil
 }
 
+func (x *SendRequest) GetShared() []*SharedCiphertext {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
+// SharedCiphertext is one ciphertext and its copies: Envelopes whose
+// ciphertext field is empty (the node fills it in).
+type SharedCiphertext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ciphertext    []byte                 `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Copies        []*Envelope            `protobuf:"bytes,2,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedCiphertext) Reset() {
+	*x = SharedCiphertext{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedCiphertext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedCiphertext) ProtoMessage() {}
+
+func (x *SharedCiphertext) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedCiphertext.ProtoReflect.Descriptor instead.
+func (*SharedCiphertext) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SharedCiphertext) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *SharedCiphertext) GetCopies() []*Envelope {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// duplicates lists the ids that were already stored (not stored twice).
@@ -1929,7 +1996,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2008,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[38]
+	mi := &file_tokenim_v1_node_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2021,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{38}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SendResponse) GetDuplicates() [][]byte {
@@ -1974,7 +2041,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2053,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[39]
+	mi := &file_tokenim_v1_node_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2066,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{39}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReceiveRequest) GetAfter() uint64 {
@@ -2019,7 +2086,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2098,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[40]
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2111,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{40}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -2074,7 +2141,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2153,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2166,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -2153,7 +2220,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2232,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2245,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -2196,7 +2263,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2275,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,19 +2288,21 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{44}
 }
 
 type ReplicateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	// shared: as in SendRequest.
+	Shared        []*SharedCiphertext `protobuf:"bytes,2,rep,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[44]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2314,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[44]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,12 +2327,19 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{44}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
 	if x != nil {
 		return x.Envelopes
+	}
+	return nil
+}
+
+func (x *ReplicateRequest) GetShared() []*SharedCiphertext {
+	if x != nil {
+		return x.Shared
 	}
 	return nil
 }
@@ -2277,7 +2353,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[45]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2365,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[45]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2378,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{45}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -2322,7 +2398,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[46]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2410,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[46]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2423,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{46}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -2372,7 +2448,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[47]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2460,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[47]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2473,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{47}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{48}
 }
 
 type PullRequest struct {
@@ -2415,7 +2491,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[48]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2503,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[48]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2516,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{48}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -2485,7 +2561,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[49]
+	mi := &file_tokenim_v1_node_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2573,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[49]
+	mi := &file_tokenim_v1_node_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2586,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{49}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -2654,9 +2730,15 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\"\x8b\x01\n" +
 	"\x17GetPrekeyBundleResponse\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.tokenim.v1.AccountR\aaccount\x12A\n" +
-	"\x0fone_time_prekey\x18\x02 \x01(\v2\x19.tokenim.v1.OneTimePrekeyR\roneTimePrekey\"A\n" +
+	"\x0fone_time_prekey\x18\x02 \x01(\v2\x19.tokenim.v1.OneTimePrekeyR\roneTimePrekey\"w\n" +
 	"\vSendRequest\x122\n" +
-	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\".\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x124\n" +
+	"\x06shared\x18\x02 \x03(\v2\x1c.tokenim.v1.SharedCiphertextR\x06shared\"`\n" +
+	"\x10SharedCiphertext\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x01 \x01(\fR\n" +
+	"ciphertext\x12,\n" +
+	"\x06copies\x18\x02 \x03(\v2\x14.tokenim.v1.EnvelopeR\x06copies\".\n" +
 	"\fSendResponse\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x01 \x03(\fR\n" +
@@ -2673,9 +2755,10 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"AckRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"\r\n" +
-	"\vAckResponse\"F\n" +
+	"\vAckResponse\"|\n" +
 	"\x10ReplicateRequest\x122\n" +
-	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\"3\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x124\n" +
+	"\x06shared\x18\x02 \x03(\v2\x1c.tokenim.v1.SharedCiphertextR\x06shared\"3\n" +
 	"\x11ReplicateResponse\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x01 \x03(\fR\n" +
@@ -2741,7 +2824,7 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_tokenim_v1_node_proto_goTypes = []any{
 	(*GetMessageProofRequest)(nil),        // 0: tokenim.v1.GetMessageProofRequest
 	(*GetMessageProofResponse)(nil),       // 1: tokenim.v1.GetMessageProofResponse
@@ -2781,104 +2864,108 @@ var file_tokenim_v1_node_proto_goTypes = []any{
 	(*GetPrekeyBundleRequest)(nil),        // 35: tokenim.v1.GetPrekeyBundleRequest
 	(*GetPrekeyBundleResponse)(nil),       // 36: tokenim.v1.GetPrekeyBundleResponse
 	(*SendRequest)(nil),                   // 37: tokenim.v1.SendRequest
-	(*SendResponse)(nil),                  // 38: tokenim.v1.SendResponse
-	(*ReceiveRequest)(nil),                // 39: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                      // 40: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),               // 41: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),                    // 42: tokenim.v1.AckRequest
-	(*AckResponse)(nil),                   // 43: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),              // 44: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),             // 45: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),                 // 46: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),                // 47: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),                   // 48: tokenim.v1.PullRequest
-	(*PullResponse)(nil),                  // 49: tokenim.v1.PullResponse
-	(*PolicyRecord)(nil),                  // 50: tokenim.v1.PolicyRecord
-	(*GroupRecord)(nil),                   // 51: tokenim.v1.GroupRecord
-	(*ValidatorSet)(nil),                  // 52: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),             // 53: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),                    // 54: tokenim.v1.NodeRecord
-	(*Account)(nil),                       // 55: tokenim.v1.Account
-	(*Envelope)(nil),                      // 56: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),               // 57: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),               // 58: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),              // 59: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),              // 60: tokenim.v1.GetChunkResponse
+	(*SharedCiphertext)(nil),              // 38: tokenim.v1.SharedCiphertext
+	(*SendResponse)(nil),                  // 39: tokenim.v1.SendResponse
+	(*ReceiveRequest)(nil),                // 40: tokenim.v1.ReceiveRequest
+	(*Delivery)(nil),                      // 41: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),               // 42: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),                    // 43: tokenim.v1.AckRequest
+	(*AckResponse)(nil),                   // 44: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),              // 45: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),             // 46: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),                 // 47: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),                // 48: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),                   // 49: tokenim.v1.PullRequest
+	(*PullResponse)(nil),                  // 50: tokenim.v1.PullResponse
+	(*PolicyRecord)(nil),                  // 51: tokenim.v1.PolicyRecord
+	(*GroupRecord)(nil),                   // 52: tokenim.v1.GroupRecord
+	(*ValidatorSet)(nil),                  // 53: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),             // 54: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),                    // 55: tokenim.v1.NodeRecord
+	(*Account)(nil),                       // 56: tokenim.v1.Account
+	(*Envelope)(nil),                      // 57: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),               // 58: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),               // 59: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),              // 60: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),              // 61: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
 	5,  // 0: tokenim.v1.GetStateProofResponse.light_block:type_name -> tokenim.v1.GetLightBlockResponse
-	50, // 1: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	51, // 2: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
-	50, // 3: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	52, // 4: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	53, // 5: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	54, // 6: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	55, // 7: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	51, // 1: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	52, // 2: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
+	51, // 3: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	53, // 4: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	54, // 5: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	55, // 6: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	56, // 7: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
 	30, // 8: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	55, // 9: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	56, // 9: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
 	30, // 10: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	56, // 11: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
-	56, // 12: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	40, // 13: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	56, // 14: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	56, // 15: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	20, // 16: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	22, // 17: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	24, // 18: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	16, // 19: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	18, // 20: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	14, // 21: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	12, // 22: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
-	10, // 23: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
-	8,  // 24: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
-	6,  // 25: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
-	0,  // 26: tokenim.v1.NodeService.GetMessageProof:input_type -> tokenim.v1.GetMessageProofRequest
-	2,  // 27: tokenim.v1.NodeService.GetStateProof:input_type -> tokenim.v1.GetStateProofRequest
-	4,  // 28: tokenim.v1.NodeService.GetLightBlock:input_type -> tokenim.v1.GetLightBlockRequest
-	26, // 29: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	28, // 30: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	31, // 31: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	33, // 32: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	35, // 33: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	37, // 34: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	39, // 35: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	42, // 36: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	44, // 37: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	46, // 38: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	48, // 39: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	57, // 40: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	58, // 41: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	21, // 42: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	23, // 43: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	25, // 44: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	17, // 45: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	19, // 46: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	15, // 47: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	13, // 48: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	11, // 49: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	9,  // 50: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
-	7,  // 51: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
-	1,  // 52: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
-	3,  // 53: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
-	5,  // 54: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
-	27, // 55: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	29, // 56: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	32, // 57: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	34, // 58: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	36, // 59: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	38, // 60: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	41, // 61: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	43, // 62: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	45, // 63: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	47, // 64: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	49, // 65: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	59, // 66: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	60, // 67: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	42, // [42:68] is the sub-list for method output_type
-	16, // [16:42] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	57, // 11: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	38, // 12: tokenim.v1.SendRequest.shared:type_name -> tokenim.v1.SharedCiphertext
+	57, // 13: tokenim.v1.SharedCiphertext.copies:type_name -> tokenim.v1.Envelope
+	57, // 14: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	41, // 15: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	57, // 16: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	38, // 17: tokenim.v1.ReplicateRequest.shared:type_name -> tokenim.v1.SharedCiphertext
+	57, // 18: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	20, // 19: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	22, // 20: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	24, // 21: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	16, // 22: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	18, // 23: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	14, // 24: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	12, // 25: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	10, // 26: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
+	8,  // 27: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
+	6,  // 28: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
+	0,  // 29: tokenim.v1.NodeService.GetMessageProof:input_type -> tokenim.v1.GetMessageProofRequest
+	2,  // 30: tokenim.v1.NodeService.GetStateProof:input_type -> tokenim.v1.GetStateProofRequest
+	4,  // 31: tokenim.v1.NodeService.GetLightBlock:input_type -> tokenim.v1.GetLightBlockRequest
+	26, // 32: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	28, // 33: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	31, // 34: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	33, // 35: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	35, // 36: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	37, // 37: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	40, // 38: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	43, // 39: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	45, // 40: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	47, // 41: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	49, // 42: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	58, // 43: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	59, // 44: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	21, // 45: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	23, // 46: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	25, // 47: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	17, // 48: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	19, // 49: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	15, // 50: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 51: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	11, // 52: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	9,  // 53: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	7,  // 54: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
+	1,  // 55: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
+	3,  // 56: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
+	5,  // 57: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
+	27, // 58: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	29, // 59: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	32, // 60: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	34, // 61: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	36, // 62: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	39, // 63: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	42, // 64: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	44, // 65: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	46, // 66: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	48, // 67: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	50, // 68: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	60, // 69: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	61, // 70: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	45, // [45:71] is the sub-list for method output_type
+	19, // [19:45] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -2889,7 +2976,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[41].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[42].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -2899,7 +2986,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
