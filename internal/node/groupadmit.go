@@ -24,10 +24,29 @@ type groupGate struct {
 }
 
 // post is one counted message: a group message is one ciphertext sent as a
-// copy per member, possibly over several Send calls; it counts once.
+// copy per member, possibly over several Send calls; it counts once. The
+// copies seen (recipient → envelope id) tell a continuation or a retry of
+// the post (new recipients, or the same copies again) from the same
+// ciphertext sent again as a new message (a recipient that had it gets it
+// under another id): that counts again.
 type post struct {
-	at time.Time
-	ct [sha256.Size]byte
+	at     time.Time
+	ct     [sha256.Size]byte
+	copies map[string][idPrefixLen]byte
+}
+
+// idPrefixLen is how much of an envelope id a post remembers per copy (ids
+// are 16 random bytes).
+const idPrefixLen = 8
+
+// postCoverage is how long after its first copy a post's copies are
+// remembered: later, the same ciphertext counts as a new message.
+const postCoverage = 30 * time.Second
+
+// copyOf is one envelope of a post: its recipient and id.
+type copyOf struct {
+	to string
+	id []byte
 }
 
 // groupCheck is one group's state for one Send call.
@@ -43,22 +62,32 @@ type groupCheck struct {
 // group, the read rule once per recipient.
 func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) error {
 	r, _ := n.app.Committed()
-	checks := map[string]*groupCheck{}
+	var order []string
+	byGroup := map[string][]*tokenimv1.Envelope{}
 	for _, e := range envs {
 		if e.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 			continue
 		}
-		gc, ok := checks[e.Group]
-		if !ok {
-			var err error
-			if gc, err = n.checkGroupPost(r, e, me, now); err != nil {
+		if _, ok := byGroup[e.Group]; !ok {
+			order = append(order, e.Group)
+		}
+		byGroup[e.Group] = append(byGroup[e.Group], e)
+	}
+	for _, group := range order {
+		es := byGroup[group]
+		copies := make([]copyOf, len(es))
+		for i, e := range es {
+			copies[i] = copyOf{to: e.To, id: e.Id}
+		}
+		gc, err := n.checkGroupPost(r, es[0], copies, me, now)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			e.ExpiresAtMs = gc.expires
+			if err := gc.mayRead(e.To); err != nil {
 				return err
 			}
-			checks[e.Group] = gc
-		}
-		e.ExpiresAtMs = gc.expires
-		if err := gc.mayRead(e.To); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -93,7 +122,7 @@ type readDecision struct {
 	err error
 }
 
-func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, me string, now time.Time) (*groupCheck, error) {
+func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, copies []copyOf, me string, now time.Time) (*groupCheck, error) {
 	g, err := ledger.GetGroup(r, e.Group)
 	if errors.Is(err, ledger.ErrUnknownGroup) {
 		return nil, connect.NewError(connect.CodeNotFound, err)
@@ -106,7 +135,7 @@ func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, me string,
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	gc := &groupCheck{g: g, p: p, v: groupVars(g, me, now)}
-	if err := n.gate.checkPost(p, gc.v, e, e.Group+"/"+me, now); err != nil {
+	if err := n.gate.checkPost(p, gc.v, e.Ciphertext, copies, e.Group+"/"+me, now); err != nil {
 		return nil, err
 	}
 	if gc.expires, err = expiry(p, gc.v, now); err != nil {
@@ -134,7 +163,7 @@ func (n *Node) admitDirect(envs []*tokenimv1.Envelope, me string, now time.Time)
 		members := []string{me, e.To}
 		slices.Sort(members)
 		v := policy.Vars{Sender: me, SenderRole: ledger.RoleMember, Target: e.To, TargetRole: ledger.RoleMember, Members: members, Now: now}
-		if err := n.gate.checkPost(p, v, e, "dm/"+me+"/"+e.To, now); err != nil {
+		if err := n.gate.checkPost(p, v, e.Ciphertext, []copyOf{{to: e.To, id: e.Id}}, "dm/"+me+"/"+e.To, now); err != nil {
 			return err
 		}
 		if e.ExpiresAtMs, err = expiry(p, v, now); err != nil {
@@ -165,7 +194,10 @@ func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {
 	return v
 }
 
-func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Envelope, key string, now time.Time) error {
+// checkPost applies the post rules (read_only_after, max_size, rate,
+// can_post) to a message with ciphertext ct whose copies in this call are
+// copies; key names the sender's rate counter.
+func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copies []copyOf, key string, now time.Time) error {
 	lim, err := p.Limits(v)
 	if err != nil {
 		return connect.NewError(connect.CodeInternal, err)
@@ -175,28 +207,56 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, e *tokenimv1.Env
 	if gg.recent == nil {
 		gg.recent = map[string][]post{}
 	}
-	this := post{at: now, ct: sha256.Sum256(e.Ciphertext)}
-	kept, counted := gg.recent[key][:0], false
+	sum := sha256.Sum256(ct)
+	kept, same := gg.recent[key][:0], -1
 	for _, q := range gg.recent[key] {
 		if now.Sub(q.at) < lim.RateWindow {
 			kept = append(kept, q)
-			counted = counted || q.ct == this.ct
+			if q.ct == sum && now.Sub(q.at) < postCoverage && q.continuedBy(copies) {
+				same = len(kept) - 1
+			}
 		}
 	}
 	sent := int64(len(kept))
-	if counted {
+	if same >= 0 {
 		sent-- // more copies of a message counted already
 	}
-	v.Action, v.Size, v.SentInWindow = "post", int64(len(e.Ciphertext)), sent
+	v.Action, v.Size, v.SentInWindow = "post", int64(len(ct)), sent
 	d, err := p.Decide(v)
-	if err == nil && d.Allowed && !counted {
-		kept = append(kept, this)
+	if err == nil && d.Allowed {
+		if same < 0 {
+			kept = append(kept, post{at: now, ct: sum, copies: map[string][idPrefixLen]byte{}})
+			same = len(kept) - 1
+		}
+		kept[same].add(copies)
 	}
 	gg.recent[key] = kept
 	if err != nil || !d.Allowed {
 		return denied(d, err, "post")
 	}
 	return nil
+}
+
+// continuedBy reports whether copies belong to post q: no recipient of
+// copies had q under another envelope id.
+func (q *post) continuedBy(copies []copyOf) bool {
+	for _, c := range copies {
+		if had, ok := q.copies[c.to]; ok && had != idPrefix(c.id) {
+			return false
+		}
+	}
+	return true
+}
+
+func (q *post) add(copies []copyOf) {
+	for _, c := range copies {
+		q.copies[c.to] = idPrefix(c.id)
+	}
+}
+
+func idPrefix(id []byte) (p [idPrefixLen]byte) {
+	copy(p[:], id)
+	return p
 }
 
 func denied(d policy.Decision, err error, what string) error {

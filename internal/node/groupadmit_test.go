@@ -6,37 +6,51 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/policy"
 )
 
 // A group message is one ciphertext sent as a copy per member, possibly over
-// several Send calls: the rate rule counts it once; a new message counts.
+// several Send calls: the rate rule counts it once, a retry of the same
+// copies too; a new message counts, and so does the same ciphertext sent
+// again to a member who had it (a resend under new envelope ids).
 func TestRateCountsMessagesNotCopies(t *testing.T) {
 	p, err := policy.Compile("rate = 2\nrate_window = duration(\"1h\")")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var gg groupGate
-	v := policy.Vars{Sender: "ann", SenderRole: "member", Members: []string{"ann", "bob"}}
+	v := policy.Vars{Sender: "ann", SenderRole: "member", Members: []string{"ann", "bob", "cat"}}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	post := func(ct string) error {
-		return gg.checkPost(p, v, &tokenimv1.Envelope{Ciphertext: []byte(ct)}, "g/ann", now)
+	post := func(ct string, copies ...copyOf) error {
+		return gg.checkPost(p, v, []byte(ct), copies, "g/ann", now)
 	}
-	for _, ct := range []string{"one", "one", "one", "two", "two"} {
-		if err := post(ct); err != nil {
-			t.Fatalf("copy of %q: %v", ct, err)
+	bob1, cat1 := copyOf{"bob", []byte("id-bob-1")}, copyOf{"cat", []byte("id-cat-1")}
+	bob2, cat2 := copyOf{"bob", []byte("id-bob-2")}, copyOf{"cat", []byte("id-cat-2")}
+	steps := []struct {
+		ct     string
+		copies []copyOf
+	}{
+		{"one", []copyOf{bob1}}, {"one", []copyOf{cat1}}, // one post over two calls
+		{"one", []copyOf{bob1, cat1}}, // a retry
+		{"two", []copyOf{bob2, cat2}},
+	}
+	for _, st := range steps {
+		if err := post(st.ct, st.copies...); err != nil {
+			t.Fatalf("copies of %q: %v", st.ct, err)
 		}
 	}
-	err = post("three")
+	err = post("three", bob1)
 	if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "rule rate") {
 		t.Fatalf("third message in the window: %v", err)
 	}
-	if err := post("two"); err != nil {
+	if err := post("two", cat2); err != nil {
 		t.Fatalf("another copy of a counted message: %v", err)
 	}
+	if err := post("one", copyOf{"bob", []byte("id-bob-9")}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("the same ciphertext resent to bob under a new id: %v", err)
+	}
 	now = now.Add(time.Hour)
-	if err := post("three"); err != nil {
+	if err := post("three", bob1); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 	if len(gg.recent["g/ann"]) != 1 {

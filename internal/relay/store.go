@@ -69,10 +69,11 @@ type Store struct {
 	filter *idFilter   // over the dedup index (filter.go); committer only
 	onLog  func()      // Options.OnLogGrowth
 
-	subMu     sync.Mutex
-	subs      map[string]map[chan struct{}]struct{}
-	tails     map[string]*tail // per subscribed recipient (tail.go)
-	tailBytes int
+	subMu      sync.Mutex
+	subs       map[string]map[chan struct{}]struct{}
+	tails      map[string]*tail // per subscribed recipient (tail.go)
+	tailBytes  int              // memory of all tails, shared bodies once
+	tailBodies map[*byte]int    // shared bodies held by tails: entries holding each
 
 	prekeyMu [prekeyStripes]sync.Mutex
 	sweepMu  sync.Mutex
@@ -104,7 +105,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow, onLog: opts.OnLogGrowth,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, subs: make(map[string]map[chan struct{}]struct{}),
+		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, tailBodies: map[*byte]int{}, subs: make(map[string]map[chan struct{}]struct{}),
 		tails: make(map[string]*tail),
 	}
 	if s.log == nil {

@@ -15,7 +15,8 @@ const (
 	tailBudget     = 64 << 20 // all tails together
 )
 
-// tail holds the newest committed envelopes of one subscribed mailbox:
+// tail holds the newest committed envelopes of one subscribed mailbox
+// (bytes: what its entries would deliver, for tailMaxBytes):
 // every committed envelope with cursor > base is in entries, in cursor order.
 // An invalid tail (after a deletion it did not follow, or before the first
 // commit since Subscribe) serves nothing.
@@ -59,14 +60,13 @@ func (s *Store) updateTails(b *builder) {
 			if a.cursor <= t.base {
 				continue
 			}
-			size := len(a.value) + len(a.body)
-			if s.tailBytes+size > tailBudget {
+			if s.tailBytes+s.cost(a.value, a.body) > tailBudget {
 				s.dropTail(t)
 				break
 			}
 			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value, body: a.body})
-			t.bytes += size
-			s.tailBytes += size
+			t.bytes += len(a.value) + len(a.body)
+			s.hold(a.value, a.body)
 		}
 		for t.valid && (len(t.entries) > tailMaxEntries || t.bytes > tailMaxBytes) {
 			s.trimTail(t, t.entries[0].cursor)
@@ -82,9 +82,9 @@ func (s *Store) trimTail(t *tail, upTo uint64) {
 	}
 	i := 0
 	for i < len(t.entries) && t.entries[i].cursor <= upTo {
-		size := len(t.entries[i].value) + len(t.entries[i].body)
-		t.bytes -= size
-		s.tailBytes -= size
+		e := t.entries[i]
+		t.bytes -= len(e.value) + len(e.body)
+		s.release(e.value, e.body)
 		i++
 	}
 	t.entries = t.entries[i:]
@@ -92,8 +92,43 @@ func (s *Store) trimTail(t *tail, upTo uint64) {
 }
 
 func (s *Store) dropTail(t *tail) {
-	s.tailBytes -= t.bytes
+	for _, e := range t.entries {
+		s.release(e.value, e.body)
+	}
 	*t = tail{}
+}
+
+// Memory of all tails (s.tailBytes): entries' values, and each shared body
+// once however many tails hold it (a group post's body is one slice).
+
+// cost is what holding an entry would add to s.tailBytes.
+func (s *Store) cost(value, body []byte) int {
+	if len(body) > 0 && s.tailBodies[&body[0]] > 0 {
+		return len(value)
+	}
+	return len(value) + len(body)
+}
+
+func (s *Store) hold(value, body []byte) {
+	s.tailBytes += len(value)
+	if len(body) > 0 {
+		p := &body[0]
+		if s.tailBodies[p] == 0 {
+			s.tailBytes += len(body)
+		}
+		s.tailBodies[p]++
+	}
+}
+
+func (s *Store) release(value, body []byte) {
+	s.tailBytes -= len(value)
+	if len(body) > 0 {
+		p := &body[0]
+		if s.tailBodies[p]--; s.tailBodies[p] <= 0 {
+			delete(s.tailBodies, p)
+			s.tailBytes -= len(body)
+		}
+	}
 }
 
 // readTail answers Read from recipient's tail when it covers after; ok is

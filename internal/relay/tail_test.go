@@ -76,6 +76,7 @@ func TestTailMatchesPebble(t *testing.T) {
 			}
 		}
 		checkBodies(t, s)
+		checkTailBytes(t, s)
 		for _, n := range names {
 			all, err := s.readDB(n, 0, MaxReadLimit)
 			if err != nil {
@@ -171,5 +172,27 @@ func TestLogOnly(t *testing.T) {
 	}
 	if idx, ok, _ := s.Log().IndexOf(e.Id); !ok || idx != 1 || s.Stats().Envelopes != 1 {
 		t.Fatalf("after storing: leaf %d %v, stored %d", idx, ok, s.Stats().Envelopes)
+	}
+}
+
+// checkTailBytes recomputes the tails' memory: values, each shared body once.
+func checkTailBytes(t *testing.T, s *Store) {
+	t.Helper()
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	want, bodies := 0, map[*byte]int{}
+	for _, tl := range s.tails {
+		for _, e := range tl.entries {
+			want += len(e.value)
+			if len(e.body) > 0 {
+				if bodies[&e.body[0]] == 0 {
+					want += len(e.body)
+				}
+				bodies[&e.body[0]]++
+			}
+		}
+	}
+	if s.tailBytes != want || len(bodies) != len(s.tailBodies) {
+		t.Fatalf("tail bytes %d, entries hold %d; %d bodies counted, %d held", s.tailBytes, want, len(s.tailBodies), len(bodies))
 	}
 }
