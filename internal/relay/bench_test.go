@@ -19,14 +19,18 @@ func benchAppend(b *testing.B, batch int) {
 	for i := range names {
 		names[i] = fmt.Sprintf("user%03d", i)
 	}
-	ct := newEnv("x", 1024).Ciphertext
+	cts := make([][]byte, 4096) // distinct ciphertexts, as 1:1 messages have
+	for i := range cts {
+		cts[i] = newEnv("x", 1024).Ciphertext
+	}
 	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		envs := make([]*tokenimv1.Envelope, batch)
 		for pb.Next() {
 			for i := range envs {
-				envs[i] = &tokenimv1.Envelope{Id: newID(), To: names[next.Add(1)%256], From: "alice", Ciphertext: ct}
+				n := next.Add(1)
+				envs[i] = &tokenimv1.Envelope{Id: newID(), To: names[n%256], From: "alice", Ciphertext: cts[n%4096]}
 			}
 			if _, err := s.Append(context.Background(), envs); err != nil {
 				b.Error(err)
@@ -43,3 +47,45 @@ func benchAppend(b *testing.B, batch int) {
 func BenchmarkAppend(b *testing.B) { benchAppend(b, 1) }
 
 func BenchmarkAppendBatch(b *testing.B) { benchAppend(b, 64) }
+
+// BenchmarkAppendGroupPost: one post to a 1,000-member group, as the node
+// stores it: 999 copies of one 1 KB ciphertext in one Append, each with a
+// commitment and an expiry, into a store that holds earlier posts.
+// Reports ms per post and the keys its batch wrote per copy.
+//
+//	go test ./internal/relay -run '^$' -bench GroupPost -benchtime 200x
+func BenchmarkAppendGroupPost(b *testing.B) {
+	s := openStore(b, b.TempDir(), Options{})
+	names := make([]string, 999)
+	for i := range names {
+		names[i] = fmt.Sprintf("member%04d", i)
+	}
+	post := func() []*tokenimv1.Envelope {
+		ct := newEnv("x", 1024).Ciphertext
+		envs := make([]*tokenimv1.Envelope, len(names))
+		for i, to := range names {
+			envs[i] = &tokenimv1.Envelope{Id: newID(), To: to, From: "owner", Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP,
+				Group: "team", Ciphertext: ct, Commitment: make([]byte, CommitmentSize), ExpiresAtMs: 1_900_000_000_000}
+		}
+		return envs
+	}
+	for range 20 { // earlier posts
+		if _, err := s.Append(context.Background(), post()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	commits := s.Stats().Commits
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		envs := post()
+		b.StartTimer()
+		if _, err := s.Append(context.Background(), envs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/post")
+	if s.Stats().Commits-commits != uint64(b.N) {
+		b.Fatalf("%d commits for %d posts", s.Stats().Commits-commits, b.N)
+	}
+}

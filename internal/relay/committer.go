@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -135,25 +136,27 @@ func (s *Store) commit(reqs []*request) {
 // builder accumulates one batch. Nothing in the Store changes until the
 // batch committed.
 type builder struct {
-	s       *Store
-	batch   *pebble.Batch
-	nowMs   uint64
-	cursors map[string]uint64     // last cursor assigned in this batch
-	ids     map[[IDSize]byte]bool // ids admitted in this batch
-	logged  map[[IDSize]byte]bool // ids logged only, in this batch
-	added   map[string][]added    // envelopes set in this batch, per recipient
-	ackedTo map[string]uint64     // highest Ack in this batch, per recipient
-	deleted map[string]bool       // mail keys Forget deleted in this batch
-	forgot  map[string]bool       // recipients Forget deleted from
-	notify  map[string]struct{}
-	dCount  int64 // change of the live envelope count
-	dBytes  int64 // change of the live bytes
-	stored  uint64
-	appends uint64
-	leafIDs [][]byte // the message log's new leaves, in order
-	leaves  [][]byte
-	refs    map[[sha256.Size]byte]*refChange // shared bodies' reference changes
-	newRefs map[[sha256.Size]byte]refState   // their counts once committed
+	s        *Store
+	batch    *pebble.Batch
+	nowMs    uint64
+	cursors  map[string]uint64     // last cursor assigned in this batch
+	ids      map[[IDSize]byte]bool // ids admitted in this batch
+	logged   map[[IDSize]byte]bool // ids logged only, in this batch
+	added    map[string][]added    // envelopes set in this batch, per recipient
+	ackedTo  map[string]uint64     // highest Ack in this batch, per recipient
+	deleted  map[string]bool       // mail keys Forget deleted in this batch
+	forgot   map[string]bool       // recipients Forget deleted from
+	notify   map[string]struct{}
+	dCount   int64 // change of the live envelope count
+	dBytes   int64 // change of the live bytes
+	stored   uint64
+	appends  uint64
+	leafIDs  [][]byte // the message log's new leaves, in order
+	leaves   [][]byte
+	refs     map[[sha256.Size]byte]*refChange // shared bodies' reference changes
+	admitted [][IDSize]byte                   // ids stored in this batch, for the admission index
+	expiring map[uint64][][IDSize]byte        // retention end (ms) → ids, for the retention index
+	newRefs  map[[sha256.Size]byte]refState   // their counts once committed
 }
 
 type added struct {
@@ -168,7 +171,7 @@ func (s *Store) newBuilder() *builder {
 		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
 		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
 		deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
-		refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{},
+		refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{}, expiring: map[uint64][][IDSize]byte{},
 	}
 }
 
@@ -192,10 +195,11 @@ func (b *builder) build(reqs []*request) error {
 	if err := b.applyRefs(); err != nil {
 		return err
 	}
-	for name, c := range b.cursors {
-		if err := b.batch.Set(counterKey(name), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
-			return err
-		}
+	if err := b.indexTimes(); err != nil {
+		return err
+	}
+	if err := b.saveCounters(); err != nil {
+		return err
 	}
 	if b.dCount == 0 && b.dBytes == 0 {
 		return nil
@@ -249,11 +253,28 @@ func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
 		return err
 	}
 	if e.expiresMs > 0 {
-		if err := b.batch.Set(expiryKey(unixMs(e.expiresMs), e.id[:]), nil, nil); err != nil {
+		ms := unixMs(e.expiresMs)
+		b.expiring[ms] = append(b.expiring[ms], e.id)
+	}
+	b.admitted = append(b.admitted, e.id)
+	return nil
+}
+
+// indexTimes writes the batch's admission and retention index entries: one
+// key per time, the batch's first id in the key and the others in the
+// value (a group post's 999 copies: one key each, not 999).
+func (b *builder) indexTimes() error {
+	if len(b.admitted) > 0 {
+		if err := b.batch.Set(admitKey(b.nowMs, b.admitted[0][:]), joinIDs(b.admitted[1:]), nil); err != nil {
 			return err
 		}
 	}
-	return b.batch.Set(admitKey(b.nowMs, e.id[:]), nil, nil)
+	for ms, ids := range b.expiring {
+		if err := b.batch.Set(expiryKey(ms, ids[0][:]), joinIDs(ids[1:]), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logOnly stages the leaves of r's envelopes not in the log yet.
@@ -302,19 +323,62 @@ func (b *builder) nextCursor(name string) (uint64, error) {
 	return last + 1, nil
 }
 
-// lastCursor returns recipient's last committed cursor (committer only).
+// saveCounters persists the last cursor of each mailbox this batch
+// deleted from. A mailbox's last cursor is the larger of its counter and
+// its newest stored envelope's cursor, so appends need not write the
+// counter (one key less per envelope); a deletion must, or the cursors of
+// deleted envelopes could be given again after a restart.
+func (b *builder) saveCounters() error {
+	names := map[string]bool{}
+	for name := range b.ackedTo {
+		names[name] = true
+	}
+	for name := range b.forgot {
+		names[name] = true
+	}
+	for name := range names {
+		c, ok := b.cursors[name]
+		if !ok {
+			var err error
+			if c, err = b.s.lastCursor(name); err != nil {
+				return err
+			}
+		}
+		if err := b.batch.Set(counterKey(name), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastCursor returns recipient's last committed cursor (committer only):
+// the larger of its counter and its newest stored envelope's cursor.
 func (s *Store) lastCursor(name string) (uint64, error) {
 	if c, ok := s.cursors[name]; ok {
 		return c, nil
 	}
 	v, ok, err := s.get(counterKey(name))
-	if err != nil || !ok {
+	if err != nil {
 		return 0, err
 	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: cursor counter of %q", ErrCorrupt, name)
+	var c uint64
+	if ok {
+		if len(v) != 8 {
+			return 0, fmt.Errorf("%w: cursor counter of %q", ErrCorrupt, name)
+		}
+		c = binary.BigEndian.Uint64(v)
 	}
-	c := binary.BigEndian.Uint64(v)
+	lo, hi := mailBounds(name, 0, math.MaxUint64)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	if it.Last() {
+		c = max(c, mailCursor(it.Key()))
+	}
+	if err := it.Close(); err != nil {
+		return 0, err
+	}
 	s.cursors[name] = c
 	return c, nil
 }
@@ -328,6 +392,7 @@ func (s *Store) lastCursor(name string) (uint64, error) {
 // time). Only Set and Delete occur in the committer's batches.
 func (s *Store) sortBatch(b *pebble.Batch) (*pebble.Batch, error) {
 	type op struct {
+		prefix   uint64 // the key's first 8 bytes, compared first
 		kind     pebble.InternalKeyKind
 		key, val []byte
 		seq      int
@@ -342,9 +407,14 @@ func (s *Store) sortBatch(b *pebble.Batch) (*pebble.Batch, error) {
 		if !ok {
 			break
 		}
-		ops = append(ops, op{kind, k, v, len(ops)})
+		var p [8]byte
+		copy(p[:], k)
+		ops = append(ops, op{binary.BigEndian.Uint64(p[:]), kind, k, v, len(ops)})
 	}
 	slices.SortFunc(ops, func(a, b op) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
 		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}

@@ -38,16 +38,20 @@
 //
 //	'v'                          -> layout version (uint64)
 //	's'                          -> live envelopes (uint64) | live bytes (uint64)
-//	'c' len name                 -> last cursor of name's mailbox (uint64)
+//	'c' len name                 -> last cursor of name's mailbox (uint64), written
+//	                                when envelopes are deleted; the last cursor is
+//	                                the larger of it and the newest 'm' key's
 //	'm' len name cursor(8)       -> Envelope (deterministic protobuf), or a
 //	                                stub: 0x00 | sha256(ciphertext) | Envelope
 //	                                without its ciphertext (body.go)
 //	'b' sha256(32)               -> a shared ciphertext
 //	'r' sha256(32)               -> stubs referring to it (uint64) | its size (uint64)
 //	'd' id(16)                   -> admitted ms (uint64) | cursor (uint64) | name
-//	't' admitted ms(8) id(16)    -> empty (admission-time index for Sweep)
+//	't' admitted ms(8) id(16)    -> more ids (16 bytes each): admission-time index
+//	                                for Sweep, one entry per batch
 //	'p' len name prekey id(4)    -> one-time prekey public key
-//	'x' expires ms(8) id(16)     -> empty (retention index for Expire)
+//	'x' expires ms(8) id(16)     -> more ids: retention index for Expire, one entry
+//	                                per batch and retention end
 //
 // A group post's copies, sent in one Append call, carry one ciphertext: it
 // is stored once under 'b' and each copy's 'm' value is a stub.

@@ -53,15 +53,19 @@ func (s *Store) expired(nowMs int64) (map[string][][]byte, [][]byte, error) {
 	byName := map[string][][]byte{}
 	var keys [][]byte
 	for it.First(); it.Valid() && len(keys) < MaxSweepBatch; it.Next() {
-		k := bytes.Clone(it.Key())
-		keys = append(keys, k)
-		id := k[1+8:]
-		v, ok, err := s.get(dedupKey(id))
+		ids, err := indexIDs(it.Key(), it.Value())
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, name, ok2 := parseDedup(v); ok && ok2 {
-			byName[name] = append(byName[name], id)
+		keys = append(keys, bytes.Clone(it.Key()))
+		for _, id := range ids {
+			v, ok, err := s.get(dedupKey(id))
+			if err != nil {
+				return nil, nil, err
+			}
+			if _, name, ok2 := parseDedup(v); ok && ok2 {
+				byName[name] = append(byName[name], id)
+			}
 		}
 	}
 	return byName, keys, nil

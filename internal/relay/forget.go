@@ -91,20 +91,25 @@ func (s *Store) Since(fromMs int64, afterID []byte, limit int) (envs []*tokenimv
 	defer it.Close()
 	skipping := afterID != nil
 	for it.First(); it.Valid(); it.Next() {
-		id := it.Key()[1+8:]
-		if skipping {
-			skipping = string(id) != string(afterID)
-			continue
-		}
-		if len(envs) == limit {
-			return envs, true, nil
-		}
-		env, ok, err := s.envelopeByID(id)
+		ids, err := indexIDs(it.Key(), it.Value())
 		if err != nil {
 			return nil, false, err
 		}
-		if ok {
-			envs = append(envs, env)
+		for _, id := range ids {
+			if skipping {
+				skipping = string(id) != string(afterID)
+				continue
+			}
+			if len(envs) == limit {
+				return envs, true, nil
+			}
+			env, ok, err := s.envelopeByID(id)
+			if err != nil {
+				return nil, false, err
+			}
+			if ok {
+				envs = append(envs, env)
+			}
 		}
 	}
 	return envs, false, nil

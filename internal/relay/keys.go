@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -107,4 +109,30 @@ func unixMs(ms int64) uint64 {
 func expiryKey(ms uint64, id []byte) []byte {
 	k := binary.BigEndian.AppendUint64([]byte{tagExpiry}, ms)
 	return append(k, id...)
+}
+
+// joinIDs concatenates ids (an index entry's value: the ids after the one
+// in its key).
+func joinIDs(ids [][IDSize]byte) []byte {
+	if len(ids) == 0 {
+		return nil
+	}
+	v := make([]byte, 0, len(ids)*IDSize)
+	for _, id := range ids {
+		v = append(v, id[:]...)
+	}
+	return v
+}
+
+// indexIDs returns the ids of an admission or retention index entry: the
+// one in its key (after tag and time), then those in its value.
+func indexIDs(key, value []byte) ([][]byte, error) {
+	if len(key) != 1+8+IDSize || len(value)%IDSize != 0 {
+		return nil, fmt.Errorf("%w: index entry %x (%d bytes of ids)", ErrCorrupt, key, len(value))
+	}
+	ids := [][]byte{bytes.Clone(key[1+8:])}
+	for v := value; len(v) > 0; v = v[IDSize:] {
+		ids = append(ids, bytes.Clone(v[:IDSize]))
+	}
+	return ids, nil
 }

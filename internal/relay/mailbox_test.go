@@ -63,6 +63,8 @@ func TestAppendReadAck(t *testing.T) {
 	}
 }
 
+// Cursors are never reused across a restart: appends do not write the
+// counter, deletions (ack, forget) do.
 func TestCursorsSurviveReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, Options{})
@@ -71,20 +73,29 @@ func TestCursorsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, newEnv("carol", 8))
+	dave := []*tokenimv1.Envelope{newEnv("dave", 8), newEnv("dave", 8), newEnv("dave", 8)}
+	mustAppend(t, s, dave...)
+	if err := s.Forget("dave", [][]byte{dave[2].Id}); err != nil { // the newest
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	s = openStore(t, dir, Options{})
-	if st := s.Stats(); st.Envelopes != 1 {
-		t.Errorf("Stats.Envelopes after reopen = %d, want 1", st.Envelopes)
+	if st := s.Stats(); st.Envelopes != 3 { // carol's, dave's first two
+		t.Errorf("Stats.Envelopes after reopen = %d, want 3", st.Envelopes)
 	}
 	mustAppend(t, s, newEnv("bob", 8))
 	if got := cursors(t, s, "bob"); !slices.Equal(got, []uint64{3}) {
 		t.Errorf("bob's cursors after reopen = %v, want [3] (never reused)", got)
 	}
-	if got := cursors(t, s, "carol"); !slices.Equal(got, []uint64{1}) {
-		t.Errorf("carol's cursors after reopen = %v, want [1]", got)
+	mustAppend(t, s, newEnv("carol", 8), newEnv("dave", 8))
+	if got := cursors(t, s, "carol"); !slices.Equal(got, []uint64{1, 2}) {
+		t.Errorf("carol's cursors after reopen = %v, want [1 2]", got)
+	}
+	if got := cursors(t, s, "dave"); !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Errorf("dave's cursors after reopen = %v, want [1 2 4] (3 was forgotten, never reused)", got)
 	}
 }
 

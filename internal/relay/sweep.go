@@ -46,18 +46,12 @@ func (s *Store) sweepBatch(start, upper []byte) (deleted int, next []byte, err e
 	b := s.db.NewBatch()
 	defer b.Close()
 	for it.First(); it.Valid(); it.Next() {
-		if deleted == MaxSweepBatch {
+		if deleted >= MaxSweepBatch {
 			next = bytes.Clone(it.Key())
 			break
 		}
-		gone, err := s.sweepable(it.Key())
-		if err == nil && gone {
-			err = b.Delete(dedupKey(it.Key()[9:]), nil)
-			if err == nil {
-				err = b.Delete(it.Key(), nil)
-			}
-			deleted++
-		}
+		n, err := s.sweepEntry(b, it.Key(), it.Value())
+		deleted += n
 		if err != nil {
 			it.Close()
 			return 0, nil, err
@@ -72,22 +66,44 @@ func (s *Store) sweepBatch(start, upper []byte) (deleted int, next []byte, err e
 	return deleted, next, nil
 }
 
-// sweepable reports whether the envelope behind an expired admission-index
-// key is no longer stored (or its dedup entry is missing).
-func (s *Store) sweepable(admit []byte) (bool, error) {
-	if len(admit) != 9+IDSize {
-		return false, fmt.Errorf("%w: admission key %x", ErrCorrupt, admit)
+// sweepEntry deletes the dedup entries of an expired admission-index
+// entry's ids whose envelopes are no longer stored, and the index entry
+// once none of its envelopes is.
+func (s *Store) sweepEntry(b *pebble.Batch, key, value []byte) (deleted int, err error) {
+	ids, err := indexIDs(key, value)
+	if err != nil {
+		return 0, err
 	}
-	v, ok, err := s.get(dedupKey(admit[9:]))
-	if err != nil || !ok {
-		return !ok, err
+	kept := 0
+	for _, id := range ids {
+		v, ok, err := s.get(dedupKey(id))
+		if err != nil {
+			return deleted, err
+		}
+		if !ok {
+			continue // swept before
+		}
+		cursor, name, valid := parseDedup(v)
+		if !valid {
+			return deleted, fmt.Errorf("%w: dedup entry %x", ErrCorrupt, id)
+		}
+		stored, err := s.has(mailKey(name, cursor))
+		if err != nil {
+			return deleted, err
+		}
+		if stored {
+			kept++
+			continue
+		}
+		if err := b.Delete(dedupKey(id), nil); err != nil {
+			return deleted, err
+		}
+		deleted++
 	}
-	cursor, name, valid := parseDedup(v)
-	if !valid {
-		return false, fmt.Errorf("%w: dedup entry %x", ErrCorrupt, admit[9:])
+	if kept == 0 {
+		return deleted, b.Delete(key, nil)
 	}
-	stored, err := s.has(mailKey(name, cursor))
-	return !stored, err
+	return deleted, nil
 }
 
 // sweeper runs Sweep every SweepInterval until Close.

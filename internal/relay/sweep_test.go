@@ -41,6 +41,9 @@ func TestSweep(t *testing.T) {
 	if again(acked) {
 		t.Error("acked id still remembered after the window and a sweep")
 	}
+	if n := countKeys(t, s, tagAdmit); n != 2 { // acked and kept's (kept is stored), and the re-admitted acked id's
+		t.Errorf("%d admission index entries, want 2", n)
+	}
 
 	// Open sweeps too: the re-admitted id expires and is gone after reopen.
 	if err := s.Ack("bob", 3); err != nil {
