@@ -36,6 +36,11 @@ func Marshal(m proto.Message) ([]byte, error) {
 	return marshalOpts.Marshal(m)
 }
 
+// MarshalAppend appends the canonical encoding of m to dst.
+func MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
+	return marshalOpts.MarshalAppend(dst, m)
+}
+
 // MustMarshal is Marshal for values built by this program; an error means a
 // broken invariant (an invalid UTF-8 string set by our own code), so it panics.
 func MustMarshal(m proto.Message) []byte {

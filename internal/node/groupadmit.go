@@ -2,8 +2,10 @@ package node
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -32,12 +34,8 @@ type groupGate struct {
 type post struct {
 	at     time.Time
 	ct     [sha256.Size]byte
-	copies map[string][idPrefixLen]byte
+	copies map[uint64]uint64 // hash of the recipient → first bytes of the envelope id; nil after postCoverage
 }
-
-// idPrefixLen is how much of an envelope id a post remembers per copy (ids
-// are 16 random bytes).
-const idPrefixLen = 8
 
 // postCoverage is how long after its first copy a post's copies are
 // remembered: later, the same ciphertext counts as a new message.
@@ -212,7 +210,11 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copie
 	for _, q := range gg.recent[key] {
 		if now.Sub(q.at) < lim.RateWindow {
 			kept = append(kept, q)
-			if q.ct == sum && now.Sub(q.at) < postCoverage && q.continuedBy(copies) {
+			if now.Sub(q.at) >= postCoverage {
+				q.copies = nil // counted; no longer continued
+				kept[len(kept)-1] = q
+			}
+			if q.ct == sum && q.copies != nil && q.continuedBy(copies) {
 				same = len(kept) - 1
 			}
 		}
@@ -225,7 +227,7 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copie
 	d, err := p.Decide(v)
 	if err == nil && d.Allowed {
 		if same < 0 {
-			kept = append(kept, post{at: now, ct: sum, copies: map[string][idPrefixLen]byte{}})
+			kept = append(kept, post{at: now, ct: sum, copies: make(map[uint64]uint64, len(copies))})
 			same = len(kept) - 1
 		}
 		kept[same].add(copies)
@@ -241,7 +243,7 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copie
 // copies had q under another envelope id.
 func (q *post) continuedBy(copies []copyOf) bool {
 	for _, c := range copies {
-		if had, ok := q.copies[c.to]; ok && had != idPrefix(c.id) {
+		if had, ok := q.copies[nameHash(c.to)]; ok && had != idPrefix(c.id) {
 			return false
 		}
 	}
@@ -250,13 +252,22 @@ func (q *post) continuedBy(copies []copyOf) bool {
 
 func (q *post) add(copies []copyOf) {
 	for _, c := range copies {
-		q.copies[c.to] = idPrefix(c.id)
+		q.copies[nameHash(c.to)] = idPrefix(c.id)
 	}
 }
 
-func idPrefix(id []byte) (p [idPrefixLen]byte) {
+// nameHash and idPrefix keep a post's copies small and free of pointers
+// (the collector need not scan them).
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+func idPrefix(id []byte) uint64 {
+	var p [8]byte
 	copy(p[:], id)
-	return p
+	return binary.BigEndian.Uint64(p[:])
 }
 
 func denied(d policy.Decision, err error, what string) error {

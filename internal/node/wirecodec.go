@@ -22,6 +22,16 @@ func (strictProto) Marshal(v any) ([]byte, error) {
 	return codec.Marshal(m)
 }
 
+// MarshalAppend lets connect marshal into its pooled buffers (a stream
+// of deliveries would otherwise allocate a buffer per message).
+func (strictProto) MarshalAppend(dst []byte, v any) ([]byte, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("marshal %T: not a protobuf message", v)
+	}
+	return codec.MarshalAppend(dst, m)
+}
+
 func (strictProto) Unmarshal(b []byte, v any) error {
 	m, ok := v.(proto.Message)
 	if !ok {

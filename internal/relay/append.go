@@ -75,17 +75,12 @@ func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []b
 		if err := validate(i, e); err != nil {
 			return nil, err
 		}
-		v, err := marshalOpts.Marshal(e)
-		if err != nil {
-			return nil, &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
-		}
-		h := sha256.Sum256(e.Ciphertext)
-		req.envs[i] = encoded{id: [IDSize]byte(e.Id), to: e.To, value: v, expiresMs: e.ExpiresAtMs, hash: h,
-			leaf: msglog.LeafDataFromHash(e.Id, h[:], e.Commitment)}
-		req.size += len(v)
 	}
-	if err := shareBodies(envs, req.envs); err != nil {
+	if err := encode(envs, req.envs); err != nil {
 		return nil, err
+	}
+	for _, e := range req.envs {
+		req.size += len(e.value) + len(e.body)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: append: %w", err)

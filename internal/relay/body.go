@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/tokenim/tokenim/internal/msglog"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -40,29 +42,6 @@ const (
 
 func bodyKey(h [sha256.Size]byte) []byte { return append([]byte{tagBody}, h[:]...) }
 func refKey(h [sha256.Size]byte) []byte  { return append([]byte{tagBodyRef}, h[:]...) }
-
-// stubValue turns a full envelope encoding into its stub: the same
-// encoding without the ciphertext field, behind the ciphertext's hash.
-func stubValue(full []byte, h [sha256.Size]byte) ([]byte, error) {
-	out := make([]byte, 0, stubHeader+64)
-	out = append(out, stubMark)
-	out = append(out, h[:]...)
-	for b := full; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, protowire.ParseError(n)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, protowire.ParseError(m)
-		}
-		if num != ciphertextField {
-			out = append(out, b[:n+m]...)
-		}
-		b = b[n+m:]
-	}
-	return out, nil
-}
 
 func isStub(v []byte) bool { return len(v) > 0 && v[0] == stubMark }
 
@@ -225,33 +204,63 @@ func (s *Store) cacheRef(h [sha256.Size]byte, st refState) {
 	s.refCache[h] = st
 }
 
-// shareBodies turns into stubs the envelopes of one Append call whose
-// ciphertext (of at least SharedMinSize bytes) another envelope of the
-// call carries too.
-func shareBodies(envs []*tokenimv1.Envelope, enc []encoded) error {
+// encode fills enc with envs' stored encodings: a ciphertext (of at least
+// SharedMinSize bytes) that several envelopes of the call carry is stored
+// once and those envelopes as stubs; the others in full.
+func encode(envs []*tokenimv1.Envelope, enc []encoded) error {
 	count := map[[sha256.Size]byte]int{}
 	for i, e := range envs {
+		if i > 0 && sameSlice(e.Ciphertext, envs[i-1].Ciphertext) {
+			enc[i].hash = enc[i-1].hash // copies of one post share the slice
+		} else {
+			enc[i].hash = sha256.Sum256(e.Ciphertext)
+		}
 		if len(e.Ciphertext) >= SharedMinSize {
 			count[enc[i].hash]++
 		}
+		enc[i].id, enc[i].to, enc[i].expiresMs = [IDSize]byte(e.Id), e.To, e.ExpiresAtMs
+		enc[i].leaf = msglog.LeafDataFromHash(e.Id, enc[i].hash[:], e.Commitment)
 	}
 	bodies := map[[sha256.Size]byte][]byte{} // one copy of each body, not the caller's
 	for i, e := range envs {
+		var err error
 		if len(e.Ciphertext) < SharedMinSize || count[enc[i].hash] < 2 {
-			continue
+			enc[i].value, err = marshalOpts.Marshal(e)
+		} else {
+			enc[i].value, err = stubOf(e, enc[i].hash)
+			body, ok := bodies[enc[i].hash]
+			if !ok {
+				body = bytes.Clone(e.Ciphertext)
+				bodies[enc[i].hash] = body
+			}
+			enc[i].body = body
 		}
-		v, err := stubValue(enc[i].value, enc[i].hash)
 		if err != nil {
 			return &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
 		}
-		body, ok := bodies[enc[i].hash]
-		if !ok {
-			body = bytes.Clone(e.Ciphertext)
-			bodies[enc[i].hash] = body
-		}
-		enc[i].value, enc[i].body = v, body
 	}
 	return nil
+}
+
+// stubOf encodes e as a stub: its fields but the ciphertext, behind the
+// ciphertext's hash. e is not modified (it may be read concurrently).
+func stubOf(e *tokenimv1.Envelope, h [sha256.Size]byte) ([]byte, error) {
+	c := new(tokenimv1.Envelope)
+	dst := c.ProtoReflect()
+	e.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() != ciphertextField {
+			dst.Set(fd, v)
+		}
+		return true
+	})
+	out := make([]byte, 0, stubHeader+marshalOpts.Size(c))
+	out = append(out, stubMark)
+	out = append(out, h[:]...)
+	return marshalOpts.MarshalAppend(out, c)
+}
+
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
 // valueID returns a copy of the envelope id in a stored mail value (full

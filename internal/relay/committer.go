@@ -81,7 +81,11 @@ func (s *Store) failQueued() {
 // commit writes reqs in one batch with pebble.Sync, then updates the cursor
 // cache and counters, wakes subscribers and answers every request.
 func (s *Store) commit(reqs []*request) {
-	b := s.newBuilder()
+	n := 0
+	for _, r := range reqs {
+		n += len(r.envs)
+	}
+	b := s.newBuilder(n)
 	defer b.batch.Close()
 	err := b.build(reqs)
 	if err == nil && len(b.leafIDs) > 0 {
@@ -165,11 +169,14 @@ type added struct {
 	body   []byte // a stub's ciphertext
 }
 
-func (s *Store) newBuilder() *builder {
+// newBuilder starts a batch for n envelopes (sizes the maps: a group
+// post's batch holds ~1,000 recipients).
+func (s *Store) newBuilder(n int) *builder {
 	return &builder{
 		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
-		cursors: map[string]uint64{}, ids: map[[IDSize]byte]bool{},
-		added: map[string][]added{}, ackedTo: map[string]uint64{}, notify: map[string]struct{}{},
+		cursors: make(map[string]uint64, n), ids: make(map[[IDSize]byte]bool, n),
+		leafIDs: make([][]byte, 0, n), leaves: make([][]byte, 0, n), admitted: make([][IDSize]byte, 0, n),
+		added: make(map[string][]added, n), ackedTo: map[string]uint64{}, notify: make(map[string]struct{}, n),
 		deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
 		refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{}, expiring: map[uint64][][IDSize]byte{},
 	}
@@ -391,14 +398,15 @@ func (s *Store) lastCursor(name string) (uint64, error) {
 // ~8,000 keys spread over the whole key space; this halved the insert
 // time). Only Set and Delete occur in the committer's batches.
 func (s *Store) sortBatch(b *pebble.Batch) (*pebble.Batch, error) {
-	type op struct {
-		prefix   uint64 // the key's first 8 bytes, compared first
-		kind     pebble.InternalKeyKind
-		key, val []byte
-		seq      int
-	}
 	r, n := pebble.ReadBatch(b.Repr())
-	ops := make([]op, 0, n)
+	ops := make([]sortOp, 0, n)
+	if cap(s.sortOps) >= int(n) {
+		ops = s.sortOps[:0]
+	}
+	defer func() { // kept for the next batch (committer only), without its keys
+		clear(ops)
+		s.sortOps = ops[:0]
+	}()
 	for {
 		kind, k, v, ok, err := r.Next()
 		if err != nil {
@@ -409,9 +417,9 @@ func (s *Store) sortBatch(b *pebble.Batch) (*pebble.Batch, error) {
 		}
 		var p [8]byte
 		copy(p[:], k)
-		ops = append(ops, op{binary.BigEndian.Uint64(p[:]), kind, k, v, len(ops)})
+		ops = append(ops, sortOp{binary.BigEndian.Uint64(p[:]), kind, k, v, len(ops)})
 	}
-	slices.SortFunc(ops, func(a, b op) int {
+	slices.SortFunc(ops, func(a, b sortOp) int {
 		if a.prefix != b.prefix {
 			return cmp.Compare(a.prefix, b.prefix)
 		}
@@ -436,4 +444,12 @@ func (s *Store) sortBatch(b *pebble.Batch) (*pebble.Batch, error) {
 		}
 	}
 	return out, nil
+}
+
+// sortOp is one batch operation being sorted (sortBatch).
+type sortOp struct {
+	prefix   uint64 // the key's first 8 bytes, compared first
+	kind     pebble.InternalKeyKind
+	key, val []byte
+	seq      int
 }

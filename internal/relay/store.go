@@ -56,6 +56,7 @@ type Store struct {
 	// Owned by the committer goroutine (and Open before it starts).
 	cursors   map[string]uint64              // last cursor per recipient, loaded lazily
 	refCache  map[[sha256.Size]byte]refState // shared bodies' counts (body.go)
+	sortOps   []sortOp                       // sortBatch's buffer
 	liveCount int64
 	liveBytes int64
 

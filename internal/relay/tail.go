@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 )
@@ -10,7 +12,7 @@ import (
 // so a live reader does not go to Pebble for what was just committed (a post
 // to a 1,000-member group wakes 1,000 readers at once).
 const (
-	tailMaxEntries = 128
+	tailMaxEntries = 32
 	tailMaxBytes   = 512 << 10
 	tailBudget     = 64 << 20 // all tails together
 )
@@ -140,15 +142,12 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 		s.subMu.Unlock()
 		return nil, false, nil
 	}
-	var pick []tailEntry
-	for _, e := range t.entries {
-		if e.cursor > after {
-			pick = append(pick, e)
-			if len(pick) == limit {
-				break
-			}
-		}
+	i, _ := slices.BinarySearchFunc(t.entries, after+1, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
+	end := len(t.entries)
+	if limit > 0 {
+		end = min(end, i+limit)
 	}
+	pick := slices.Clone(t.entries[i:end])
 	s.subMu.Unlock()
 	out = make([]*tokenimv1.Delivery, 0, len(pick))
 	for _, e := range pick {
