@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -15,8 +17,16 @@ import (
 	"go.mau.fi/libsignal/session"
 )
 
-// ackEvery bounds how many processed envelopes wait for one Ack.
-const ackEvery = 128
+// ackEvery bounds how many processed envelopes wait for one Ack; ackDelay
+// how long a processed envelope waits while the stream is live. One Ack
+// covers what arrived meanwhile: a member of a busy 1,000-member group
+// would otherwise send its node an Ack per message, and so would every
+// other member. An envelope not yet acknowledged when the client stops is
+// delivered again and recognised as a duplicate.
+const (
+	ackEvery = 128
+	ackDelay = 300 * time.Millisecond
+)
 
 // Sync fetches every envelope waiting on the node, decrypts and stores them,
 // acknowledges them, and returns the new messages.
@@ -86,7 +96,12 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		break
 	}
 	defer stream.Close()
-	r := &receiver{c: c, fn: fn, acked: after, nodeID: nodeID}
+	r := &receiver{c: c, fn: fn, nodeID: nodeID}
+	r.acked.Store(after)
+	ackCtx, stopAcks := context.WithCancel(ctx)
+	acksDone := make(chan struct{})
+	go func() { defer close(acksDone); r.ackLoop(ackCtx) }()
+	defer func() { stopAcks(); <-acksDone }()
 	for {
 		if err := r.handle(ctx, stream.Msg()); err != nil {
 			return err
@@ -119,9 +134,27 @@ type receiver struct {
 	fn       func(Message)
 	nodeID   string
 	caughtUp bool
-	last     uint64 // last processed cursor
-	acked    uint64
-	prekeys  int // one-time prekeys consumed
+
+	mu      sync.Mutex // guards last and prekeys (the stream's loop and ackLoop)
+	last    uint64     // last processed cursor
+	prekeys int        // one-time prekeys consumed
+
+	ackMu sync.Mutex    // serializes ack: the local cursor never moves back
+	acked atomic.Uint64 // last acknowledged cursor
+}
+
+// ackLoop acknowledges, every ackDelay, what the live stream processed.
+func (r *receiver) ackLoop(ctx context.Context) {
+	t := time.NewTicker(ackDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.ack(ctx) // a failure is retried on the next tick and when the stream ends
+		}
+	}
 }
 
 func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) error {
@@ -137,17 +170,20 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.last = d.Cursor
 	if d.Envelope.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && isNew {
 		r.prekeys++
 	}
+	behind := r.last - r.acked.Load()
+	r.mu.Unlock()
 	if isNew {
 		r.fn(*m)
 	}
 	for _, later := range r.c.takeRetried() {
 		r.fn(later)
 	}
-	if r.caughtUp || r.last-r.acked >= ackEvery {
+	if behind >= ackEvery {
 		return r.ack(ctx)
 	}
 	return nil
@@ -156,18 +192,25 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 // ack tells the node everything up to r.last is stored locally, and
 // replaces consumed one-time prekeys.
 func (r *receiver) ack(ctx context.Context) error {
-	if r.last <= r.acked {
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	r.mu.Lock()
+	last, prekeys := r.last, r.prekeys
+	r.mu.Unlock()
+	if last <= r.acked.Load() {
 		return nil
 	}
-	if err := r.c.setCursor(r.nodeID, r.last); err != nil {
+	if err := r.c.setCursor(r.nodeID, last); err != nil {
 		return err
 	}
-	if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: r.last}, r.c.relay.Ack); err != nil {
+	if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: last}, r.c.relay.Ack); err != nil {
 		return err
 	}
-	r.acked = r.last
-	if r.prekeys > 0 {
-		r.prekeys = 0
+	r.acked.Store(last)
+	if prekeys > 0 {
+		r.mu.Lock()
+		r.prekeys -= prekeys
+		r.mu.Unlock()
 		return r.c.TopUpPrekeys(ctx)
 	}
 	return nil
