@@ -113,7 +113,8 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, a load
 		return
 	}
 	once := sync.OnceFunc(ready.Done)
-	var last uint64
+	var last, acked uint64
+	ackedAt := time.Now()
 	for s.Receive() {
 		if s.Msg().GetCaughtUp() {
 			once()
@@ -121,10 +122,12 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, a load
 		}
 		last = s.Msg().GetDelivery().GetCursor()
 		got.Add(1)
-		if last%256 == 0 {
+		// As the client does: an Ack every 128 envelopes or 300 ms.
+		if last-acked >= 128 || time.Since(ackedAt) >= 300*time.Millisecond {
 			ack := connect.NewRequest(&tokenimv1.AckRequest{Cursor: last})
 			ack.Header().Set("Authorization", "Bearer "+a.Token)
 			api.Ack(ctx, ack)
+			acked, ackedAt = last, time.Now()
 		}
 	}
 	once()

@@ -12,6 +12,9 @@ import (
 	"github.com/cockroachdb/pebble"
 )
 
+// ackedCacheCap bounds Store.acked (mailboxes).
+const ackedCacheCap = 1 << 16
+
 // run is the committer goroutine: it drains the queue into batches, each
 // committed with one fsync, until Close.
 func (s *Store) run() {
@@ -128,6 +131,12 @@ func (s *Store) commit(reqs []*request) {
 	for h, st := range b.newRefs {
 		s.cacheRef(h, st)
 	}
+	if len(s.acked)+len(b.ackFloor) > ackedCacheCap {
+		clear(s.acked) // scans start at cursor 1 again until the next Ack
+	}
+	for name, c := range b.ackFloor {
+		s.acked[name] = max(s.acked[name], c)
+	}
 	s.updateTails(b)
 	for name := range b.notify {
 		s.notify(name)
@@ -148,6 +157,7 @@ type builder struct {
 	logged   map[[IDSize]byte]bool // ids logged only, in this batch
 	added    map[string][]added    // envelopes set in this batch, per recipient
 	ackedTo  map[string]uint64     // highest Ack in this batch, per recipient
+	ackFloor map[string]uint64     // cursors at or below it are all deleted once committed
 	deleted  map[string]bool       // mail keys Forget deleted in this batch
 	forgot   map[string]bool       // recipients Forget deleted from
 	notify   map[string]struct{}
@@ -176,7 +186,7 @@ func (s *Store) newBuilder(n int) *builder {
 		s: s, batch: s.db.NewBatch(), nowMs: unixMs(s.now().UnixMilli()),
 		cursors: make(map[string]uint64, n), ids: make(map[[IDSize]byte]bool, n),
 		leafIDs: make([][]byte, 0, n), leaves: make([][]byte, 0, n), admitted: make([][IDSize]byte, 0, n),
-		added: make(map[string][]added, n), ackedTo: map[string]uint64{}, notify: make(map[string]struct{}, n),
+		added: make(map[string][]added, n), ackedTo: map[string]uint64{}, ackFloor: map[string]uint64{}, notify: make(map[string]struct{}, n),
 		deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
 		refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{}, expiring: map[uint64][][IDSize]byte{},
 	}

@@ -56,15 +56,32 @@ func (s *Store) readDB(recipient string, after uint64, limit int) ([]*tokenimv1.
 // ack deletes recipient's envelopes with cursor <= upTo: the committed ones
 // and those set earlier in this batch, skipping what an earlier Ack in this
 // batch deleted already.
+//
+// The scan starts after what earlier commits acknowledged (Store.acked):
+// from cursor 1 every Ack would step over the tombstones of all earlier
+// ones.
 func (b *builder) ack(name string, upTo uint64) error {
-	lo := uint64(1)
+	lo := b.s.acked[name] + 1
 	if prev, ok := b.ackedTo[name]; ok {
 		if upTo <= prev {
 			return nil
 		}
-		lo = prev + 1
+		lo = max(lo, prev+1)
 	}
 	b.ackedTo[name] = upTo
+	last, ok := b.cursors[name]
+	if !ok {
+		var err error
+		if last, err = b.s.lastCursor(name); err != nil {
+			return err
+		}
+	}
+	// Everything up to here is gone once the batch commits; envelopes set
+	// later in the batch get cursors above it, even if upTo is beyond.
+	b.ackFloor[name] = min(upTo, last)
+	if upTo < lo {
+		return b.ackAdded(name, upTo)
+	}
 	lower, upper := mailBounds(name, lo, upTo)
 	it, err := b.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {

@@ -266,3 +266,27 @@ func TestInvalidName(t *testing.T) {
 		}
 	}
 }
+
+// An Ack beyond the mailbox's last cursor deletes what is there; envelopes
+// stored after it are deleted by the next Ack that covers them (acks scan
+// from where earlier ones ended).
+func TestAckBeyondLastCursor(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	mustAppend(t, s, newEnv("bob", 8), newEnv("bob", 8))
+	if err := s.Ack("bob", 100); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, newEnv("bob", 8))
+	if got := cursors(t, s, "bob"); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("after acking 100 and storing one more: %v, want [3]", got)
+	}
+	if err := s.Ack("bob", 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := cursors(t, s, "bob"); len(got) != 0 {
+		t.Fatalf("after acking 3: %v", got)
+	}
+	if st := s.Stats(); st.Envelopes != 0 || st.Bytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

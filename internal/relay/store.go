@@ -57,6 +57,7 @@ type Store struct {
 	cursors   map[string]uint64              // last cursor per recipient, loaded lazily
 	refCache  map[[sha256.Size]byte]refState // shared bodies' counts (body.go)
 	sortOps   []sortOp                       // sortBatch's buffer
+	acked     map[string]uint64              // per mailbox: every cursor up to it is deleted
 	liveCount int64
 	liveBytes int64
 
@@ -106,7 +107,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow, onLog: opts.OnLogGrowth,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, tailBodies: map[*byte]int{}, subs: make(map[string]map[chan struct{}]struct{}),
+		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, acked: map[string]uint64{}, tailBodies: map[*byte]int{}, subs: make(map[string]map[chan struct{}]struct{}),
 		tails: make(map[string]*tail),
 	}
 	if s.log == nil {
