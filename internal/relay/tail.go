@@ -159,3 +159,18 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 	}
 	return out, true, nil
 }
+
+// tailRange returns the committed envelopes of recipient with cursor in
+// [lo, hi] from its tail, if the tail holds all of them (ok false: read
+// Pebble).
+func (s *Store) tailRange(recipient string, lo, hi uint64) (out []tailEntry, ok bool) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	t := s.tails[recipient]
+	if t == nil || !t.valid || lo <= t.base {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(t.entries, lo, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
+	j, _ := slices.BinarySearchFunc(t.entries, hi+1, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
+	return slices.Clone(t.entries[i:j]), true
+}
