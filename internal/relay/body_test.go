@@ -202,3 +202,11 @@ func TestSharedBodyCorrupt(t *testing.T) {
 		t.Fatal("a stub without its body was delivered")
 	}
 }
+
+// The stub layout names Envelope's fields by number.
+func TestStubFieldNumbers(t *testing.T) {
+	fields := (&tokenimv1.Envelope{}).ProtoReflect().Descriptor().Fields()
+	if fields.ByName("ciphertext").Number() != ciphertextField || fields.ByName("id").Number() != idField {
+		t.Fatal("Envelope's field numbers changed: update body.go")
+	}
+}
