@@ -19,6 +19,7 @@ import (
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/signalerror"
+	"google.golang.org/protobuf/proto"
 )
 
 // Group errors.
@@ -302,6 +303,9 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []stri
 		}
 		to = to[n:]
 		_, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{sc}}, c.relay.Send)
+		if connect.CodeOf(err) == connect.CodeInvalidArgument {
+			err = c.sendCopiesInFull(ctx, sc)
+		}
 		if connect.CodeOf(err) == connect.CodePermissionDenied {
 			var ce *connect.Error
 			if errors.As(err, &ce) {
@@ -310,6 +314,25 @@ func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []stri
 			return fmt.Errorf("%w: %v", ErrDenied, err)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendCopiesInFull sends sc's copies each with the ciphertext, 512 per
+// request: a node from before shared ciphertexts refuses the field it does
+// not know (invalid argument), and takes this. A request the node refuses
+// for another reason is refused again, with the node's reason.
+func (c *Client) sendCopiesInFull(ctx context.Context, sc *tokenimv1.SharedCiphertext) error {
+	for part := range slices.Chunk(sc.Copies, 512) {
+		envs := make([]*tokenimv1.Envelope, len(part))
+		for i, cp := range part {
+			e := proto.Clone(cp).(*tokenimv1.Envelope)
+			e.Ciphertext = sc.Ciphertext
+			envs[i] = e
+		}
+		if _, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Envelopes: envs}, c.relay.Send); err != nil {
 			return err
 		}
 	}

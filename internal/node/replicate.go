@@ -123,19 +123,48 @@ func (n *Node) storeOnNode(ctx context.Context, id string, envs []*tokenimv1.Env
 	if !ok {
 		return nil, fmt.Errorf("node %s not registered", id)
 	}
-	res, err := n.peers.get(rec.ApiUrl).Replicate(ctx, connect.NewRequest(req))
+	dups, err := n.replicateTo(ctx, rec.ApiUrl, envs, req)
 	if err != nil {
 		return nil, err
 	}
 	dup := make([]bool, len(envs))
 	for i, e := range envs {
-		for _, d := range res.Msg.Duplicates {
+		for _, d := range dups {
 			if sameBytes(d, e.Id) {
 				dup[i] = true
 			}
 		}
 	}
 	return dup, nil
+}
+
+// legacyPerRequest is how many envelopes a node from before shared
+// ciphertexts takes in one request.
+const legacyPerRequest = 512
+
+// replicateTo stores envs on the peer at url through req (envs packed) and
+// returns the ids it reported as duplicates. A node from before shared
+// ciphertexts refuses the unknown field (invalid argument): it gets the
+// envelopes in full, as it expects, so a network can be upgraded node by
+// node.
+func (n *Node) replicateTo(ctx context.Context, url string, envs []*tokenimv1.Envelope, req *tokenimv1.ReplicateRequest) ([][]byte, error) {
+	peer := n.peers.get(url)
+	res, err := peer.Replicate(ctx, connect.NewRequest(req))
+	if err == nil {
+		return res.Msg.Duplicates, nil
+	}
+	if len(req.Shared) == 0 || connect.CodeOf(err) != connect.CodeInvalidArgument {
+		return nil, err
+	}
+	var dups [][]byte
+	for part := range slices.Chunk(envs, legacyPerRequest) {
+		res, err := peer.Replicate(ctx, connect.NewRequest(&tokenimv1.ReplicateRequest{Envelopes: part}))
+		if err != nil {
+			return nil, err
+		}
+		dups = append(dups, res.Msg.Duplicates...)
+	}
+	return dups, nil
 }
 
 // forgetElsewhere tells the other replicas of handle's mailbox that these

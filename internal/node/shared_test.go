@@ -2,12 +2,20 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -95,5 +103,59 @@ func TestExpandSharedBadInput(t *testing.T) {
 		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+	}
+}
+
+// oldPeer answers Replicate as a node from before shared ciphertexts:
+// invalid argument for the unknown field; envelopes in full are stored.
+type oldPeer struct {
+	tokenimv1connect.UnimplementedPeerServiceHandler
+	mu       sync.Mutex
+	refused  int
+	requests [][]*tokenimv1.Envelope
+}
+
+func (o *oldPeer) Replicate(_ context.Context, req *connect.Request[tokenimv1.ReplicateRequest]) (*connect.Response[tokenimv1.ReplicateResponse], error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(req.Msg.Shared) > 0 {
+		o.refused++
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("proto: unknown field 2"))
+	}
+	o.requests = append(o.requests, req.Msg.Envelopes)
+	return connect.NewResponse(&tokenimv1.ReplicateResponse{Duplicates: [][]byte{req.Msg.Envelopes[0].Id}}), nil
+}
+
+// A peer that predates shared ciphertexts gets a packed request's
+// envelopes in full, at most 512 per request; its duplicates come back.
+func TestReplicateToAnOldPeer(t *testing.T) {
+	old := &oldPeer{}
+	mux := http.NewServeMux()
+	mux.Handle(tokenimv1connect.NewPeerServiceHandler(old))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	n := &Node{peers: newPeerClients("me", key)}
+	ct := randBytes(1000)
+	var envs []*tokenimv1.Envelope
+	for i := range 700 {
+		envs = append(envs, &tokenimv1.Envelope{Id: randBytes(16), To: fmt.Sprintf("m%d", i), Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: "g", Ciphertext: ct})
+	}
+	req := &tokenimv1.ReplicateRequest{}
+	req.Envelopes, req.Shared = packShared(envs)
+	dups, err := n.replicateTo(t.Context(), srv.URL, envs, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.refused != 1 || len(old.requests) != 2 || len(old.requests[0]) != 512 || len(old.requests[1]) != 188 {
+		t.Fatalf("refused %d, then %d requests", old.refused, len(old.requests))
+	}
+	for i, e := range append(old.requests[0], old.requests[1]...) {
+		if !proto.Equal(e, envs[i]) {
+			t.Fatalf("envelope %d arrived different", i)
+		}
+	}
+	if len(dups) != 2 || !bytes.Equal(dups[0], envs[0].Id) || !bytes.Equal(dups[1], envs[512].Id) {
+		t.Fatalf("duplicates: %x", dups)
 	}
 }
