@@ -57,6 +57,7 @@ type Store struct {
 	cursors   map[string]uint64              // last cursor per recipient, loaded lazily
 	refCache  map[[sha256.Size]byte]refState // shared bodies' counts (body.go)
 	sortOps   []sortOp                       // sortBatch's buffer
+	sorted    *pebble.Batch                  // sortBatch's batch, reset for each commit
 	acked     map[string]uint64              // per mailbox: every cursor up to it is deleted
 	liveCount int64
 	liveBytes int64
