@@ -1,8 +1,11 @@
 package e2enet
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenim/tokenim/client"
 )
@@ -59,5 +62,52 @@ func TestGroupPostAcrossNodes(t *testing.T) {
 			}
 		}
 		expectExactly(t, m.Handle(), got, want)
+	}
+}
+
+// A sender who switches entry nodes meets its rate there too: its posts
+// through node 0 were replicated to the nodes keeping the members'
+// mailboxes, and they counted them.
+func TestGroupRateAcrossEntryNodes(t *testing.T) {
+	ctx := ctxT(t)
+	alice := newUser(t, "gralice", 0)
+	var handles []string
+	for i := range 6 {
+		handles = append(handles, newUser(t, fmt.Sprintf("grm%d", i), 1+i%3).Handle())
+	}
+	if _, err := alice.DeployPolicy(ctx, "two-an-hour", "rate = 2\nrate_window = duration(\"1h\")"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.CreateGroup(ctx, "ratelimited", handles, "two-an-hour"); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two"} {
+		if _, err := alice.SendGroup(ctx, "ratelimited", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for the replicas the senders did not wait for (quorum).
+	holds := func(i int) bool {
+		for _, h := range handles {
+			if ds, _ := net4.nodes[i].Relay().Read(h, 0, 0); len(ds) >= 2 {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; i < len(net4.nodes); i++ {
+		for !holds(i) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !holds(i) {
+			t.Logf("node %d keeps no member's mailbox: not checked", i)
+			continue
+		}
+		alice.reopen(t, i)
+		_, err := alice.SendGroup(ctx, "ratelimited", fmt.Sprintf("third, through node %d", i))
+		if !errors.Is(err, client.ErrDenied) || !strings.Contains(err.Error(), "rule rate") {
+			t.Fatalf("a third post through node %d: %v", i, err)
+		}
 	}
 }

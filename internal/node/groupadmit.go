@@ -194,12 +194,36 @@ func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {
 
 // checkPost applies the post rules (read_only_after, max_size, rate,
 // can_post) to a message with ciphertext ct whose copies in this call are
-// copies; key names the sender's rate counter.
+// copies; key names the sender's rate counter. An allowed post is counted.
 func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copies []copyOf, key string, now time.Time) error {
 	lim, err := p.Limits(v)
 	if err != nil {
 		return connect.NewError(connect.CodeInternal, err)
 	}
+	var d policy.Decision
+	gg.count(key, ct, copies, now, lim.RateWindow, func(sent int64) bool {
+		v.Action, v.Size, v.SentInWindow = "post", int64(len(ct)), sent
+		d, err = p.Decide(v)
+		return err == nil && d.Allowed
+	})
+	if err != nil || !d.Allowed {
+		return denied(d, err, "post")
+	}
+	return nil
+}
+
+// observe counts a post this node stores for another entry node (a
+// replica's Replicate): a sender who posts through several nodes meets,
+// at each node that keeps a mailbox of the conversation, its posts through
+// the others too.
+func (gg *groupGate) observe(key string, ct []byte, copies []copyOf, now time.Time, window time.Duration) {
+	gg.count(key, ct, copies, now, window, func(int64) bool { return true })
+}
+
+// count drops key's posts older than window, asks allow with the number
+// of messages sent in it (a continuation of a counted post not counted
+// again), and if allowed records the post.
+func (gg *groupGate) count(key string, ct []byte, copies []copyOf, now time.Time, window time.Duration, allow func(sent int64) bool) {
 	gg.mu.Lock()
 	defer gg.mu.Unlock()
 	if gg.recent == nil {
@@ -208,7 +232,7 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copie
 	sum := sha256.Sum256(ct)
 	kept, same := gg.recent[key][:0], -1
 	for _, q := range gg.recent[key] {
-		if now.Sub(q.at) < lim.RateWindow {
+		if now.Sub(q.at) < window {
 			kept = append(kept, q)
 			if now.Sub(q.at) >= postCoverage {
 				q.copies = nil // counted; no longer continued
@@ -223,20 +247,65 @@ func (gg *groupGate) checkPost(p *policy.Policy, v policy.Vars, ct []byte, copie
 	if same >= 0 {
 		sent-- // more copies of a message counted already
 	}
-	v.Action, v.Size, v.SentInWindow = "post", int64(len(ct)), sent
-	d, err := p.Decide(v)
-	if err == nil && d.Allowed {
+	if allow(sent) {
 		if same < 0 {
 			kept = append(kept, post{at: now, ct: sum, copies: make(map[uint64]uint64, len(copies))})
 			same = len(kept) - 1
 		}
 		kept[same].add(copies)
 	}
-	gg.recent[key] = kept
-	if err != nil || !d.Allowed {
-		return denied(d, err, "post")
+	if len(kept) == 0 {
+		delete(gg.recent, key)
+		return
 	}
-	return nil
+	gg.recent[key] = kept
+}
+
+// observeReplicated counts the posts among envelopes a peer asked this
+// node to store, with the rate window of their conversation's policy at
+// this node's height (a conversation it does not know yet is skipped).
+func (n *Node) observeReplicated(envs []*tokenimv1.Envelope, now time.Time) {
+	r, _ := n.app.Committed()
+	type postKey struct{ key, group, from, to string }
+	var order []postKey
+	copies := map[postKey][]copyOf{}
+	cts := map[postKey][]byte{}
+	for _, e := range envs {
+		k := postKey{key: "dm/" + e.From + "/" + e.To, from: e.From, to: e.To}
+		if e.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+			k = postKey{key: e.Group + "/" + e.From, group: e.Group, from: e.From}
+		}
+		if _, ok := copies[k]; !ok {
+			order = append(order, k)
+			cts[k] = e.Ciphertext
+		}
+		copies[k] = append(copies[k], copyOf{to: e.To, id: e.Id})
+	}
+	for _, k := range order {
+		var p *policy.Policy
+		var v policy.Vars
+		if k.group != "" {
+			g, err := ledger.GetGroup(r, k.group)
+			if err != nil {
+				continue
+			}
+			if p, err = ledger.PolicyOf(r, g); err != nil {
+				continue
+			}
+			v = groupVars(g, k.from, now)
+		} else {
+			var err error
+			if p, err = ledger.ConversationPolicy(r, k.from, k.to); err != nil || p == nil {
+				continue
+			}
+			v = policy.Vars{Sender: k.from, SenderRole: ledger.RoleMember, Target: k.to, TargetRole: ledger.RoleMember, Now: now}
+		}
+		lim, err := p.Limits(v)
+		if err != nil {
+			continue
+		}
+		n.gate.observe(k.key, cts[k], copies[k], now, lim.RateWindow)
+	}
 }
 
 // continuedBy reports whether copies belong to post q: no recipient of

@@ -57,3 +57,29 @@ func TestRateCountsMessagesNotCopies(t *testing.T) {
 		t.Fatalf("window kept %d posts, want 1", len(gg.recent["g/ann"]))
 	}
 }
+
+// Posts a node stored for other entry nodes count toward the sender's rate
+// here too (once each, however often they are replicated).
+func TestRateCountsReplicatedPosts(t *testing.T) {
+	p, err := policy.Compile("rate = 2\nrate_window = duration(\"1h\")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gg groupGate
+	v := policy.Vars{Sender: "ann", SenderRole: "member", Members: []string{"ann", "bob"}}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	bob1, bob2 := copyOf{"bob", []byte("id-bob-1")}, copyOf{"bob", []byte("id-bob-2")}
+	gg.observe("g/ann", []byte("one"), []copyOf{bob1}, now, time.Hour)
+	gg.observe("g/ann", []byte("one"), []copyOf{bob1}, now, time.Hour) // replicated again
+	if err := gg.checkPost(p, v, []byte("two"), []copyOf{bob2}, "g/ann", now); err != nil {
+		t.Fatalf("second message: %v", err)
+	}
+	gg.observe("g/ann", []byte("three"), []copyOf{{"bob", []byte("id-bob-3")}}, now, time.Hour)
+	if err := gg.checkPost(p, v, []byte("four"), []copyOf{{"bob", []byte("id-bob-4")}}, "g/ann", now); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a fourth message with three in the window: %v", err)
+	}
+	gg.observe("g/ann", []byte("five"), []copyOf{{"bob", []byte("id-bob-5")}}, now.Add(2*time.Hour), time.Hour)
+	if n := len(gg.recent["g/ann"]); n != 1 {
+		t.Fatalf("%d posts kept after the window, want 1", n)
+	}
+}

@@ -33,6 +33,7 @@ func (s *peerService) Replicate(ctx context.Context, req *connect.Request[tokeni
 	if err != nil {
 		return nil, relayError(err)
 	}
+	s.n.observeReplicated(envs, time.Now())
 	s.n.metrics.replicated(len(envs))
 	resp := &tokenimv1.ReplicateResponse{}
 	for i, d := range dup {
