@@ -77,15 +77,21 @@ func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) 
 		for i, e := range es {
 			copies[i] = copyOf{to: e.To, id: e.Id}
 		}
-		gc, err := n.checkGroupPost(r, es[0], copies, me, now)
+		gc, err := n.loadGroupCheck(r, group, me, now)
 		if err != nil {
 			return err
 		}
 		for _, e := range es {
-			e.ExpiresAtMs = gc.expires
 			if err := gc.mayRead(e.To); err != nil {
 				return err
 			}
+		}
+		// The post is counted toward the rate last, once it is admitted.
+		if err := n.gate.checkPost(gc.p, gc.v, es[0].Ciphertext, copies, group+"/"+me, now); err != nil {
+			return err
+		}
+		for _, e := range es {
+			e.ExpiresAtMs = gc.expires
 		}
 	}
 	return nil
@@ -120,8 +126,10 @@ type readDecision struct {
 	err error
 }
 
-func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, copies []copyOf, me string, now time.Time) (*groupCheck, error) {
-	g, err := ledger.GetGroup(r, e.Group)
+// loadGroupCheck reads group and its policy at the committed height and
+// computes what a post by me admitted now gets (its expiry).
+func (n *Node) loadGroupCheck(r ledger.Reader, group, me string, now time.Time) (*groupCheck, error) {
+	g, err := ledger.GetGroup(r, group)
 	if errors.Is(err, ledger.ErrUnknownGroup) {
 		return nil, connect.NewError(connect.CodeNotFound, err)
 	}
@@ -133,9 +141,6 @@ func (n *Node) checkGroupPost(r ledger.Reader, e *tokenimv1.Envelope, copies []c
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	gc := &groupCheck{g: g, p: p, v: groupVars(g, me, now)}
-	if err := n.gate.checkPost(p, gc.v, e.Ciphertext, copies, e.Group+"/"+me, now); err != nil {
-		return nil, err
-	}
 	if gc.expires, err = expiry(p, gc.v, now); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
