@@ -350,20 +350,43 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 		return fmt.Errorf("sender key: %w", err)
 	}
 	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
+	var need []string
 	for _, m := range to {
-		key := skSentKey(g.Name, g.Epoch, m)
-		if _, done, err := c.store.Get(bucketSKSent, key); err != nil || done {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := c.sendSenderKey(ctx, m, body); err != nil {
+		if _, done, err := c.store.Get(bucketSKSent, skSentKey(g.Name, g.Epoch, m)); err != nil {
 			return err
+		} else if !done {
+			need = append(need, m)
 		}
 	}
-	return nil
+	// Several at a time: each is a new 1:1 session for a first post (the
+	// member's proven keys, its prekey bundle, X3DH), mostly waiting on the
+	// node; the Signal state changes are serialized inside.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, senderKeyParallel)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, m := range need {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := c.sendSenderKey(ctx, m, body); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
+
+// senderKeyParallel is how many members get a sender key at once.
+const senderKeyParallel = 8
 
 func skSentKey(group string, epoch uint64, member string) string {
 	return fmt.Sprintf("%s#%d/%s", group, epoch, member)
