@@ -9,8 +9,10 @@ import (
 
 // Expire deletes every stored envelope whose retention ended at or before
 // nowMs (Envelope.expires_at_ms), delivered or not, and drops the index
-// entries; it returns how many envelopes it deleted. The ids stay in the
-// dedup index, so a late replica copy is not stored again.
+// entries; it returns how many envelopes it deleted. One call handles about
+// MaxSweepBatch envelopes (whole index entries); the sweeper calls it again
+// every second. The ids stay in the dedup index, so a late replica copy is
+// not stored again.
 func (s *Store) Expire(nowMs int64) (int, error) {
 	byName, keys, err := s.expired(nowMs)
 	if err != nil || len(keys) == 0 {
@@ -52,11 +54,13 @@ func (s *Store) expired(nowMs int64) (map[string][][]byte, [][]byte, error) {
 	defer it.Close()
 	byName := map[string][][]byte{}
 	var keys [][]byte
-	for it.First(); it.Valid() && len(keys) < MaxSweepBatch; it.Next() {
+	n := 0 // ids listed: an entry holds a batch's worth, up to MaxCommitEnvelopes
+	for it.First(); it.Valid() && n < MaxSweepBatch; it.Next() {
 		ids, err := indexIDs(it.Key(), it.Value())
 		if err != nil {
 			return nil, nil, err
 		}
+		n += len(ids)
 		keys = append(keys, bytes.Clone(it.Key()))
 		for _, id := range ids {
 			v, ok, err := s.get(dedupKey(id))
