@@ -32,6 +32,20 @@ func (tt *tokenTap) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// newUserVia registers a fresh account whose client sends its requests
+// through rt.
+func newUserVia(t *testing.T, base string, rt http.RoundTripper) *client.Client {
+	t.Helper()
+	c := cfg(t.TempDir())
+	c.HTTPClient = &http.Client{Transport: rt}
+	u, err := client.Create(ctxT(t), c, uniqueHandle(base))
+	if err != nil {
+		t.Fatalf("create %s: %v", base, err)
+	}
+	t.Cleanup(func() { u.Close() })
+	return u
+}
+
 // can_read decides who gets a group's messages: the sender's client leaves
 // out the members the policy does not let read (no sender key, no copy),
 // and the node refuses a copy addressed to one, naming the rule — for a
@@ -40,13 +54,7 @@ func (tt *tokenTap) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestGroupCanRead(t *testing.T) {
 	ctx := ctxT(t)
 	tap := &tokenTap{}
-	c := cfg(t.TempDir())
-	c.HTTPClient = &http.Client{Transport: tap}
-	alice, err := client.Create(ctx, c, uniqueHandle("cra"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	alice := newUserVia(t, "cra", tap)
 	bob, _ := newUser(t, "crb")
 	carol, _ := newUser(t, "crc")
 	dave, _ := newUser(t, "crd")
@@ -138,13 +146,7 @@ func (o *oldNodeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestGroupPostToAnOldNode(t *testing.T) {
 	ctx := ctxT(t)
 	old := &oldNodeTransport{}
-	c := cfg(t.TempDir())
-	c.HTTPClient = &http.Client{Transport: old}
-	alice, err := client.Create(ctx, c, uniqueHandle("ona"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	alice := newUserVia(t, "ona", old)
 	bob, _ := newUser(t, "onb")
 	carol, _ := newUser(t, "onc")
 	group := uniqueHandle("oldies")
