@@ -43,7 +43,7 @@ func (c *Client) directExpiry(ctx context.Context, peer string, now time.Time) (
 	if err != nil {
 		return time.Time{}, err
 	}
-	lim, err := p.Limits(policy.Vars{Action: "post", Sender: c.Handle(), SenderRole: ledger.RoleMember, Target: peer, TargetRole: ledger.RoleMember, Now: now})
+	lim, err := p.Limits(ledger.ConversationVars(c.Handle(), peer, now)) // as the nodes compute it
 	if err != nil || lim.LegalHold || lim.Retention <= 0 {
 		return time.Time{}, err
 	}

@@ -200,7 +200,7 @@ func (c *Client) groupExpiry(ctx context.Context, g *tokenimv1.GroupRecord, now 
 	if err != nil {
 		return time.Time{}, err
 	}
-	lim, err := p.Limits(policy.Vars{Action: "post", Sender: c.Handle(), SenderRole: ledger.Role(g, c.Handle()), Now: now})
+	lim, err := p.Limits(ledger.GroupVars(g, c.Handle(), now)) // as the nodes compute it
 	if err != nil || lim.LegalHold || lim.Retention <= 0 {
 		return time.Time{}, err
 	}
@@ -244,13 +244,8 @@ func (c *Client) readers(ctx context.Context, g *tokenimv1.GroupRecord, now time
 		return nil, err
 	}
 	me := c.Handle()
-	v := policy.Vars{Action: "read", Sender: me, SenderRole: ledger.Role(g, me), Now: now}
-	for _, m := range g.Members {
-		v.Members = append(v.Members, m.Handle)
-		if m.Role == ledger.RoleOwner || m.Role == ledger.RoleAdmin {
-			v.Admins = append(v.Admins, m.Handle)
-		}
-	}
+	v := ledger.GroupVars(g, me, now)
+	v.Action = "read"
 	var out []string
 	for _, m := range g.Members {
 		if m.Handle == me {

@@ -146,6 +146,28 @@ func GetGroup(r Reader, name string) (*tokenimv1.GroupRecord, error) {
 	return &g, nil
 }
 
+// GroupVars are the policy inputs of an action by sender in g at now (the
+// caller sets Action, Target and the rest): nodes and clients evaluate a
+// group's policy with the same inputs.
+func GroupVars(g *tokenimv1.GroupRecord, sender string, now time.Time) policy.Vars {
+	v := policy.Vars{Sender: sender, SenderRole: Role(g, sender), Now: now}
+	for _, m := range g.Members {
+		v.Members = append(v.Members, m.Handle)
+		if m.Role == RoleOwner || m.Role == RoleAdmin {
+			v.Admins = append(v.Admins, m.Handle)
+		}
+	}
+	return v
+}
+
+// ConversationVars are the policy inputs of sender's action in its 1:1
+// conversation with peer: both are members.
+func ConversationVars(sender, peer string, now time.Time) policy.Vars {
+	members := []string{sender, peer}
+	slices.Sort(members)
+	return policy.Vars{Sender: sender, SenderRole: RoleMember, Target: peer, TargetRole: RoleMember, Members: members, Now: now}
+}
+
 // Role returns handle's role in g ("" if not a member).
 func Role(g *tokenimv1.GroupRecord, handle string) string {
 	i, ok := slices.BinarySearchFunc(g.Members, handle, func(m *tokenimv1.GroupMember, h string) int { return strings.Compare(m.Handle, h) })

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/tokenim/tokenim/internal/blob"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/placement"
-	"github.com/tokenim/tokenim/internal/policy"
 	"github.com/tokenim/tokenim/internal/relay"
 )
 
@@ -100,9 +98,7 @@ func (n *Node) chunkExpiry(me, conversation string, now time.Time) (int64, error
 		if p == nil {
 			return 0, nil
 		}
-		members := []string{me, peer}
-		slices.Sort(members)
-		return expiry(p, policy.Vars{Sender: me, SenderRole: ledger.RoleMember, Target: peer, TargetRole: ledger.RoleMember, Members: members, Now: now}, now)
+		return expiry(p, ledger.ConversationVars(me, peer, now), now)
 	}
 	g, err := ledger.GetGroup(r, conversation)
 	if errors.Is(err, ledger.ErrUnknownGroup) {
@@ -118,7 +114,7 @@ func (n *Node) chunkExpiry(me, conversation string, now time.Time) (int64, error
 	if err != nil {
 		return 0, connect.NewError(connect.CodeInternal, err)
 	}
-	return expiry(p, groupVars(g, me, now), now)
+	return expiry(p, ledger.GroupVars(g, me, now), now)
 }
 
 // GetChunk serves a chunk from here or from a replica. A replica that

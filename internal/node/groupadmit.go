@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"sync"
 	"time"
 
@@ -140,7 +139,7 @@ func (n *Node) loadGroupCheck(r ledger.Reader, group, me string, now time.Time) 
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
-	gc := &groupCheck{g: g, p: p, v: groupVars(g, me, now)}
+	gc := &groupCheck{g: g, p: p, v: ledger.GroupVars(g, me, now)}
 	if gc.expires, err = expiry(p, gc.v, now); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
@@ -163,9 +162,7 @@ func (n *Node) admitDirect(envs []*tokenimv1.Envelope, me string, now time.Time)
 		if p == nil {
 			continue
 		}
-		members := []string{me, e.To}
-		slices.Sort(members)
-		v := policy.Vars{Sender: me, SenderRole: ledger.RoleMember, Target: e.To, TargetRole: ledger.RoleMember, Members: members, Now: now}
+		v := ledger.ConversationVars(me, e.To, now)
 		if err := n.gate.checkPost(p, v, e.Ciphertext, []copyOf{{to: e.To, id: e.Id}}, "dm/"+me+"/"+e.To, now); err != nil {
 			return err
 		}
@@ -184,17 +181,6 @@ func expiry(p *policy.Policy, v policy.Vars, now time.Time) (int64, error) {
 		return 0, err
 	}
 	return now.Add(lim.Retention).UnixMilli(), nil
-}
-
-func groupVars(g *tokenimv1.GroupRecord, me string, now time.Time) policy.Vars {
-	v := policy.Vars{Sender: me, SenderRole: ledger.Role(g, me), Now: now}
-	for _, m := range g.Members {
-		v.Members = append(v.Members, m.Handle)
-		if m.Role == ledger.RoleOwner || m.Role == ledger.RoleAdmin {
-			v.Admins = append(v.Admins, m.Handle)
-		}
-	}
-	return v
 }
 
 // checkPost applies the post rules (read_only_after, max_size, rate,
@@ -297,13 +283,13 @@ func (n *Node) observeReplicated(envs []*tokenimv1.Envelope, now time.Time) {
 			if p, err = ledger.PolicyOf(r, g); err != nil {
 				continue
 			}
-			v = groupVars(g, k.from, now)
+			v = ledger.GroupVars(g, k.from, now)
 		} else {
 			var err error
 			if p, err = ledger.ConversationPolicy(r, k.from, k.to); err != nil || p == nil {
 				continue
 			}
-			v = policy.Vars{Sender: k.from, SenderRole: ledger.RoleMember, Target: k.to, TargetRole: ledger.RoleMember, Now: now}
+			v = ledger.ConversationVars(k.from, k.to, now)
 		}
 		lim, err := p.Limits(v)
 		if err != nil {

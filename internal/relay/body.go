@@ -102,15 +102,21 @@ type refChange struct {
 
 // ref counts one more entry referring to body h.
 func (b *builder) ref(h [sha256.Size]byte, body []byte) {
+	rc := b.refChange(h)
+	rc.delta++
+	if rc.body == nil {
+		rc.body = body
+	}
+}
+
+// refChange returns this batch's change to body h's references.
+func (b *builder) refChange(h [sha256.Size]byte) *refChange {
 	rc := b.refs[h]
 	if rc == nil {
 		rc = &refChange{}
 		b.refs[h] = rc
 	}
-	rc.delta++
-	if rc.body == nil {
-		rc.body = body
-	}
+	return rc
 }
 
 // unref drops the reference of a deleted mail value, if it is a stub.
@@ -122,12 +128,7 @@ func (b *builder) unref(v []byte) error {
 	if err != nil {
 		return err
 	}
-	rc := b.refs[h]
-	if rc == nil {
-		rc = &refChange{}
-		b.refs[h] = rc
-	}
-	rc.delta--
+	b.refChange(h).delta--
 	return nil
 }
 

@@ -325,12 +325,9 @@ func (b *builder) seen(id [IDSize]byte) (bool, error) {
 
 // nextCursor assigns recipient's next cursor.
 func (b *builder) nextCursor(name string) (uint64, error) {
-	last, ok := b.cursors[name]
-	if !ok {
-		var err error
-		if last, err = b.s.lastCursor(name); err != nil {
-			return 0, err
-		}
+	last, err := b.lastCursor(name)
+	if err != nil {
+		return 0, err
 	}
 	if last == math.MaxUint64 {
 		return 0, fmt.Errorf("%w: cursor space of a mailbox exhausted", ErrCorrupt)
@@ -353,18 +350,24 @@ func (b *builder) saveCounters() error {
 		names[name] = true
 	}
 	for name := range names {
-		c, ok := b.cursors[name]
-		if !ok {
-			var err error
-			if c, err = b.s.lastCursor(name); err != nil {
-				return err
-			}
+		c, err := b.lastCursor(name)
+		if err != nil {
+			return err
 		}
 		if err := b.batch.Set(counterKey(name), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// lastCursor returns name's last cursor assigned in this batch or, if none,
+// committed.
+func (b *builder) lastCursor(name string) (uint64, error) {
+	if c, ok := b.cursors[name]; ok {
+		return c, nil
+	}
+	return b.s.lastCursor(name)
 }
 
 // lastCursor returns recipient's last committed cursor (committer only):

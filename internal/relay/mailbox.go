@@ -69,12 +69,9 @@ func (b *builder) ack(name string, upTo uint64) error {
 		lo = max(lo, prev+1)
 	}
 	b.ackedTo[name] = upTo
-	last, ok := b.cursors[name]
-	if !ok {
-		var err error
-		if last, err = b.s.lastCursor(name); err != nil {
-			return err
-		}
+	last, err := b.lastCursor(name)
+	if err != nil {
+		return err
 	}
 	// Everything up to here is gone once the batch commits; envelopes set
 	// later in the batch get cursors above it, even if upTo is beyond.

@@ -93,6 +93,12 @@ func (s *Store) trimTail(t *tail, upTo uint64) {
 	t.base = max(t.base, upTo)
 }
 
+// from is the index of t's first entry with cursor >= c.
+func (t *tail) from(c uint64) int {
+	i, _ := slices.BinarySearchFunc(t.entries, c, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
+	return i
+}
+
 func (s *Store) dropTail(t *tail) {
 	for _, e := range t.entries {
 		s.release(e.value, e.body)
@@ -142,7 +148,7 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 		s.subMu.Unlock()
 		return nil, false, nil
 	}
-	i, _ := slices.BinarySearchFunc(t.entries, after+1, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
+	i := t.from(after + 1)
 	end := len(t.entries)
 	if limit > 0 {
 		end = min(end, i+limit)
@@ -170,7 +176,5 @@ func (s *Store) tailRange(recipient string, lo, hi uint64) (out []tailEntry, ok 
 	if t == nil || !t.valid || lo <= t.base {
 		return nil, false
 	}
-	i, _ := slices.BinarySearchFunc(t.entries, lo, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
-	j, _ := slices.BinarySearchFunc(t.entries, hi+1, func(e tailEntry, c uint64) int { return cmp.Compare(e.cursor, c) })
-	return slices.Clone(t.entries[i:j]), true
+	return slices.Clone(t.entries[t.from(lo):t.from(hi+1)]), true
 }
