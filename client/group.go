@@ -151,6 +151,9 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, group)
 	}
 	now := time.Now()
+	if err := c.mayPost(ctx, g, now); err != nil {
+		return nil, err
+	}
 	to, err := c.readers(ctx, g, now)
 	if err != nil {
 		return nil, err
@@ -233,6 +236,26 @@ func (c *Client) groupPolicy(ctx context.Context, g *tokenimv1.GroupRecord) (*po
 	}
 	policies.Store(g.PolicyId, p)
 	return p, nil
+}
+
+// mayPost refuses, before any sender key goes out, a post the group's
+// policy refuses whatever the node's state: can_post, read_only_after (the
+// node checks those again, and the size and rate it alone knows).
+func (c *Client) mayPost(ctx context.Context, g *tokenimv1.GroupRecord, now time.Time) error {
+	p, err := c.groupPolicy(ctx, g)
+	if err != nil {
+		return err
+	}
+	v := ledger.GroupVars(g, c.Handle(), now)
+	v.Action = "post"
+	d, err := p.Decide(v)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed && d.Rule != "rate" && d.Rule != "max_size" {
+		return fmt.Errorf("%w: post: rule %s: %s", ErrDenied, d.Rule, d.Reason)
+	}
+	return nil
 }
 
 // readers lists the members other than this account whom g's policy lets

@@ -153,7 +153,7 @@ func printMessage(m client.Message, asJSON bool) {
 		}
 		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
 	case client.StateRejected:
-		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the chain's, or the content is not what the envelope committed to]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the chain's, the content is not what the envelope committed to, or a group key from a non-member]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	case client.StateWaiting:
 		fmt.Printf("%s  [%s] %s: [waiting for the sender's key; asked them to send it again]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.Group, m.From)
 	default:
