@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if home := os.Getenv(childNodeEnv); home != "" {
 		runChildNode(home) // never returns: the parent kills it
 	}
+	if path := os.Getenv(receiversEnv); path != "" {
+		runReceivers(path) // never returns
+	}
 	dir, err := os.MkdirTemp("", "tokenim-e2e-")
 	if err != nil {
 		panic(err)

@@ -34,7 +34,22 @@ type App struct {
 	stateMu  sync.RWMutex
 	genesis  Reader // the genesis state, until the first commit
 	onCommit []func(height int64)
+
+	// Accounts whose home nodes changed, per committed height (a.mu):
+	// complete for the heights after homesFrom.
+	homesBlock  []string // the block being finalized (stateMu)
+	homeChanges []homeChange
+	homesFrom   int64
 }
+
+// homeChange: the accounts whose home nodes a block set.
+type homeChange struct {
+	height  int64
+	handles []string
+}
+
+// maxHomeChanges bounds the blocks App.HomeChanges remembers.
+const maxHomeChanges = 256
 
 // OpenApp opens (or creates) the application state in dir.
 func OpenApp(dir, chainID string, log *slog.Logger) (*App, error) {
@@ -50,7 +65,7 @@ func OpenApp(dir, chainID string, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("load ledger state: %w", err)
 	}
-	a := &App{chainID: chainID, machine: NewMachine(), db: db, tree: tree, log: log}
+	a := &App{chainID: chainID, machine: NewMachine(), db: db, tree: tree, log: log, homesFrom: tree.Version()}
 	if err := a.snapshot(tree.Version()); err != nil {
 		db.Close()
 		return nil, err
@@ -80,6 +95,40 @@ func (a *App) snapshot(version int64) error {
 	a.committed = imm
 	a.mu.Unlock()
 	return nil
+}
+
+// recordHomes remembers the accounts whose home nodes the block committed
+// at height set (stateMu held).
+func (a *App) recordHomes(height int64) {
+	homes := a.homesBlock
+	a.homesBlock = nil
+	if len(homes) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.homeChanges) == maxHomeChanges {
+		a.homesFrom = a.homeChanges[0].height
+		a.homeChanges = slices.Delete(a.homeChanges, 0, 1)
+	}
+	a.homeChanges = append(a.homeChanges, homeChange{height, homes})
+}
+
+// HomeChanges returns the accounts whose home nodes were set in the
+// blocks committed after height since; ok is false when those blocks are
+// not all remembered (the caller must assume any account changed).
+func (a *App) HomeChanges(since int64) (handles []string, ok bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if since < a.homesFrom {
+		return nil, false
+	}
+	for _, c := range a.homeChanges {
+		if c.height > since {
+			handles = append(handles, c.handles...)
+		}
+	}
+	return handles, true
 }
 
 // Committed returns a reader of the latest committed state and its height;
@@ -206,10 +255,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	}
 	var changes []*tokenimv1.Validator
 	res := make([]*abci.ExecTxResult, len(req.Txs))
+	a.homesBlock = nil
 	for i, tx := range req.Txs {
 		r, err := a.machine.Deliver(kv, b, tx)
 		if Code(err) == CodeInternal {
 			return nil, fmt.Errorf("ledger: height %d tx %d: %w", req.Height, i, err)
+		}
+		if err == nil && r.HomesOf != "" {
+			a.homesBlock = append(a.homesBlock, r.HomesOf)
 		}
 		changes = append(changes, r.Updates...)
 		res[i] = &abci.ExecTxResult{Code: Code(err), Log: errLog(err)}
@@ -246,6 +299,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.stateMu.Lock()
 	_, version, err := a.tree.SaveVersion()
 	if err == nil {
+		a.recordHomes(version) // before the state at version can be read
 		err = a.snapshot(version)
 	}
 	a.stateMu.Unlock()

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,6 +72,13 @@ func TestAppDeterministicAndDurable(t *testing.T) {
 			t.Fatalf("block 3 validator updates: %v", r3.ValidatorUpdates)
 		}
 		hashes[i] = [][]byte{r1.AppHash, r2.AppHash, r3.AppHash}
+		// Home nodes were set by the registrations (block 1) and alice's
+		// SetHomeNodes (block 3); the rotation and the junk set none.
+		for since, want := range map[int64]string{0: "[alice bob alice]", 1: "[alice]", 2: "[alice]", 3: "[]"} {
+			if got, ok := a.HomeChanges(since); !ok || fmt.Sprint(got) != want {
+				t.Fatalf("HomeChanges(%d) = %v %v, want %s", since, got, ok, want)
+			}
+		}
 		a.Close()
 	}
 	for h := range hashes[0] {
@@ -92,6 +100,12 @@ func checkReopened(t *testing.T, dir string, hash, rot []byte) {
 	info, err := a.Info(ctx, &abci.RequestInfo{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := a.HomeChanges(2); ok { // the blocks before the reopen are not remembered
+		t.Fatal("HomeChanges(2) after a reopen at height 3 claims to know")
+	}
+	if got, ok := a.HomeChanges(3); !ok || len(got) != 0 {
+		t.Fatalf("HomeChanges(3) after a reopen = %v %v", got, ok)
 	}
 	if info.LastBlockHeight != 3 || !bytes.Equal(info.LastBlockAppHash, hash) {
 		t.Fatalf("after reopen: height %d hash %X", info.LastBlockHeight, info.LastBlockAppHash)
@@ -243,5 +257,26 @@ func TestAppUncommittedBlockIsNotSaved(t *testing.T) {
 	r, _ := a.Committed()
 	if _, err := GetAccount(r, "carol"); err == nil {
 		t.Fatal("an uncommitted registration survived")
+	}
+}
+
+// HomeChanges remembers the last maxHomeChanges blocks that set home
+// nodes; asked about earlier heights it says it does not know.
+func TestHomeChangesForgetsOldBlocks(t *testing.T) {
+	a := openTestApp(t, t.TempDir())
+	defer a.Close()
+	for h := int64(1); h <= maxHomeChanges+10; h++ {
+		a.homesBlock = []string{fmt.Sprint("u", h)}
+		a.recordHomes(h)
+	}
+	if _, ok := a.HomeChanges(9); ok { // height 10 was forgotten
+		t.Fatal("HomeChanges(9) after block 10 was forgotten claims to know")
+	}
+	if got, ok := a.HomeChanges(10); !ok || len(got) != maxHomeChanges {
+		t.Fatalf("HomeChanges(10) = %d handles, %v", len(got), ok)
+	}
+	got, ok := a.HomeChanges(maxHomeChanges + 8)
+	if !ok || fmt.Sprint(got) != fmt.Sprintf("[u%d u%d]", maxHomeChanges+9, maxHomeChanges+10) {
+		t.Fatalf("HomeChanges(last 2) = %v %v", got, ok)
 	}
 }

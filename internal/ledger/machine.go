@@ -92,6 +92,9 @@ type Module interface {
 // validator set changes it applied, which FinalizeBlock hands to CometBFT.
 type Result struct {
 	Updates []*tokenimv1.Validator
+	// HomesOf names the account whose home nodes the transaction set
+	// (RegisterAccount, SetHomeNodes): caches of mailbox placement drop it.
+	HomesOf string
 }
 
 // Machine is the pure transaction processor.
@@ -208,11 +211,16 @@ func (m *Machine) Deliver(kv KV, b Block, raw []byte) (Result, error) {
 	if err := mod.Apply(ctx, body); err != nil {
 		return Result{}, err
 	}
+	res := Result{Updates: ctx.Updates}
+	switch body.Msg.(type) {
+	case *tokenimv1.TxBody_RegisterAccount, *tokenimv1.TxBody_SetHomeNodes:
+		res.HomesOf = body.Signer
+	}
 	if unsequenced(body) {
-		return Result{Updates: ctx.Updates}, nil
+		return res, nil
 	}
 	if err := ctx.Signer.bumpSequence(kv); err != nil {
 		return Result{}, err
 	}
-	return Result{Updates: ctx.Updates}, nil
+	return res, nil
 }

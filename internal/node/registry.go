@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -16,7 +17,18 @@ type registry struct {
 	nodes  map[string]*tokenimv1.NodeRecord
 	ids    []string // sorted
 	r      int
-	homes  sync.Map // handle → []string: accounts' home nodes at height
+	// handle → *replicaSet: mailbox placement at height. Carried to the
+	// next height's registry when the nodes and replication factor are
+	// the same, less the accounts whose home nodes changed in between: a
+	// new block does not make the next post to a 1,000-member group read
+	// 1,000 accounts again.
+	replicas sync.Map
+}
+
+// replicaSet is a mailbox's replica set and its key (the ids joined).
+type replicaSet struct {
+	nodes []string
+	key   string
 }
 
 type registryCache struct {
@@ -43,6 +55,17 @@ func (n *Node) registry() *registry {
 	if p, err := ledger.GetParams(r); err == nil && p.ReplicationFactor > 0 {
 		reg.r = int(p.ReplicationFactor)
 	}
+	if prev := n.reg.cur; prev != nil && prev.r == reg.r && slices.Equal(prev.ids, reg.ids) {
+		if changed, ok := n.app.HomeChanges(prev.height); ok {
+			prev.replicas.Range(func(k, v any) bool {
+				reg.replicas.Store(k, v)
+				return true
+			})
+			for _, h := range changed {
+				reg.replicas.Delete(h)
+			}
+		}
+	}
 	n.reg.cur = reg
 	return reg
 }
@@ -51,18 +74,29 @@ func (n *Node) registry() *registry {
 // empty registry (a node that has not registered yet, a single-node
 // network) it is this node alone.
 func (n *Node) mailboxReplicas(handle string) []string {
+	return n.mailboxReplicaSet(handle).nodes
+}
+
+// mailboxReplicaSet is mailboxReplicas with the set's key; callers must not
+// modify it.
+func (n *Node) mailboxReplicaSet(handle string) *replicaSet {
 	reg := n.registry()
 	if len(reg.ids) == 0 {
-		return []string{n.nodeID}
+		return &replicaSet{nodes: []string{n.nodeID}, key: n.nodeID}
+	}
+	if v, ok := reg.replicas.Load(handle); ok {
+		return v.(*replicaSet)
 	}
 	var home []string
-	if v, ok := reg.homes.Load(handle); ok {
-		home = v.([]string)
-	} else if r, h := n.app.Committed(); r != nil && h == reg.height {
-		if acct, err := ledger.GetAccount(r, handle); err == nil {
-			home = acct.HomeNodes
-			reg.homes.Store(handle, home)
-		}
+	r, h := n.app.Committed()
+	acct, err := ledger.GetAccount(r, handle)
+	if err == nil {
+		home = acct.HomeNodes
 	}
-	return placement.MailboxReplicas(handle, reg.ids, reg.r, home)
+	nodes := placement.MailboxReplicas(handle, reg.ids, reg.r, home)
+	rs := &replicaSet{nodes: nodes, key: strings.Join(nodes, ",")}
+	if err == nil && h == reg.height {
+		reg.replicas.Store(handle, rs)
+	}
+	return rs
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,10 +26,9 @@ func (n *Node) store(ctx context.Context, envs []*tokenimv1.Envelope) (dup []boo
 	groups := map[string][]int{} // replica set → envelope indexes
 	sets := map[string][]string{}
 	for i, e := range envs {
-		set := n.mailboxReplicas(e.To)
-		k := strings.Join(set, ",")
-		groups[k] = append(groups[k], i)
-		sets[k] = set
+		rs := n.mailboxReplicaSet(e.To)
+		groups[rs.key] = append(groups[rs.key], i)
+		sets[rs.key] = rs.nodes
 	}
 	dup = make([]bool, len(envs))
 	keys := make([]string, 0, len(groups))

@@ -58,6 +58,7 @@ type Store struct {
 	refCache  map[[sha256.Size]byte]refState // shared bodies' counts (body.go)
 	sortOps   []sortOp                       // sortBatch's buffer
 	sorted    *pebble.Batch                  // sortBatch's batch, reset for each commit
+	spare     *builder                       // the committer's builder, reused (newBuilder)
 	acked     map[string]uint64              // per mailbox: every cursor up to it is deleted
 	liveCount int64
 	liveBytes int64
@@ -72,11 +73,12 @@ type Store struct {
 	filter *idFilter   // over the dedup index (filter.go); committer only
 	onLog  func()      // Options.OnLogGrowth
 
-	subMu      sync.Mutex
+	subMu      sync.RWMutex // readers of tails share it
 	subs       map[string]map[chan struct{}]struct{}
 	tails      map[string]*tail // per subscribed recipient (tail.go)
 	tailBytes  int              // memory of all tails, shared bodies once
 	tailBodies map[*byte]int    // shared bodies held by tails: entries holding each
+	wakeBuf    []chan struct{}  // committer only: subscribers to wake after a commit
 
 	prekeyMu [prekeyStripes]sync.Mutex
 	sweepMu  sync.Mutex

@@ -36,15 +36,3 @@ func (s *Store) Subscribe(recipient string) (notify <-chan struct{}, cancel func
 		})
 	}
 }
-
-// notify wakes recipient's subscribers.
-func (s *Store) notify(recipient string) {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	for ch := range s.subs[recipient] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}

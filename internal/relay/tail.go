@@ -36,14 +36,38 @@ type tailEntry struct {
 }
 
 // updateTails records a committed batch in the tails of subscribed
-// mailboxes (committer only, after the batch committed).
+// mailboxes and wakes the subscribers of the mailboxes it added to
+// (committer only, after the batch committed). The channels are signalled
+// after subMu is released: the woken readers take it at once.
 func (s *Store) updateTails(b *builder) {
 	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	for name, t := range s.tails {
-		if b.forgot[name] {
+	s.recordInTails(b)
+	wake := s.wakeBuf[:0]
+	for name := range b.notify {
+		for ch := range s.subs[name] {
+			wake = append(wake, ch)
+		}
+	}
+	s.subMu.Unlock()
+	for _, ch := range wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	clear(wake)
+	s.wakeBuf = wake[:0]
+}
+
+// recordInTails is updateTails' change of the tails (subMu held).
+func (s *Store) recordInTails(b *builder) {
+	for name := range b.forgot {
+		if t := s.tails[name]; t != nil {
 			s.dropTail(t)
-		} else if upTo, ok := b.ackedTo[name]; ok {
+		}
+	}
+	for name, upTo := range b.ackedTo {
+		if t := s.tails[name]; t != nil && !b.forgot[name] {
 			s.trimTail(t, upTo)
 		}
 	}
@@ -142,10 +166,10 @@ func (s *Store) release(value, body []byte) {
 // readTail answers Read from recipient's tail when it covers after; ok is
 // false when Pebble must be read.
 func (s *Store) readTail(recipient string, after uint64, limit int) (out []*tokenimv1.Delivery, ok bool, err error) {
-	s.subMu.Lock()
+	s.subMu.RLock()
 	t := s.tails[recipient]
 	if t == nil || !t.valid || after < t.base {
-		s.subMu.Unlock()
+		s.subMu.RUnlock()
 		return nil, false, nil
 	}
 	i := t.from(after + 1)
@@ -154,7 +178,7 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 		end = min(end, i+limit)
 	}
 	pick := slices.Clone(t.entries[i:end])
-	s.subMu.Unlock()
+	s.subMu.RUnlock()
 	out = make([]*tokenimv1.Delivery, 0, len(pick))
 	for _, e := range pick {
 		env, err := decodeValue(e.value, func([32]byte) ([]byte, error) { return e.body, nil })
@@ -170,8 +194,8 @@ func (s *Store) readTail(recipient string, after uint64, limit int) (out []*toke
 // [lo, hi] from its tail, if the tail holds all of them (ok false: read
 // Pebble).
 func (s *Store) tailRange(recipient string, lo, hi uint64) (out []tailEntry, ok bool) {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
 	t := s.tails[recipient]
 	if t == nil || !t.valid || lo <= t.base {
 		return nil, false
