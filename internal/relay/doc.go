@@ -12,7 +12,10 @@
 //     (group commit), so envelopes are stored in the order of the calls.
 //   - Read, Ack and Subscribe serve a recipient's mailbox: Read pages
 //     through it by cursor, Ack deletes up to a cursor, Subscribe wakes a
-//     reader when new envelopes were committed.
+//     reader when new envelopes were committed. A batch of Acks (and of
+//     Forgets) alone is written without an fsync: the next synced batch
+//     makes it durable, and one lost in a crash only leaves envelopes the
+//     reader had acknowledged (it resumes after its cursor).
 //   - PutPrekeys, TakePrekey and PrekeyCount manage one-time prekeys.
 //   - Sweep forgets old envelope ids (it also runs at Open and hourly).
 //
