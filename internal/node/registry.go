@@ -23,6 +23,7 @@ type registry struct {
 	// new block does not make the next post to a 1,000-member group read
 	// 1,000 accounts again.
 	replicas sync.Map
+	alone    *replicaSet // this node alone: the set while the registry is empty
 }
 
 // replicaSet is a mailbox's replica set and its key (the ids joined).
@@ -44,7 +45,8 @@ func (n *Node) registry() *registry {
 	if n.reg.cur != nil && n.reg.cur.height == h {
 		return n.reg.cur
 	}
-	reg := &registry{height: h, nodes: map[string]*tokenimv1.NodeRecord{}, r: 3}
+	reg := &registry{height: h, nodes: map[string]*tokenimv1.NodeRecord{}, r: 3,
+		alone: &replicaSet{nodes: []string{n.nodeID}, key: n.nodeID}}
 	if list, err := ledger.ListNodes(r); err == nil {
 		for _, rec := range list {
 			reg.nodes[rec.NodeId] = rec
@@ -82,7 +84,7 @@ func (n *Node) mailboxReplicas(handle string) []string {
 func (n *Node) mailboxReplicaSet(handle string) *replicaSet {
 	reg := n.registry()
 	if len(reg.ids) == 0 {
-		return &replicaSet{nodes: []string{n.nodeID}, key: n.nodeID}
+		return reg.alone
 	}
 	if v, ok := reg.replicas.Load(handle); ok {
 		return v.(*replicaSet)
