@@ -54,7 +54,7 @@ func (n *Node) serveAPI(addr string) error {
 	p.SetUnencryptedHTTP2(true)
 	n.api = &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.api.Serve(readBufferedListener{ln}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	}()
