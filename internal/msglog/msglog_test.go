@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/testonly"
 )
@@ -233,5 +234,48 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "leaves/s")
 		})
+	}
+}
+
+// Nodes at levels 1 to unstoredLevels are not written; the nodes stored
+// are the leaves and 1/8 more, and a proof that needs an unstored node
+// over a missing leaf reports the log corrupt instead of a wrong proof.
+func TestUnstoredLevels(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l, err := New(db, 'L')
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testonly.New(hasher)
+	appendN(t, l, ref, 0, 1000)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: l.key('n'), UpperBound: l.key('n' + 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perLevel := map[byte]int{}
+	for it.First(); it.Valid(); it.Next() {
+		perLevel[it.Key()[2]]++
+	}
+	it.Close()
+	total := 0
+	for level, n := range perLevel {
+		if level >= 1 && level <= unstoredLevels {
+			t.Errorf("%d nodes stored at level %d", n, level)
+		}
+		total += n
+	}
+	if perLevel[0] != 1000 || total > 1000+1000/8 {
+		t.Fatalf("%d leaves and %d nodes in all stored for 1,000 leaves: %v", perLevel[0], total, perLevel)
+	}
+	root, err := l.Root(1000)
+	if err != nil || !bytes.Equal(root, ref.HashAt(1000)) {
+		t.Fatalf("root: %x %v", root, err)
+	}
+	if err := db.Delete(l.nodeKey(compact.NewNodeID(0, 5)), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Inclusion(0, 1000); !errors.Is(err, ErrCorrupt) { // needs node 2/1, over leaf 5
+		t.Fatalf("inclusion over a missing leaf: %v", err)
 	}
 }
