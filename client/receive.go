@@ -23,6 +23,11 @@ import (
 // would otherwise send its node an Ack per message, and so would every
 // other member. An envelope not yet acknowledged when the client stops is
 // delivered again and recognised as a duplicate.
+//
+// While the stream is live, Acks go on one AckStream request kept open
+// beside it (a message each, not a request each); the last Ack, when the
+// stream ends, is a request of its own, so the client knows the node has
+// it. If the AckStream fails, the Acks that follow are requests.
 const (
 	ackEvery = 128
 	ackDelay = 300 * time.Millisecond
@@ -96,7 +101,7 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		break
 	}
 	defer stream.Close()
-	r := &receiver{c: c, fn: fn, nodeID: nodeID}
+	r := &receiver{c: c, fn: fn, nodeID: nodeID, ctx: ctx}
 	r.acked.Store(after)
 	ackCtx, stopAcks := context.WithCancel(ctx)
 	acksDone := make(chan struct{})
@@ -107,7 +112,7 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 			return err
 		}
 		if stream.Msg().GetCaughtUp() {
-			if err := r.ack(ctx); err != nil {
+			if err := r.ack(ctx, !untilCaughtUp); err != nil { // Sync's Ack is its last
 				return err
 			}
 			// Others may have fetched bundles without writing: check the stock.
@@ -119,7 +124,7 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 			break
 		}
 	}
-	if err := r.ack(context.WithoutCancel(ctx)); err != nil {
+	if err := r.ack(context.WithoutCancel(ctx), false); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -139,8 +144,12 @@ type receiver struct {
 	last    uint64     // last processed cursor
 	prekeys int        // one-time prekeys consumed
 
-	ackMu sync.Mutex    // serializes ack: the local cursor never moves back
-	acked atomic.Uint64 // last acknowledged cursor
+	ackMu     sync.Mutex    // serializes ack: the local cursor never moves back
+	acked     atomic.Uint64 // last acknowledged cursor (sent)
+	ctx       context.Context
+	ackStream *connect.ClientStreamForClient[tokenimv1.AckRequest, tokenimv1.AckResponse] // open AckStream (ackMu)
+	applied   uint64                                                                      // the node applied every Ack up to it (ackMu)
+	noStream  bool                                                                        // the node has no AckStream (ackMu)
 }
 
 // ackLoop acknowledges, every ackDelay, what the live stream processed.
@@ -152,7 +161,7 @@ func (r *receiver) ackLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.ack(ctx) // a failure is retried on the next tick and when the stream ends
+			r.ack(ctx, true) // a failure is retried on the next tick and when the stream ends
 		}
 	}
 }
@@ -184,16 +193,20 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 		r.fn(later)
 	}
 	if behind >= ackEvery {
-		return r.ack(ctx)
+		return r.ack(ctx, true)
 	}
 	return nil
 }
 
 // ack tells the node everything up to r.last is stored locally, and
-// replaces consumed one-time prekeys.
-func (r *receiver) ack(ctx context.Context) error {
+// replaces consumed one-time prekeys. A live Ack goes on the AckStream; the
+// last one (live false) closes it and is a request the node answers.
+func (r *receiver) ack(ctx context.Context, live bool) error {
 	r.ackMu.Lock()
 	defer r.ackMu.Unlock()
+	if !live && r.ackStream != nil {
+		r.closeAckStream() // on failure, acked went back to what the node applied
+	}
 	r.mu.Lock()
 	last, prekeys := r.last, r.prekeys
 	r.mu.Unlock()
@@ -203,8 +216,11 @@ func (r *receiver) ack(ctx context.Context) error {
 	if err := r.c.setCursor(r.nodeID, last); err != nil {
 		return err
 	}
-	if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: last}, r.c.relay.Ack); err != nil {
-		return err
+	if !live || !r.streamAck(ctx, last) {
+		if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: last}, r.c.relay.Ack); err != nil {
+			return err
+		}
+		r.applied = last
 	}
 	r.acked.Store(last)
 	if prekeys > 0 {
@@ -214,6 +230,48 @@ func (r *receiver) ack(ctx context.Context) error {
 		return r.c.TopUpPrekeys(ctx)
 	}
 	return nil
+}
+
+// streamAck sends an Ack on the AckStream, opening it first if needed
+// (ackMu held). It reports false when the Ack must go as a request: the
+// node has no AckStream, or the stream failed (it is closed then, and the
+// next live Ack opens another).
+func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
+	if r.noStream {
+		return false
+	}
+	if r.ackStream == nil {
+		s := r.c.relay.AckStream(r.ctx)
+		if err := r.c.authed(ctx, s.RequestHeader()); err != nil {
+			return false
+		}
+		r.ackStream = s
+	}
+	if err := r.ackStream.Send(&tokenimv1.AckRequest{Cursor: cursor}); err != nil {
+		r.closeAckStream()
+		return false
+	}
+	return true
+}
+
+// closeAckStream ends the AckStream and waits for the node's answer
+// (ackMu held). If the node did not apply every Ack sent on it, acked goes
+// back to what it did apply, so the next Ack covers the rest.
+func (r *receiver) closeAckStream() {
+	s := r.ackStream
+	r.ackStream = nil
+	_, err := s.CloseAndReceive()
+	switch connect.CodeOf(err) {
+	case connect.CodeUnimplemented:
+		r.noStream = true // an older node: Acks are requests
+	case connect.CodeUnauthenticated:
+		r.c.dropToken() // the next request or stream authenticates again
+	}
+	if err == nil {
+		r.applied = max(r.applied, r.acked.Load())
+		return
+	}
+	r.acked.Store(r.applied)
 }
 
 // open decrypts a delivery and stores it; isNew is false for an envelope

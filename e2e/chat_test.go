@@ -92,6 +92,20 @@ func TestLiveDelivery(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("message not delivered on the open stream")
 	}
+	// The live stream acknowledges it (on its AckStream) while it stays
+	// open: the node deletes it without waiting for the stream to end.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		waiting, err := tn.n.Relay().Read(bob.Handle(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(waiting) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d envelopes still waiting for bob while his stream is live", len(waiting))
+		}
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("listen: %v", err)

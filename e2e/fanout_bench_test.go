@@ -151,16 +151,17 @@ func fanOutPosts(b *testing.B, relayAPI tokenimv1connect.RelayServiceClient, own
 	b.ReportMetric(pct(nodeLat, 99), "node-p99-ms")
 }
 
-// stream reads one member's stream and acknowledges as the client does:
-// on a ticker every 300 ms started with the stream (members' tickers are
-// out of phase, as independent devices are) and after 128 unacknowledged
-// envelopes.
+// gcCycles is how many GC cycles this process has completed.
 func gcCycles() uint64 {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
 
+// stream reads one member's stream and acknowledges as the client does:
+// on its AckStream, on a ticker every 300 ms started with the stream
+// (members' tickers are out of phase, as independent devices are) and
+// after 128 unacknowledged envelopes.
 func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token string, ready *sync.WaitGroup, got *atomic.Int64) {
 	req := connect.NewRequest(&tokenimv1.ReceiveRequest{})
 	req.Header().Set("Authorization", "Bearer "+token)
@@ -172,13 +173,13 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 	once := sync.OnceFunc(ready.Done)
 	var last, acked atomic.Uint64
 	var ackMu sync.Mutex
+	acks := api.AckStream(ctx)
+	acks.RequestHeader().Set("Authorization", "Bearer "+token)
 	ack := func() {
 		ackMu.Lock()
 		defer ackMu.Unlock()
 		if l := last.Load(); l > acked.Load() {
-			req := connect.NewRequest(&tokenimv1.AckRequest{Cursor: l})
-			req.Header().Set("Authorization", "Bearer "+token)
-			if _, err := api.Ack(ctx, req); err == nil {
+			if err := acks.Send(&tokenimv1.AckRequest{Cursor: l}); err == nil {
 				acked.Store(l)
 			}
 		}

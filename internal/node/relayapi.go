@@ -198,17 +198,45 @@ func (s *relayService) Ack(_ context.Context, req *connect.Request[tokenimv1.Ack
 	if err != nil {
 		return nil, err
 	}
-	var ids [][]byte
-	if len(s.n.otherReplicas(me)) > 0 { // they are told which ids were acknowledged
-		if ids, err = s.n.relay.IDs(me, req.Msg.Cursor); err != nil {
-			return nil, relayError(err)
+	if err := s.ack(me, req.Msg.Cursor); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
+}
+
+// AckStream applies each Ack on the stream in order, as Ack does; the
+// caller is authenticated once, when the stream opens (as Receive is).
+func (s *relayService) AckStream(ctx context.Context, stream *connect.ClientStream[tokenimv1.AckRequest]) (*connect.Response[tokenimv1.AckResponse], error) {
+	me, err := s.n.caller(stream.RequestHeader())
+	if err != nil {
+		return nil, err
+	}
+	for stream.Receive() {
+		if err := s.ack(me, stream.Msg().Cursor); err != nil {
+			return nil, err
 		}
 	}
-	if err := s.n.relay.Ack(me, req.Msg.Cursor); err != nil {
-		return nil, relayError(err)
+	if err := stream.Err(); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
+}
+
+// ack deletes me's envelopes up to cursor, here and on the mailbox's other
+// replicas.
+func (s *relayService) ack(me string, cursor uint64) error {
+	var ids [][]byte
+	if len(s.n.otherReplicas(me)) > 0 { // they are told which ids were acknowledged
+		var err error
+		if ids, err = s.n.relay.IDs(me, cursor); err != nil {
+			return relayError(err)
+		}
+	}
+	if err := s.n.relay.Ack(me, cursor); err != nil {
+		return relayError(err)
 	}
 	s.n.forgetElsewhere(me, ids)
-	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
+	return nil
 }
 
 // knownAccount reports whether handle is registered (committed).

@@ -2794,7 +2794,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x15GetConversationPolicy\x12(.tokenim.v1.GetConversationPolicyRequest\x1a).tokenim.v1.GetConversationPolicyResponse\x12Z\n" +
 	"\x0fGetMessageProof\x12\".tokenim.v1.GetMessageProofRequest\x1a#.tokenim.v1.GetMessageProofResponse\x12T\n" +
 	"\rGetStateProof\x12 .tokenim.v1.GetStateProofRequest\x1a!.tokenim.v1.GetStateProofResponse\x12T\n" +
-	"\rGetLightBlock\x12 .tokenim.v1.GetLightBlockRequest\x1a!.tokenim.v1.GetLightBlockResponse2\xe6\x04\n" +
+	"\rGetLightBlock\x12 .tokenim.v1.GetLightBlockRequest\x1a!.tokenim.v1.GetLightBlockResponse2\xa6\x05\n" +
 	"\fRelayService\x12H\n" +
 	"\tChallenge\x12\x1c.tokenim.v1.ChallengeRequest\x1a\x1d.tokenim.v1.ChallengeResponse\x12Q\n" +
 	"\fAuthenticate\x12\x1f.tokenim.v1.AuthenticateRequest\x1a .tokenim.v1.AuthenticateResponse\x12T\n" +
@@ -2803,7 +2803,8 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x0fGetPrekeyBundle\x12\".tokenim.v1.GetPrekeyBundleRequest\x1a#.tokenim.v1.GetPrekeyBundleResponse\x129\n" +
 	"\x04Send\x12\x17.tokenim.v1.SendRequest\x1a\x18.tokenim.v1.SendResponse\x12D\n" +
 	"\aReceive\x12\x1a.tokenim.v1.ReceiveRequest\x1a\x1b.tokenim.v1.ReceiveResponse0\x01\x126\n" +
-	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse2\xe9\x02\n" +
+	"\x03Ack\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse\x12>\n" +
+	"\tAckStream\x12\x16.tokenim.v1.AckRequest\x1a\x17.tokenim.v1.AckResponse(\x012\xe9\x02\n" +
 	"\vPeerService\x12H\n" +
 	"\tReplicate\x12\x1c.tokenim.v1.ReplicateRequest\x1a\x1d.tokenim.v1.ReplicateResponse\x12?\n" +
 	"\x06Forget\x12\x19.tokenim.v1.ForgetRequest\x1a\x1a.tokenim.v1.ForgetResponse\x129\n" +
@@ -2930,39 +2931,41 @@ var file_tokenim_v1_node_proto_depIdxs = []int32{
 	37, // 37: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
 	40, // 38: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
 	43, // 39: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	45, // 40: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	47, // 41: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	49, // 42: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	58, // 43: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	59, // 44: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	21, // 45: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	23, // 46: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	25, // 47: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	17, // 48: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	19, // 49: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	15, // 50: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	13, // 51: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	11, // 52: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	9,  // 53: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
-	7,  // 54: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
-	1,  // 55: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
-	3,  // 56: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
-	5,  // 57: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
-	27, // 58: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	29, // 59: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	32, // 60: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	34, // 61: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	36, // 62: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	39, // 63: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	42, // 64: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	44, // 65: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	46, // 66: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	48, // 67: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	50, // 68: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	60, // 69: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	61, // 70: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	45, // [45:71] is the sub-list for method output_type
-	19, // [19:45] is the sub-list for method input_type
+	43, // 40: tokenim.v1.RelayService.AckStream:input_type -> tokenim.v1.AckRequest
+	45, // 41: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	47, // 42: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	49, // 43: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	58, // 44: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	59, // 45: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	21, // 46: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	23, // 47: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	25, // 48: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	17, // 49: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	19, // 50: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	15, // 51: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 52: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	11, // 53: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	9,  // 54: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	7,  // 55: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
+	1,  // 56: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
+	3,  // 57: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
+	5,  // 58: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
+	27, // 59: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	29, // 60: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	32, // 61: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	34, // 62: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	36, // 63: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	39, // 64: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	42, // 65: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	44, // 66: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	44, // 67: tokenim.v1.RelayService.AckStream:output_type -> tokenim.v1.AckResponse
+	46, // 68: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	48, // 69: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	50, // 70: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	60, // 71: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	61, // 72: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	46, // [46:73] is the sub-list for method output_type
+	19, // [19:46] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name

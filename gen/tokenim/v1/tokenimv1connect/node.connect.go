@@ -90,6 +90,8 @@ const (
 	RelayServiceReceiveProcedure = "/tokenim.v1.RelayService/Receive"
 	// RelayServiceAckProcedure is the fully-qualified name of the RelayService's Ack RPC.
 	RelayServiceAckProcedure = "/tokenim.v1.RelayService/Ack"
+	// RelayServiceAckStreamProcedure is the fully-qualified name of the RelayService's AckStream RPC.
+	RelayServiceAckStreamProcedure = "/tokenim.v1.RelayService/AckStream"
 	// PeerServiceReplicateProcedure is the fully-qualified name of the PeerService's Replicate RPC.
 	PeerServiceReplicateProcedure = "/tokenim.v1.PeerService/Replicate"
 	// PeerServiceForgetProcedure is the fully-qualified name of the PeerService's Forget RPC.
@@ -540,6 +542,11 @@ type RelayServiceClient interface {
 	Receive(context.Context, *connect.Request[v1.ReceiveRequest]) (*connect.ServerStreamForClient[v1.ReceiveResponse], error)
 	// Ack deletes the caller's envelopes up to and including a cursor.
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	// AckStream carries a live reader's Acks on one request that stays open
+	// beside its Receive stream: each message is an Ack (it is applied before
+	// the next is read), without a request's cost per Ack. The answer comes
+	// when the caller closes its side, or with the error that ended it.
+	AckStream(context.Context) *connect.ClientStreamForClient[v1.AckRequest, v1.AckResponse]
 }
 
 // NewRelayServiceClient constructs a client for the tokenim.v1.RelayService service. By default, it
@@ -601,6 +608,12 @@ func NewRelayServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(relayServiceMethods.ByName("Ack")),
 			connect.WithClientOptions(opts...),
 		),
+		ackStream: connect.NewClient[v1.AckRequest, v1.AckResponse](
+			httpClient,
+			baseURL+RelayServiceAckStreamProcedure,
+			connect.WithSchema(relayServiceMethods.ByName("AckStream")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -614,6 +627,7 @@ type relayServiceClient struct {
 	send            *connect.Client[v1.SendRequest, v1.SendResponse]
 	receive         *connect.Client[v1.ReceiveRequest, v1.ReceiveResponse]
 	ack             *connect.Client[v1.AckRequest, v1.AckResponse]
+	ackStream       *connect.Client[v1.AckRequest, v1.AckResponse]
 }
 
 // Challenge calls tokenim.v1.RelayService.Challenge.
@@ -656,6 +670,11 @@ func (c *relayServiceClient) Ack(ctx context.Context, req *connect.Request[v1.Ac
 	return c.ack.CallUnary(ctx, req)
 }
 
+// AckStream calls tokenim.v1.RelayService.AckStream.
+func (c *relayServiceClient) AckStream(ctx context.Context) *connect.ClientStreamForClient[v1.AckRequest, v1.AckResponse] {
+	return c.ackStream.CallClientStream(ctx)
+}
+
 // RelayServiceHandler is an implementation of the tokenim.v1.RelayService service.
 type RelayServiceHandler interface {
 	Challenge(context.Context, *connect.Request[v1.ChallengeRequest]) (*connect.Response[v1.ChallengeResponse], error)
@@ -673,6 +692,11 @@ type RelayServiceHandler interface {
 	Receive(context.Context, *connect.Request[v1.ReceiveRequest], *connect.ServerStream[v1.ReceiveResponse]) error
 	// Ack deletes the caller's envelopes up to and including a cursor.
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	// AckStream carries a live reader's Acks on one request that stays open
+	// beside its Receive stream: each message is an Ack (it is applied before
+	// the next is read), without a request's cost per Ack. The answer comes
+	// when the caller closes its side, or with the error that ended it.
+	AckStream(context.Context, *connect.ClientStream[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
 }
 
 // NewRelayServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -730,6 +754,12 @@ func NewRelayServiceHandler(svc RelayServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(relayServiceMethods.ByName("Ack")),
 		connect.WithHandlerOptions(opts...),
 	)
+	relayServiceAckStreamHandler := connect.NewClientStreamHandler(
+		RelayServiceAckStreamProcedure,
+		svc.AckStream,
+		connect.WithSchema(relayServiceMethods.ByName("AckStream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tokenim.v1.RelayService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RelayServiceChallengeProcedure:
@@ -748,6 +778,8 @@ func NewRelayServiceHandler(svc RelayServiceHandler, opts ...connect.HandlerOpti
 			relayServiceReceiveHandler.ServeHTTP(w, r)
 		case RelayServiceAckProcedure:
 			relayServiceAckHandler.ServeHTTP(w, r)
+		case RelayServiceAckStreamProcedure:
+			relayServiceAckStreamHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -787,6 +819,10 @@ func (UnimplementedRelayServiceHandler) Receive(context.Context, *connect.Reques
 
 func (UnimplementedRelayServiceHandler) Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.RelayService.Ack is not implemented"))
+}
+
+func (UnimplementedRelayServiceHandler) AckStream(context.Context, *connect.ClientStream[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tokenim.v1.RelayService.AckStream is not implemented"))
 }
 
 // PeerServiceClient is a client for the tokenim.v1.PeerService service.
