@@ -112,7 +112,7 @@ func dial(cfg Config) *Client {
 	cfg.NodeURL = strings.TrimRight(cfg.NodeURL, "/")
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = DefaultHTTPClient()
 	}
 	return &Client{
 		cfg:   cfg,
@@ -132,7 +132,10 @@ func NodeStatus(ctx context.Context, cfg Config) (*tokenimv1.StatusResponse, err
 	return dial(cfg).Status(ctx)
 }
 
-func defaultHTTPClient() *http.Client {
+// DefaultHTTPClient is a new HTTP client as the SDK makes one when Config
+// has none: to an http:// node it speaks HTTP/1.1 (a live Receive stream,
+// and its AckStream, each hold a connection).
+func DefaultHTTPClient() *http.Client {
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	p.SetHTTP1(true)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/loadgen"
 )
 
@@ -131,14 +129,11 @@ func runReceivers(path string) {
 		time.Sleep(time.Second)
 		os.Exit(0)
 	}()
-	h2 := new(http.Protocols)
-	h2.SetUnencryptedHTTP2(true)
-	api := tokenimv1connect.NewRelayServiceClient(&http.Client{Transport: &http.Transport{Protocols: h2}}, spec.URL)
 	var got atomic.Int64
 	var ready sync.WaitGroup
 	for _, tok := range spec.Tokens {
 		ready.Add(1)
-		go stream(ctx, api, tok, &ready, &got)
+		go stream(ctx, deviceAPI(spec.URL), tok, &ready, &got)
 	}
 	ready.Wait()
 	w := bufio.NewWriter(os.Stdout)
