@@ -56,6 +56,15 @@ func (r *receivers) run(ctx context.Context, relay tokenimv1connect.RelayService
 		return err
 	}
 	defer stream.Close()
+	// Acks go on an AckStream beside the Receive stream, as the client's do.
+	acks := relay.AckStream(ctx)
+	a.authHeader(acks.RequestHeader())
+	acksOpen := true
+	defer func() {
+		if acksOpen {
+			acks.CloseAndReceive()
+		}
+	}()
 	var last, acked uint64
 	for stream.Receive() {
 		msg := stream.Msg()
@@ -75,10 +84,10 @@ func (r *receivers) run(ctx context.Context, relay tokenimv1connect.RelayService
 		r.lastAt.Store(now.UnixNano())
 		r.received.Add(1)
 		if last-acked >= ackEvery {
-			ack := connect.NewRequest(&tokenimv1.AckRequest{Cursor: last})
-			a.authHeader(ack.Header())
-			if _, err := relay.Ack(ctx, ack); err != nil {
-				return err
+			if err := acks.Send(&tokenimv1.AckRequest{Cursor: last}); err != nil {
+				acksOpen = false
+				_, err = acks.CloseAndReceive() // the stream's error
+				return fmt.Errorf("ack stream: %w", err)
 			}
 			acked = last
 		}
