@@ -27,7 +27,8 @@ import (
 // While the stream is live, Acks go on one AckStream request kept open
 // beside it (a message each, not a request each); the last Ack, when the
 // stream ends, is a request of its own, so the client knows the node has
-// it. If the AckStream fails, the Acks that follow are requests.
+// it. If the AckStream fails, that Ack is a request and the next opens a
+// new stream (none, if the node has no AckStream).
 const (
 	ackEvery = 128
 	ackDelay = 300 * time.Millisecond
@@ -101,7 +102,9 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		break
 	}
 	defer stream.Close()
-	r := &receiver{c: c, fn: fn, nodeID: nodeID, ctx: ctx}
+	r := &receiver{c: c, fn: fn, nodeID: nodeID, applied: after}
+	r.ackCtx, r.abortAcks = context.WithCancel(ctx)
+	defer r.abortAcks()
 	r.acked.Store(after)
 	ackCtx, stopAcks := context.WithCancel(ctx)
 	acksDone := make(chan struct{})
@@ -144,12 +147,13 @@ type receiver struct {
 	last    uint64     // last processed cursor
 	prekeys int        // one-time prekeys consumed
 
-	ackMu     sync.Mutex    // serializes ack: the local cursor never moves back
-	acked     atomic.Uint64 // last acknowledged cursor (sent)
-	ctx       context.Context
+	ackMu     sync.Mutex                                                                  // serializes ack: the local cursor never moves back
+	acked     atomic.Uint64                                                               // last acknowledged cursor (sent)
 	ackStream *connect.ClientStreamForClient[tokenimv1.AckRequest, tokenimv1.AckResponse] // open AckStream (ackMu)
 	applied   uint64                                                                      // the node applied every Ack up to it (ackMu)
 	noStream  bool                                                                        // the node has no AckStream (ackMu)
+	ackCtx    context.Context                                                             // of the AckStreams
+	abortAcks context.CancelFunc                                                          // ends them (unblocks a Send)
 }
 
 // ackLoop acknowledges, every ackDelay, what the live stream processed.
@@ -199,13 +203,19 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 }
 
 // ack tells the node everything up to r.last is stored locally, and
-// replaces consumed one-time prekeys. A live Ack goes on the AckStream; the
-// last one (live false) closes it and is a request the node answers.
+// replaces consumed one-time prekeys. A live Ack goes on the AckStream. The
+// last one (live false) is a request the node answers: it covers every Ack
+// sent on the stream, which is ended first without waiting for its answer
+// (a node gone silent cannot hold the client).
 func (r *receiver) ack(ctx context.Context, live bool) error {
+	if !live {
+		r.abortAcks()
+	}
 	r.ackMu.Lock()
 	defer r.ackMu.Unlock()
 	if !live && r.ackStream != nil {
-		r.closeAckStream() // on failure, acked went back to what the node applied
+		r.ackStream = nil
+		r.acked.Store(r.applied) // what the stream carried may not have been applied
 	}
 	r.mu.Lock()
 	last, prekeys := r.last, r.prekeys
@@ -241,7 +251,7 @@ func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
 		return false
 	}
 	if r.ackStream == nil {
-		s := r.c.relay.AckStream(r.ctx)
+		s := r.c.relay.AckStream(r.ackCtx)
 		if err := r.c.authed(ctx, s.RequestHeader()); err != nil {
 			return false
 		}
@@ -254,9 +264,9 @@ func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
 	return true
 }
 
-// closeAckStream ends the AckStream and waits for the node's answer
-// (ackMu held). If the node did not apply every Ack sent on it, acked goes
-// back to what it did apply, so the next Ack covers the rest.
+// closeAckStream ends an AckStream whose Send failed and reads the node's
+// answer (ackMu held); the stream is over, so the answer is there. acked
+// goes back to what the node applied, so the next Ack covers the rest.
 func (r *receiver) closeAckStream() {
 	s := r.ackStream
 	r.ackStream = nil
