@@ -88,7 +88,7 @@ func inboxCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			print := func(m client.Message) { printMessage(m, asJSON) }
+			print := func(m client.Message) { printMessage(os.Stdout, m, asJSON) }
 			// Fetch what waits on the node, then show the whole received history.
 			if _, err := c.Sync(cmd.Context()); err != nil {
 				return err
@@ -135,10 +135,16 @@ func printGap(gp client.Gap, asJSON bool) {
 		len(gp.Missing), gp.From, where, gp.Missing)
 }
 
-func printMessage(m client.Message, asJSON bool) {
+// printMessage writes one received message to w. Protocol messages (a
+// sender key, a request for one) are not shown, as the history and the web
+// client do not show them.
+func printMessage(w io.Writer, m client.Message, asJSON bool) {
+	if m.State == client.StateControl {
+		return
+	}
 	if asJSON {
 		b, _ := json.Marshal(m)
-		fmt.Println(string(b))
+		fmt.Fprintln(w, string(b))
 		return
 	}
 	switch m.State {
@@ -151,12 +157,12 @@ func printMessage(m client.Message, asJSON bool) {
 		if m.File != nil {
 			text += "  → tokenim file get " + m.ID
 		}
-		fmt.Printf("%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
+		fmt.Fprintf(w, "%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
 	case client.StateRejected:
-		fmt.Printf("%s  %s: [REJECTED: the sender's identity key is not the chain's, the content is not what the envelope committed to, or a group key from a non-member]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+		fmt.Fprintf(w, "%s  %s: [REJECTED: the sender's identity key is not the chain's, the content is not what the envelope committed to, or a group key from a non-member]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	case client.StateWaiting:
-		fmt.Printf("%s  [%s] %s: [waiting for the sender's key; asked them to send it again]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.Group, m.From)
+		fmt.Fprintf(w, "%s  [%s] %s: [waiting for the sender's key; asked them to send it again]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.Group, m.From)
 	default:
-		fmt.Printf("%s  %s: [message could not be decrypted]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+		fmt.Fprintf(w, "%s  %s: [message could not be decrypted]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
 	}
 }
