@@ -30,8 +30,9 @@ import (
 // it. If the AckStream fails, that Ack is a request and the next opens a
 // new stream (none, if the node has no AckStream).
 const (
-	ackEvery = 128
-	ackDelay = 300 * time.Millisecond
+	ackEvery     = 128
+	ackDelay     = 300 * time.Millisecond
+	ackCloseWait = 2 * time.Second
 )
 
 // Sync fetches every envelope waiting on the node, decrypts and stores them,
@@ -103,7 +104,8 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 	}
 	defer stream.Close()
 	r := &receiver{c: c, fn: fn, nodeID: nodeID, applied: after}
-	r.ackCtx, r.abortAcks = context.WithCancel(ctx)
+	// The AckStream outlives ctx by its last Ack: it is closed, not cut.
+	r.ackCtx, r.abortAcks = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.abortAcks()
 	r.acked.Store(after)
 	ackCtx, stopAcks := context.WithCancel(ctx)
@@ -204,18 +206,19 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 
 // ack tells the node everything up to r.last is stored locally, and
 // replaces consumed one-time prekeys. A live Ack goes on the AckStream. The
-// last one (live false) is a request the node answers: it covers every Ack
-// sent on the stream, which is ended first without waiting for its answer
-// (a node gone silent cannot hold the client).
+// last one (live false) closes the stream, waiting at most ackCloseWait for
+// the node's answer (then the stream is abandoned, which also frees a Send
+// blocked on it: a node gone silent cannot hold the client), and is a
+// request if anything is left to acknowledge.
 func (r *receiver) ack(ctx context.Context, live bool) error {
 	if !live {
-		r.abortAcks()
+		t := time.AfterFunc(ackCloseWait, r.abortAcks)
+		defer t.Stop()
 	}
 	r.ackMu.Lock()
 	defer r.ackMu.Unlock()
 	if !live && r.ackStream != nil {
-		r.ackStream = nil
-		r.acked.Store(r.applied) // what the stream carried may not have been applied
+		r.closeAckStream()
 	}
 	r.mu.Lock()
 	last, prekeys := r.last, r.prekeys
@@ -264,9 +267,9 @@ func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
 	return true
 }
 
-// closeAckStream ends an AckStream whose Send failed and reads the node's
-// answer (ackMu held); the stream is over, so the answer is there. acked
-// goes back to what the node applied, so the next Ack covers the rest.
+// closeAckStream ends the AckStream and reads the node's answer (ackMu
+// held). If the node did not answer that it applied every Ack on it, acked
+// goes back to what it did apply, so the next Ack covers the rest.
 func (r *receiver) closeAckStream() {
 	s := r.ackStream
 	r.ackStream = nil
