@@ -117,7 +117,7 @@ type TranscriptLine struct {
 	Counter    uint64    `json:"counter"`
 	SentAt     time.Time `json:"sent_at"`
 	Text       string    `json:"text"`
-	AnchoredAt time.Time `json:"anchored_at"`
+	AnchoredAt time.Time `json:"anchored_at"` // when the anchor's block was committed (Anchor.Committed)
 	Height     int64     `json:"height"`
 }
 
@@ -181,7 +181,7 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 		rep.Anchored++
 		sets[a.ValidatorsHash] = true
 		rep.Transcript = append(rep.Transcript, TranscriptLine{From: content.From, To: to, Counter: content.Counter,
-			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: content.GetText().GetBody(), AnchoredAt: a.Time, Height: a.Height})
+			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: content.GetText().GetBody(), AnchoredAt: a.Committed, Height: a.Height})
 		byDir[dir{content.From, to}] = append(byDir[dir{content.From, to}], &content)
 	}
 	for _, cs := range byDir {

@@ -33,8 +33,13 @@ var (
 
 // Anchor is what a verified proof says about a message.
 type Anchor struct {
-	Height      int64     `json:"height"`
+	Height int64 `json:"height"`
+	// Time is the anchor block's time: when the block before it was
+	// committed (CometBFT's BFT time), which on a quiet chain can be before
+	// the message was sent. Committed is when the anchor's block itself was
+	// committed: the message was on chain by then.
 	Time        time.Time `json:"time"`
+	Committed   time.Time `json:"committed"`
 	Node        string    `json:"node"`
 	LeafIndex   uint64    `json:"leaf_index"`
 	TreeSize    uint64    `json:"tree_size"`
@@ -120,7 +125,7 @@ func CheckProof(p *tokenimv1.LogProof, chainID string, ev *Evidence) (*Anchor, e
 	case !bytes.Equal(r.Commitment, commitment):
 		return nil, fmt.Errorf("%w: the anchored commitment is not the message's", ErrProof)
 	}
-	return &Anchor{Height: r.Height, Time: r.Time.UTC(), Node: r.NodeID, LeafIndex: r.LeafIndex, TreeSize: r.TreeSize,
+	return &Anchor{Height: r.Height, Time: r.Time.UTC(), Committed: r.Committed.UTC(), Node: r.NodeID, LeafIndex: r.LeafIndex, TreeSize: r.TreeSize,
 		SignedPower: r.SignedPower, TotalPower: r.TotalPower, ValidatorsHash: hex.EncodeToString(r.ValidatorsHash)}, nil
 }
 

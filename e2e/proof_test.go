@@ -53,6 +53,11 @@ func TestMessageProof(t *testing.T) {
 	if a.Height != b.Height || a.SignedPower != a.TotalPower || a.TotalPower <= 0 || a.Node != tn.n.NodeID() {
 		t.Fatalf("anchors: %+v %+v", a, b)
 	}
+	// The anchor's block was committed after the node admitted the message
+	// (the block's own time is the commit of the block before it).
+	if received := mustMessage(t, bob, sent.ID).ReceivedAt; a.Committed.Before(received) || a.Committed.Before(a.Time) {
+		t.Fatalf("anchor committed %s, block time %s; the node admitted the message at %s", a.Committed, a.Time, received)
+	}
 	api := tokenimv1connect.NewNodeServiceClient(http.DefaultClient, tn.url())
 	ev := mustMessage(t, bob, sent.ID).Evidence
 	res, err := api.GetMessageProof(ctx, connect.NewRequest(&tokenimv1.GetMessageProofRequest{EnvelopeId: ev.EnvelopeID}))

@@ -54,7 +54,7 @@ func verifyCmd(g *globals) *cobra.Command {
 				fmt.Println(string(b))
 				return nil
 			}
-			fmt.Printf("✓ anchored at height %d (%s)\n", a.Height, a.Time.Local().Format(time.RFC3339))
+			fmt.Printf("✓ anchored at height %d, committed %s\n", a.Height, a.Committed.Local().Format(time.RFC3339))
 			fmt.Printf("  log proof ok: leaf %d of %d in node %s's log; content commitment and ciphertext match this message\n", a.LeafIndex, a.TreeSize, a.Node[:12])
 			fmt.Printf("  %d/%d validator power signed the next block (validator set %s…)\n", a.SignedPower, a.TotalPower, a.ValidatorsHash[:16])
 			return nil

@@ -46,7 +46,8 @@ type Result struct {
 	TreeSize         uint64
 	Root             []byte
 	Height           int64     // block of the anchor
-	Time             time.Time // that block's time
+	Time             time.Time // that block's time (BFT time: when the block before it was committed, which can be long before on a quiet chain)
+	Committed        time.Time // the next block's time: when the anchor's block was committed (the median of its precommits' times)
 	SignedPower      int64     // power that signed block Height+1
 	TotalPower       int64
 	ValidatorsHash   []byte // compare with a trusted set
@@ -267,7 +268,7 @@ func Verify(p *tokenimv1.LogProof, chainID string) (*Result, error) {
 		return nil, bad("commit: %v", err)
 	}
 	r.SignedPower = SignedPower(vals, next.Commit)
-	r.Height, r.Time, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, vals.TotalVotingPower(), vals.Hash()
+	r.Height, r.Time, r.Committed, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, next.Time, vals.TotalVotingPower(), vals.Hash()
 	return r, nil
 }
 

@@ -140,7 +140,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(r.EnvelopeID) != string(f.envID) || r.LeafIndex != 7 || r.TreeSize != 20 || r.Height != 41 ||
-		r.SignedPower != 40 || r.TotalPower != 40 || !r.Time.Equal(f.in.Block.Time) {
+		r.SignedPower != 40 || r.TotalPower != 40 || !r.Time.Equal(f.in.Block.Time) || !r.Committed.Equal(f.in.Next.Time) {
 		t.Fatalf("result: %+v", r)
 	}
 	three, _ := build(t, []int{0, 1, 3}, 0)
