@@ -472,7 +472,13 @@ func (c *Client) acceptSenderKey(ctx context.Context, from string, skd *tokenimv
 	if err != nil {
 		return err
 	}
-	if ledger.Role(g, from) == "" || ledger.Role(g, c.Handle()) == "" {
+	// The sender must be a member. So must this account, unless the key is
+	// of an epoch the group has closed since (a removal or leave rotated
+	// it): a member removed while offline still reads what was sent to it
+	// while it was one — the nodes delivered those posts only to readers —
+	// and nothing later, which is under keys of later epochs.
+	closed := skd.Epoch < g.Epoch
+	if ledger.Role(g, from) == "" || (!closed && ledger.Role(g, c.Handle()) == "") {
 		return fmt.Errorf("%w: sender key from @%s for %s", ErrNotMember, from, skd.Group)
 	}
 	msg, err := protocol.NewSenderKeyDistributionMessageFromBytes(skd.Skdm, c.store.Serializer().SenderKeyDistributionMessage)

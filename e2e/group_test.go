@@ -176,3 +176,40 @@ func groupCopyFor(t *testing.T, from, to string, epoch uint64) *tokenimv1.Envelo
 	t.Fatalf("no group envelope of epoch %d for %s", epoch, from)
 	return nil
 }
+
+// A member removed while offline reads, when it next syncs, the posts sent
+// while it was a member (their sender key reaches it after its removal)
+// and nothing sent after.
+func TestGroupRemovedWhileOffline(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "roa")
+	bob, _ := newUser(t, "rob")
+	carol, _ := newUser(t, "roc")
+	group := uniqueHandle("gone")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, group, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.GroupRemove(ctx, group, carol.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, group, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(t, carol, group); len(got) != 1 || got[0] != alice.Handle()+": before" {
+		t.Fatalf("carol got %q", got)
+	}
+	if h, _ := carol.History(func(m *client.Message) bool {
+		return m.State == client.StateRejected || m.State == client.StateWaiting || m.Text == "after"
+	}); len(h) != 0 {
+		t.Fatalf("carol: %+v", h)
+	}
+	if got := groupTexts(t, bob, group); len(got) != 2 {
+		t.Fatalf("bob got %q", got)
+	}
+}
