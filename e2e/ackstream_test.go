@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -74,5 +75,35 @@ func TestAckStream(t *testing.T) {
 	}
 	if got := waiting(); len(got) != 2 || got[0] != cursors[4] || got[1] != cursors[5] {
 		t.Fatalf("after Acks to %d: waiting %v", cursors[3], got)
+	}
+}
+
+// TestStreamsEndCleanlyWhenTheNodeStops: a node that stops ends its live
+// Receive streams (the client sees an end, not a cut connection, and
+// reconnects) instead of holding them until its shutdown times out.
+func TestStreamsEndCleanlyWhenTheNodeStops(t *testing.T) {
+	ctx := ctxT(t)
+	accts, err := loadgen.Register(ctx, tn.url(), uniqueHandle("stop"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
+	req := connect.NewRequest(&tokenimv1.ReceiveRequest{})
+	req.Header().Set("Authorization", "Bearer "+accts[0].Token)
+	s, err := api.Receive(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Receive() || !s.Msg().GetCaughtUp() {
+		t.Fatalf("no caught_up marker: %v", s.Err())
+	}
+	start := time.Now()
+	tn.restart(t)
+	t.Logf("restarted in %s", time.Since(start).Round(time.Millisecond))
+	if s.Receive() {
+		t.Fatalf("a delivery after the node stopped: %v", s.Msg())
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("the stream was cut, not ended: %v", err)
 	}
 }

@@ -186,8 +186,8 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.n.stopped:
-			return nil
+		case <-s.n.draining:
+			return nil // the node is stopping: a clean end, the client reconnects
 		case <-notify:
 		}
 	}

@@ -69,6 +69,8 @@ type Node struct {
 	metrics        *metrics
 	auth           *nodeauth.Authenticator
 	stopped        chan struct{}
+	draining       chan struct{} // closed when Stop begins: live streams end cleanly
+	drainOnce      sync.Once
 	known          sync.Map // handles known to be registered
 	logGrew        chan struct{}
 	cometLog       *gatedWriter
@@ -101,7 +103,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: home, cometCfg: c, settings: settings, log: log, stopped: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
+	n := &Node{home: home, cometCfg: c, settings: settings, log: log, stopped: make(chan struct{}), draining: make(chan struct{}), broadcasts: make(chan struct{}, maxPendingBroadcasts)}
 	if err := n.open(ctx, c, o.CometLog); err != nil {
 		n.closeStores()
 		return nil, err
@@ -275,9 +277,12 @@ func (n *Node) Stop() error {
 	if n.stopCluster != nil {
 		n.stopCluster()
 	}
+	n.drainOnce.Do(func() { close(n.draining) })
 	if n.api != nil {
+		// Receive streams end at once (their clients then close their
+		// AckStreams); what is still open after 3 s is cut.
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		n.api.Shutdown(ctx) // streams end when their contexts are cancelled
+		n.api.Shutdown(ctx)
 		cancel()
 		n.api.Close()
 	}
