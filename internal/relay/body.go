@@ -10,7 +10,6 @@ import (
 	"github.com/tokenim/tokenim/internal/msglog"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Shared bodies. A group post is one ciphertext stored as a copy per
@@ -244,16 +243,13 @@ func encode(envs []*tokenimv1.Envelope, enc []encoded) error {
 }
 
 // stubOf encodes e as a stub: its fields but the ciphertext, behind the
-// ciphertext's hash. e is not modified (it may be read concurrently).
+// ciphertext's hash. e is not modified (it may be read concurrently). The
+// fields are copied by name (a group post makes 999 stubs; reflection cost
+// ~1 µs each): TestStubKeepsEveryField fails if Envelope gains a field this
+// does not copy.
 func stubOf(e *tokenimv1.Envelope, h [sha256.Size]byte) ([]byte, error) {
-	c := new(tokenimv1.Envelope)
-	dst := c.ProtoReflect()
-	e.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Number() != ciphertextField {
-			dst.Set(fd, v)
-		}
-		return true
-	})
+	c := &tokenimv1.Envelope{Id: e.Id, To: e.To, From: e.From, Type: e.Type, ReceivedAtMs: e.ReceivedAtMs,
+		Group: e.Group, Epoch: e.Epoch, ExpiresAtMs: e.ExpiresAtMs, Commitment: e.Commitment}
 	out := make([]byte, 0, stubHeader+marshalOpts.Size(c))
 	out = append(out, stubMark)
 	out = append(out, h[:]...)
