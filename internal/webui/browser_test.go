@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -218,4 +219,34 @@ func TestBrowserChat(t *testing.T) {
 	run(t, bctx, "contact panel", chromedp.Click(chromedp.CSS("#key-warning")), chromedp.WaitVisible(chromedp.CSS("#key-changed")))
 	shot(t, bctx, "key-warning")
 	_ = aliceSrv
+}
+
+// A burst of messages while a conversation is open: every one shows, live.
+// Each arrival is an event; a refresh of the conversation must not be lost
+// behind the sidebar's refresh of an earlier event.
+func TestBrowserBurst(t *testing.T) {
+	actx := browser(t)
+	testNode(t)
+	_, aliceURL := serve(t, t.TempDir())
+	alice := handle("alice")
+	ctx := tab(t, actx)
+	createAccount(t, ctx, aliceURL, alice)
+	dave, err := client.Create(context.Background(), client.Config{Home: t.TempDir(), NodeURL: nodeURL, Passphrase: []byte("pw"), KeystoreWorkFactor: 10}, handle("dave"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dave.Close()
+	if _, err := dave.Send(context.Background(), alice, "first"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#sidebar", dave.Handle())
+	run(t, ctx, "open", chromedp.Click(chromedp.CSS(`a[data-conv="@`+dave.Handle()+`"]`)), chromedp.WaitVisible(chromedp.CSS("#text")))
+	waitText(t, ctx, "#messages", "first")
+	const n = 12
+	for i := range n {
+		if _, err := dave.Send(context.Background(), alice, fmt.Sprintf("burst %02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitText(t, ctx, "#messages", fmt.Sprintf("burst %02d", n-1))
 }

@@ -16,12 +16,17 @@
     var m = document.getElementById("messages");
     if (m) m.scrollTop = m.scrollHeight;
   }
+  // htmx queues one request per source element (the last one wins), so the
+  // two refreshes need sources of their own: with a shared one (the body, by
+  // default) the sidebar's refresh would drop a queued refresh of the
+  // conversation. The sidebar's source is #sidebar, which outlives the
+  // #convs it replaces (a request queued on a replaced element is dropped).
   function refresh(conv) {
     if (conv && conv === currentConv()) {
-      htmx.ajax("GET", "/c/" + encodeURIComponent(conv) + "/messages", { target: "#messages", swap: "innerHTML" });
+      htmx.ajax("GET", "/c/" + encodeURIComponent(conv) + "/messages", { source: "#messages", target: "#messages", swap: "innerHTML" });
     }
     if (document.getElementById("convs")) {
-      htmx.ajax("GET", "/sidebar", { target: "#convs", swap: "outerHTML" });
+      htmx.ajax("GET", "/sidebar", { source: "#sidebar", target: "#convs", swap: "outerHTML" });
     }
   }
 
