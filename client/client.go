@@ -62,6 +62,9 @@ type Client struct {
 
 	retriedMu sync.Mutex
 	retried   []Message // waiting group messages decrypted later (pending.go)
+
+	epochsMu sync.Mutex
+	epochs   map[string]*tokenimv1.GroupRecord // closed epochs' proven final records, by group/epoch (group.go)
 }
 
 // Handle is the account's handle.

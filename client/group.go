@@ -472,13 +472,24 @@ func (c *Client) acceptSenderKey(ctx context.Context, from string, skd *tokenimv
 	if err != nil {
 		return err
 	}
-	// The sender must be a member. So must this account, unless the key is
-	// of an epoch the group has closed since (a removal or leave rotated
-	// it): a member removed while offline still reads what was sent to it
-	// while it was one — the nodes delivered those posts only to readers —
-	// and nothing later, which is under keys of later epochs.
-	closed := skd.Epoch < g.Epoch
-	if ledger.Role(g, from) == "" || (!closed && ledger.Role(g, c.Handle()) == "") {
+	if skd.Epoch < g.Epoch {
+		// A key of an epoch the group has closed since (a removal or leave
+		// rotated it). Its sender must have been a member of that epoch,
+		// which the chain proves: the state before the block that closed it
+		// holds its final member list. This account need not be a member
+		// any more: a member removed while offline still reads what was sent
+		// to it while it was one — the nodes delivered those posts only to
+		// readers — and nothing later, which is under keys of later epochs.
+		// The sender need not be one any more either: a member who left
+		// still has its earlier posts read by those who sync later.
+		eg, err := c.closedEpoch(ctx, g, skd.Epoch)
+		if err != nil {
+			return err
+		}
+		if ledger.Role(eg, from) == "" {
+			return fmt.Errorf("%w: sender key from @%s for %s epoch %d, which it was not a member of", ErrNotMember, from, skd.Group, skd.Epoch)
+		}
+	} else if ledger.Role(g, from) == "" || ledger.Role(g, c.Handle()) == "" {
 		return fmt.Errorf("%w: sender key from @%s for %s", ErrNotMember, from, skd.Group)
 	}
 	msg, err := protocol.NewSenderKeyDistributionMessageFromBytes(skd.Skdm, c.store.Serializer().SenderKeyDistributionMessage)
@@ -489,6 +500,39 @@ func (c *Client) acceptSenderKey(ctx context.Context, from string, skd *tokenimv
 	defer c.mu.Unlock()
 	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
 	return b.Process(ctx, senderKeyName(skd.Group, skd.Epoch, from), msg)
+}
+
+// closedEpoch returns the final record of a closed epoch of g, proven
+// against the chain at the height before the block that closed it (and
+// kept: it never changes). A group that did not record when its epochs
+// closed gives its current record (then only current members' keys of
+// closed epochs are accepted).
+func (c *Client) closedEpoch(ctx context.Context, g *tokenimv1.GroupRecord, epoch uint64) (*tokenimv1.GroupRecord, error) {
+	at, ok := ledger.EpochHeight(g, epoch)
+	if !ok {
+		return g, nil
+	}
+	key := fmt.Sprintf("%s/%d", g.Name, epoch)
+	c.epochsMu.Lock()
+	eg := c.epochs[key]
+	c.epochsMu.Unlock()
+	if eg != nil {
+		return eg, nil
+	}
+	eg, _, err := c.ProveGroup(ctx, g.Name, at)
+	if err != nil {
+		return nil, fmt.Errorf("members of %s epoch %d: %w", g.Name, epoch, err)
+	}
+	if eg.Epoch != epoch {
+		return nil, fmt.Errorf("%w: group %s at block %d is in epoch %d, not %d", ErrUnproven, g.Name, at, eg.Epoch, epoch)
+	}
+	c.epochsMu.Lock()
+	if c.epochs == nil {
+		c.epochs = map[string]*tokenimv1.GroupRecord{}
+	}
+	c.epochs[key] = eg
+	c.epochsMu.Unlock()
+	return eg, nil
 }
 
 // groupDecrypt opens a GROUP envelope with the sender's key for its epoch.

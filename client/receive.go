@@ -355,7 +355,9 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 	}
 	if skd := content.GetSenderKey(); skd != nil {
 		m.State = StateControl
-		if err := c.acceptSenderKey(ctx, env.From, skd); err != nil {
+		if err := c.acceptSenderKey(ctx, env.From, skd); errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled) {
+			return err // not processed: it stays on the node
+		} else if err != nil {
 			m.State = StateRejected
 		} else if err := c.retryPending(ctx, skd.Group, skd.Epoch, env.From); err != nil {
 			return err

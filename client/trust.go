@@ -200,6 +200,63 @@ func (c *Client) CheckAccountProof(ctx context.Context, h string, res *tokenimv1
 }
 
 func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
+	value, pr, err := c.checkStateProof(ctx, "@"+h, ledger.AccountStateKey(h), 0, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	if value == nil {
+		return nil, pr, fmt.Errorf("%w: @%s (proven absent at block %d)", ErrUnknownHandle, h, pr.Height)
+	}
+	acct, err := ledger.DecodeAccountValue(value)
+	if err != nil || acct.Handle != h {
+		return nil, nil, fmt.Errorf("%w: the record of @%s does not decode as it", ErrUnproven, h)
+	}
+	return acct, pr, nil
+}
+
+// ProveGroup returns a group's record as the chain proves it: at height 0
+// the latest, else as block height left it (who was a member then, with
+// which roles, in which epoch). A group the state does not have is proven
+// absent (ErrUnknownGroup).
+func (c *Client) ProveGroup(ctx context.Context, name string, height int64) (*tokenimv1.GroupRecord, *Proven, error) {
+	if err := ledger.CheckGroupName(name); err != nil {
+		return nil, nil, err
+	}
+	if height < 0 {
+		return nil, nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
+	}
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + name, Height: height}))
+	if err != nil {
+		return nil, nil, c.netErr("prove group "+name, err)
+	}
+	return c.CheckGroupProof(ctx, name, height, res.Msg)
+}
+
+// CheckGroupProof checks a node's GetStateProof answer for group name at
+// height (ProveGroup without the network call; auditors use it on answers
+// they kept).
+func (c *Client) CheckGroupProof(ctx context.Context, name string, height int64, res *tokenimv1.GetStateProofResponse) (*tokenimv1.GroupRecord, *Proven, error) {
+	value, pr, err := c.checkStateProof(ctx, "group "+name, ledger.GroupStateKey(name), height, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	if value == nil {
+		return nil, pr, fmt.Errorf("%w: %q (proven absent at block %d)", ErrUnknownGroup, name, pr.Height)
+	}
+	g, err := ledger.DecodeGroupValue(value)
+	if err != nil || g.Name != name {
+		return nil, nil, fmt.Errorf("%w: the record of group %s does not decode as it", ErrUnproven, name)
+	}
+	return g, pr, nil
+}
+
+// checkStateProof checks a node's GetStateProof answer for key: the header
+// against the trusted validators, the ICS23 proof against its app hash.
+// At height 0 the header must not be older than one this client already
+// verified (a node cannot serve stale state); at a height it must be block
+// height+1, whose app hash is the root of the state block height left.
+// value is nil when the key is proven absent.
+func (c *Client) checkStateProof(ctx context.Context, what string, key []byte, height int64, res *tokenimv1.GetStateProofResponse) ([]byte, *Proven, error) {
 	t, _, err := c.loadTrust(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -208,8 +265,11 @@ func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1
 	if err != nil {
 		return nil, nil, err
 	}
-	if sh.Height < t.Height {
-		return nil, nil, fmt.Errorf("%w: the node proved @%s at block %d, older than block %d this client already verified", ErrUnproven, h, sh.Height, t.Height)
+	switch {
+	case height == 0 && sh.Height < t.Height:
+		return nil, nil, fmt.Errorf("%w: the node proved %s at block %d, older than block %d this client already verified", ErrUnproven, what, sh.Height, t.Height)
+	case height > 0 && sh.Height != height+1:
+		return nil, nil, fmt.Errorf("%w: asked for %s at block %d, the node proved it against block %d (want %d)", ErrUnproven, what, height, sh.Height, height+1)
 	}
 	var p ics23.CommitmentProof
 	if err := p.Unmarshal(res.Proof); err != nil {
@@ -218,22 +278,17 @@ func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1
 	if again, err := p.Marshal(); err != nil || !bytes.Equal(again, res.Proof) {
 		return nil, nil, fmt.Errorf("%w: state proof is not canonically encoded", ErrUnproven)
 	}
-	key := ledger.AccountStateKey(h)
 	pr := &Proven{Height: sh.Height, SignedPower: msgproof.SignedPower(vals, sh.Commit), TotalPower: vals.TotalVotingPower(), AppHash: sh.AppHash}
 	if len(res.Value) == 0 {
 		if !ics23.VerifyNonMembership(ics23.IavlSpec, []byte(sh.AppHash), &p, key) {
-			return nil, nil, fmt.Errorf("%w: absence of @%s", ErrUnproven, h)
+			return nil, nil, fmt.Errorf("%w: absence of %s", ErrUnproven, what)
 		}
-		return nil, pr, fmt.Errorf("%w: @%s (proven absent at block %d)", ErrUnknownHandle, h, sh.Height)
+		return nil, pr, nil
 	}
 	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &p, key, res.Value) {
-		return nil, nil, fmt.Errorf("%w: the record of @%s", ErrUnproven, h)
+		return nil, nil, fmt.Errorf("%w: the record of %s", ErrUnproven, what)
 	}
-	acct, err := ledger.DecodeAccountValue(res.Value)
-	if err != nil || acct.Handle != h {
-		return nil, nil, fmt.Errorf("%w: the record of @%s does not decode as it", ErrUnproven, h)
-	}
-	return acct, pr, nil
+	return res.Value, pr, nil
 }
 
 // ContactStatus is a contact's identity key as the chain proves it, and how

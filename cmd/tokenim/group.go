@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 )
 
 func groupCmd(g *globals) *cobra.Command {
@@ -67,26 +69,29 @@ func groupCmd(g *globals) *cobra.Command {
 			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupSetRole(cmd.Context(), args[0], args[1], args[2]) })
 		},
 	}
+	var at int64
 	show := &cobra.Command{
-		Use: "show NAME [--json]", Short: "Members, roles, policy and epoch", Args: cobra.ExactArgs(1),
+		Use: "show NAME [--at HEIGHT] [--json]", Short: "Members, roles, policy and epoch, proven against the chain (now, or as a past block left them)",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd.Context(), func(c *client.Client) error {
-				gr, err := c.Group(cmd.Context(), args[0])
+				gr, pr, err := c.ProveGroup(cmd.Context(), args[0], at)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return json.NewEncoder(os.Stdout).Encode(gr)
+					return json.NewEncoder(os.Stdout).Encode(struct {
+						*tokenimv1.GroupRecord
+						Proven *client.Proven `json:"proven"`
+					}{gr, pr})
 				}
-				fmt.Printf("%s  policy %s…  epoch %d  created at height %d\n", gr.Name, gr.PolicyId[:16], gr.Epoch, gr.CreatedHeight)
-				for _, m := range gr.Members {
-					fmt.Printf("  @%-32s %s\n", m.Handle, m.Role)
-				}
+				printGroup(os.Stdout, gr, pr, at)
 				return nil
 			})
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	show.Flags().Int64Var(&at, "at", 0, "the group as this block height left it (default: now)")
 	var listJSON bool
 	list := &cobra.Command{
 		Use: "list [--json]", Short: "The groups you belong to", Args: cobra.NoArgs,
@@ -109,4 +114,19 @@ func groupCmd(g *globals) *cobra.Command {
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
 	cmd.AddCommand(create, add, remove, leave, setRole, show, list)
 	return cmd
+}
+
+// printGroup prints a proven group record (at: the height asked for, 0 the
+// latest).
+func printGroup(w io.Writer, gr *tokenimv1.GroupRecord, pr *client.Proven, at int64) {
+	fmt.Fprintf(w, "%s  policy %s…  epoch %d  created at height %d\n", gr.Name, gr.PolicyId[:16], gr.Epoch, gr.CreatedHeight)
+	if at > 0 {
+		fmt.Fprintf(w, "  as block %d left it: ", at)
+	} else {
+		fmt.Fprint(w, "  ")
+	}
+	fmt.Fprintf(w, "✓ proven against block %d's app hash, signed by %d/%d validator power\n", pr.Height, pr.SignedPower, pr.TotalPower)
+	for _, m := range gr.Members {
+		fmt.Fprintf(w, "  @%-32s %s\n", m.Handle, m.Role)
+	}
 }

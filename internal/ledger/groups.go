@@ -27,6 +27,28 @@ const (
 
 func groupKey(name string) []byte { return []byte("grp/" + name) }
 
+// GroupStateKey is the state key of a group's record (what GetStateProof
+// proves for "group/<name>").
+func GroupStateKey(name string) []byte { return groupKey(name) }
+
+// CheckGroupName reports whether n is a valid group name.
+func CheckGroupName(n string) error {
+	if err := checkPolicyName(n); err != nil {
+		return fmt.Errorf("%w: group name: %v", ErrInvalidGroup, err)
+	}
+	return nil
+}
+
+// EpochHeight returns the height whose state holds epoch's final member
+// list (the block before the one that closed it); ok is false while the
+// epoch is open, or for an epoch closed before groups recorded it.
+func EpochHeight(g *tokenimv1.GroupRecord, epoch uint64) (int64, bool) {
+	if epoch >= g.Epoch || epoch >= uint64(len(g.ClosedAt)) || len(g.ClosedAt) != int(g.Epoch) {
+		return 0, false
+	}
+	return g.ClosedAt[epoch] - 1, true
+}
+
 func (groupsModule) Name() string { return "groups" }
 
 func (groupsModule) Handles(body *tokenimv1.TxBody) bool {
@@ -206,8 +228,8 @@ func validRole(r string) bool {
 }
 
 func createGroup(ctx *Context, me string, c *tokenimv1.CreateGroup) (*tokenimv1.GroupRecord, error) {
-	if err := checkPolicyName(c.Name); err != nil {
-		return nil, fmt.Errorf("%w: group name: %v", ErrInvalidGroup, err)
+	if err := CheckGroupName(c.Name); err != nil {
+		return nil, err
 	}
 	if v, err := ctx.KV.Get(groupKey(c.Name)); err != nil || v != nil {
 		return nil, fmt.Errorf("%w: %q", ErrGroupExists, c.Name)
@@ -275,6 +297,7 @@ func changeGroup(ctx *Context, name, me, action, target, role string) (*tokenimv
 			return nil, fmt.Errorf("%w: @%s is not a member", ErrInvalidGroup, target)
 		}
 		g.Members = slices.DeleteFunc(g.Members, func(m *tokenimv1.GroupMember) bool { return m.Handle == target })
+		g.ClosedAt = append(g.ClosedAt, ctx.Height) // closes epoch g.Epoch
 		g.Epoch++
 	case "set_role":
 		if !validRole(role) || Role(g, target) == "" {

@@ -75,6 +75,19 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 	if len(g.Members) != 1 || Role(g, "olga") != RoleOwner || g.Epoch != 2 {
 		t.Fatalf("final group: %v", g)
 	}
+	// Both epochs closed in block 7: their final lists are in state 6.
+	if len(g.ClosedAt) != 2 || g.ClosedAt[0] != testBlock.Height || g.ClosedAt[1] != testBlock.Height {
+		t.Fatalf("closed at %v", g.ClosedAt)
+	}
+	if h, ok := EpochHeight(g, 1); !ok || h != testBlock.Height-1 {
+		t.Fatalf("epoch 1 height %d %v", h, ok)
+	}
+	if _, ok := EpochHeight(g, 2); ok {
+		t.Fatal("the open epoch has a closing height")
+	}
+	if _, ok := EpochHeight(&tokenimv1.GroupRecord{Epoch: 2, ClosedAt: []int64{5}}, 0); ok {
+		t.Fatal("a record missing a closing height gives one")
+	}
 	for h, want := range map[string]int{"olga": 1, "pete": 0, "quin": 0, "rita": 0} {
 		if gs, err := GroupsOf(kv, h); err != nil || len(gs) != want {
 			t.Fatalf("groups of %s: %v %v", h, gs, err)

@@ -17,6 +17,16 @@ var ErrNoState = errors.New("ledger: no committed state yet")
 // app hash in the header of block version+1 (and of block version too when
 // that block changed nothing).
 func (a *App) ProveKey(key []byte) (value []byte, proof *ics23.CommitmentProof, root []byte, version int64, err error) {
+	return a.ProveKeyAt(key, 0)
+}
+
+// ErrNoVersion: the state version asked for is not committed (yet).
+var ErrNoVersion = errors.New("ledger: no such state version")
+
+// ProveKeyAt is ProveKey against the state as block version left it (0:
+// the latest committed). Every version is kept, so a past state stays
+// provable.
+func (a *App) ProveKeyAt(key []byte, version int64) (value []byte, proof *ics23.CommitmentProof, root []byte, v int64, err error) {
 	a.mu.RLock()
 	imm := a.committed
 	a.mu.RUnlock()
@@ -25,6 +35,14 @@ func (a *App) ProveKey(key []byte) (value []byte, proof *ics23.CommitmentProof, 
 	}
 	a.stateMu.RLock()
 	defer a.stateMu.RUnlock()
+	if version < 0 || version > imm.Version() {
+		return nil, nil, nil, 0, fmt.Errorf("%w: %d (latest %d)", ErrNoVersion, version, imm.Version())
+	}
+	if version > 0 && version != imm.Version() {
+		if imm, err = a.tree.GetImmutable(version); err != nil {
+			return nil, nil, nil, 0, fmt.Errorf("%w: %d: %v", ErrNoVersion, version, err)
+		}
+	}
 	if value, err = imm.Get(key); err != nil {
 		return nil, nil, nil, 0, fmt.Errorf("ledger: prove: %w", err)
 	}
@@ -37,6 +55,16 @@ func (a *App) ProveKey(key []byte) (value []byte, proof *ics23.CommitmentProof, 
 		return nil, nil, nil, 0, fmt.Errorf("ledger: prove: %w", err)
 	}
 	return value, proof, imm.Hash(), imm.Version(), nil
+}
+
+// DecodeGroupValue decodes a group's state value (strictly).
+func DecodeGroupValue(v []byte) (*tokenimv1.GroupRecord, error) {
+	var g tokenimv1.GroupRecord
+	ok, err := getProto(memKV{"k": v}, []byte("k"), &g)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: group value: %v", ErrDecode, err)
+	}
+	return &g, nil
 }
 
 // DecodeAccountValue decodes an account's state value (strictly).

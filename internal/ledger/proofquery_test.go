@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -45,5 +47,43 @@ func TestProveKey(t *testing.T) {
 	}
 	if ics23.VerifyNonMembership(ics23.IavlSpec, root, np, AccountStateKey("alice")) {
 		t.Fatal("non-membership of an existing account verifies")
+	}
+}
+
+// Every version stays provable: the state block 1 left still proves alice's
+// first key after block 2 rotated it, against block 1's root; a version not
+// committed yet is refused.
+func TestProveKeyAt(t *testing.T) {
+	app := openTestApp(t, t.TempDir())
+	defer app.Close()
+	alice := newUser(t, "alice")
+	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, InitialHeight: 1,
+		AppStateBytes: []byte(`{"params":{"powDifficulty":2}}`), Validators: []abci.ValidatorUpdate{abci.Ed25519ValidatorUpdate(newNode(t, true).valPub(), 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	runBlock(t, app, 1, sign(t, alice.registerBody(t, 2), alice.key))
+	v1, _, root1, _, err := app.ProveKey(AccountStateKey("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBlock(t, app, 2, sign(t, alice.rotateBody(t, 1), alice.key))
+	v2, _, root2, version, err := app.ProveKey(AccountStateKey("alice"))
+	if err != nil || version != 2 || bytes.Equal(v1, v2) || bytes.Equal(root1, root2) {
+		t.Fatalf("after the rotation: version %d, value changed %v, root changed %v, %v", version, !bytes.Equal(v1, v2), !bytes.Equal(root1, root2), err)
+	}
+	old, p, root, version, err := app.ProveKeyAt(AccountStateKey("alice"), 1)
+	if err != nil || version != 1 || !bytes.Equal(old, v1) || !bytes.Equal(root, root1) {
+		t.Fatalf("at 1: version %d, old value %v, old root %v, %v", version, bytes.Equal(old, v1), bytes.Equal(root, root1), err)
+	}
+	if !ics23.VerifyMembership(ics23.IavlSpec, root1, p, AccountStateKey("alice"), v1) {
+		t.Fatal("the past value does not verify against the past root")
+	}
+	if ics23.VerifyMembership(ics23.IavlSpec, root2, p, AccountStateKey("alice"), v1) {
+		t.Fatal("the past value verifies against the latest root")
+	}
+	for _, bad := range []int64{3, -1} {
+		if _, _, _, _, err := app.ProveKeyAt(AccountStateKey("alice"), bad); !errors.Is(err, ErrNoVersion) {
+			t.Fatalf("version %d: %v", bad, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	"github.com/cometbft/cometbft/types"
 	"github.com/cosmos/gogoproto/proto"
+	ics23 "github.com/cosmos/ics23/go"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -73,14 +74,13 @@ func (s *nodeService) GetLightBlock(_ context.Context, req *connect.Request[toke
 const stateProofWait = 5 * time.Second
 
 func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[tokenimv1.GetStateProofRequest]) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
-	handle, ok := strings.CutPrefix(req.Msg.What, "account/")
-	if !ok {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cannot prove %q: ask for account/<handle>", req.Msg.What))
+	key, err := stateProofKey(req.Msg.What)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	if h, err := ledger.NormalizeHandle(handle); err != nil || h != handle {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: %q", ledger.ErrInvalidHandle, handle))
+	if h := req.Msg.Height; h != 0 {
+		return s.stateProofAt(key, h)
 	}
-	key := ledger.AccountStateKey(handle)
 	deadline := time.Now().Add(stateProofWait)
 	for {
 		value, p, root, version, err := s.n.app.ProveKey(key)
@@ -98,11 +98,7 @@ func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[to
 			if err != nil {
 				break
 			}
-			pb, err := p.Marshal()
-			if err != nil {
-				return nil, connect.NewError(connect.CodeInternal, err)
-			}
-			return connect.NewResponse(&tokenimv1.GetStateProofResponse{Value: value, Proof: pb, LightBlock: lb}), nil
+			return stateProofResponse(value, p, lb)
 		}
 		if time.Now().After(deadline) {
 			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: no signed header carries state version %d yet", errNotYet, version))
@@ -113,6 +109,62 @@ func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[to
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// stateProofKey maps GetStateProof's what to a state key.
+func stateProofKey(what string) ([]byte, error) {
+	kind, name, _ := strings.Cut(what, "/")
+	switch kind {
+	case "account":
+		if h, err := ledger.NormalizeHandle(name); err != nil || h != name {
+			return nil, fmt.Errorf("%w: %q", ledger.ErrInvalidHandle, name)
+		}
+		return ledger.AccountStateKey(name), nil
+	case "group":
+		if err := ledger.CheckGroupName(name); err != nil {
+			return nil, err
+		}
+		return ledger.GroupStateKey(name), nil
+	}
+	return nil, fmt.Errorf("cannot prove %q: ask for account/<handle> or group/<name>", what)
+}
+
+// stateProofAt proves key in the state block h left, against the header of
+// block h+1 (whose app hash is that state's root).
+func (s *nodeService) stateProofAt(key []byte, h int64) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
+	if h < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("height %d", h))
+	}
+	value, p, root, _, err := s.n.app.ProveKeyAt(key, h)
+	if errors.Is(err, ledger.ErrNoVersion) {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: %v", errNotYet, err))
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	meta := s.n.rpcEnv.BlockStore.LoadBlockMeta(h + 1)
+	if meta == nil {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: block %d", errNotYet, h+1))
+	}
+	if !bytes.Equal(meta.Header.AppHash, root) {
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("state %d does not hash to block %d's app hash", h, h+1))
+	}
+	lb, err := s.n.lightBlock(h + 1)
+	if errors.Is(err, errNotYet) {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	return stateProofResponse(value, p, lb)
+}
+
+func stateProofResponse(value []byte, p *ics23.CommitmentProof, lb *tokenimv1.GetLightBlockResponse) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
+	pb, err := p.Marshal()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&tokenimv1.GetStateProofResponse{Value: value, Proof: pb, LightBlock: lb}), nil
 }
 
 func (s *nodeService) GetMessageProof(_ context.Context, req *connect.Request[tokenimv1.GetMessageProofRequest]) (*connect.Response[tokenimv1.GetMessageProofResponse], error) {

@@ -1947,6 +1947,11 @@ type GroupRecord struct {
 	// epoch grows on every removal or leave: members rotate their sender keys.
 	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	CreatedHeight int64  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
+	// closed_at[e] is the height of the block that closed epoch e (a
+	// removal or leave). The state after block closed_at[e]-1 holds epoch
+	// e's final member list, so a client can prove who was a member of a
+	// closed epoch (GetStateProof at that height).
+	ClosedAt      []int64 `protobuf:"varint,6,rep,packed,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2014,6 +2019,13 @@ func (x *GroupRecord) GetCreatedHeight() int64 {
 		return x.CreatedHeight
 	}
 	return 0
+}
+
+func (x *GroupRecord) GetClosedAt() []int64 {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
 }
 
 // AccountGroups lists the groups an account belongs to (state ag/<handle>),
@@ -2421,13 +2433,14 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\x04role\x18\x03 \x01(\tR\x04role\"9\n" +
 	"\vGroupMember\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"\xae\x01\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"\xcb\x01\n" +
 	"\vGroupRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x121\n" +
 	"\amembers\x18\x03 \x03(\v2\x17.tokenim.v1.GroupMemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12%\n" +
-	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\"'\n" +
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\x12\x1b\n" +
+	"\tclosed_at\x18\x06 \x03(\x03R\bclosedAt\"'\n" +
 	"\rAccountGroups\x12\x16\n" +
 	"\x06groups\x18\x01 \x03(\tR\x06groups\"C\n" +
 	"\x15SetConversationPolicy\x12\x12\n" +

@@ -132,8 +132,13 @@ func (x *GetMessageProofResponse) GetProof() []byte {
 
 type GetStateProofRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// what: "account/<handle>" (more kinds later).
-	What          string `protobuf:"bytes,1,opt,name=what,proto3" json:"what,omitempty"`
+	// what: "account/<handle>" or "group/<name>".
+	What string `protobuf:"bytes,1,opt,name=what,proto3" json:"what,omitempty"`
+	// height: 0 proves the latest committed state; a positive height proves
+	// the state as block `height` left it (against the header of block
+	// height+1, whose app hash is that state's root). Nodes keep every
+	// version, so any past height is provable: who was in a group then.
+	Height        int64 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,14 +180,21 @@ func (x *GetStateProofRequest) GetWhat() string {
 	return ""
 }
 
+func (x *GetStateProofRequest) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type GetStateProofResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// value is the state value (empty: absent, proven by a non-membership
 	// proof).
 	Value []byte `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	// proof is an ICS23 CommitmentProof (protobuf) of the value's key (the
-	// client derives it: "a/<handle>" for an account) against light_block's
-	// app hash.
+	// client derives it: "a/<handle>" for an account, "grp/<name>" for a
+	// group) against light_block's app hash.
 	Proof []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
 	// light_block: a signed header whose app hash commits to the state
 	// proven (that of block version+1, or of block version when that block
@@ -2630,9 +2642,10 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x14\n" +
-	"\x05proof\x18\x03 \x01(\fR\x05proof\"*\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proof\"B\n" +
 	"\x14GetStateProofRequest\x12\x12\n" +
-	"\x04what\x18\x01 \x01(\tR\x04what\"\x87\x01\n" +
+	"\x04what\x18\x01 \x01(\tR\x04what\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\"\x87\x01\n" +
 	"\x15GetStateProofResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x14\n" +
 	"\x05proof\x18\x02 \x01(\fR\x05proof\x12B\n" +

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"google.golang.org/protobuf/proto"
+)
+
+// A group's member list is provable at any past height: after a removal the
+// chain still proves who was a member of the closed epoch, as the block
+// before the removal left it. Before the group existed it is proven absent;
+// an answer for one height does not pass for another, nor with a changed
+// byte.
+func TestGroupProofAtHeight(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gha")
+	bob, _ := newUser(t, "ghb")
+	carol, _ := newUser(t, "ghc")
+	group := uniqueHandle("hist")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.GroupRemove(ctx, group, carol.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	now, pr, err := bob.ProveGroup(ctx, group, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ledger.Role(now, carol.Handle()) != "" || ledger.Role(now, bob.Handle()) != ledger.RoleMember || now.Epoch != 1 || pr.SignedPower != pr.TotalPower {
+		t.Fatalf("now: %v %+v", now, pr)
+	}
+	at, ok := ledger.EpochHeight(now, 0)
+	if !ok || at < now.CreatedHeight {
+		t.Fatalf("epoch 0 ended at %d (%v), created at %d", at, ok, now.CreatedHeight)
+	}
+	then, pr, err := bob.ProveGroup(ctx, group, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ledger.Role(then, carol.Handle()) != ledger.RoleMember || then.Epoch != 0 || pr.Height != at+1 {
+		t.Fatalf("at %d: %v %+v", at, then, pr)
+	}
+	if _, pr, err := bob.ProveGroup(ctx, group, now.CreatedHeight-1); !errors.Is(err, client.ErrUnknownGroup) || pr == nil {
+		t.Fatalf("before it was created: %v", err)
+	}
+
+	api := tokenimv1connect.NewNodeServiceClient(http.DefaultClient, tn.url())
+	res, err := api.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + group, Height: at}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bob.CheckGroupProof(ctx, group, at, res.Msg); err != nil {
+		t.Fatalf("the answer: %v", err)
+	}
+	if _, _, err := bob.CheckGroupProof(ctx, group, at-1, res.Msg); !errors.Is(err, client.ErrUnproven) {
+		t.Fatalf("the answer for block %d as one for block %d: %v", at, at-1, err)
+	}
+	if _, _, err := bob.CheckGroupProof(ctx, group, 0, res.Msg); !errors.Is(err, client.ErrUnproven) {
+		t.Fatalf("a past answer as the latest: %v", err)
+	}
+	forged := proto.Clone(res.Msg).(*tokenimv1.GetStateProofResponse)
+	forged.Value[len(forged.Value)-1] ^= 1
+	if _, _, err := bob.CheckGroupProof(ctx, group, at, forged); !errors.Is(err, client.ErrUnproven) {
+		t.Fatalf("a changed value: %v", err)
+	}
+	for _, bad := range []*tokenimv1.GetStateProofRequest{
+		{What: "group/No Such", Height: at}, {What: "grp/" + group}, {What: "group/" + group, Height: -1},
+	} {
+		if _, err := api.GetStateProof(ctx, connect.NewRequest(bad)); connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Fatalf("%v: %v", bad, err)
+		}
+	}
+	if _, err := api.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + group, Height: 1 << 40})); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("a future height: %v", err)
+	}
+}
+
+// A member who posted and then left still has that post read by a member
+// who syncs later: its sender key, of the epoch its leaving closed, is
+// checked against the member list the chain proves for that epoch.
+func TestGroupLeaverReadLater(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gla")
+	bob, _ := newUser(t, "glb")
+	carol, _ := newUser(t, "glc")
+	group := uniqueHandle("left")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SendGroup(ctx, group, "before I go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.GroupLeave(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(t, carol, group); len(got) != 1 || got[0] != bob.Handle()+": before I go" {
+		t.Fatalf("carol got %q", got)
+	}
+	if h, _ := carol.History(func(m *client.Message) bool { return m.State == client.StateRejected }); len(h) != 0 {
+		t.Fatalf("carol rejected %+v", h)
+	}
+}
