@@ -33,8 +33,8 @@ func GroupStateKey(name string) []byte { return groupKey(name) }
 
 // CheckGroupName reports whether n is a valid group name.
 func CheckGroupName(n string) error {
-	if err := checkPolicyName(n); err != nil {
-		return fmt.Errorf("%w: group name: %v", ErrInvalidGroup, err)
+	if checkPolicyName(n) != nil { // the same rule as policy names
+		return fmt.Errorf("%w: group name %q: 3-32 characters, only a-z, 0-9, _ and -", ErrInvalidGroup, n)
 	}
 	return nil
 }

@@ -73,6 +73,10 @@ func (s *nodeService) GetLightBlock(_ context.Context, req *connect.Request[toke
 // header carries the proven root.
 const stateProofWait = 5 * time.Second
 
+// latestAtWait bounds how long a proof at the latest height waits for the
+// next block.
+const latestAtWait = 2 * time.Second
+
 func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[tokenimv1.GetStateProofRequest]) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
 	key, err := stateProofKey(req.Msg.What)
 	if err != nil {
@@ -137,14 +141,19 @@ func (s *nodeService) stateProofAt(key []byte, h int64) (*connect.Response[token
 	}
 	value, p, root, _, err := s.n.app.ProveKeyAt(key, h)
 	if errors.Is(err, ledger.ErrNoVersion) {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: %v", errNotYet, err))
+		return nil, connect.NewError(connect.CodeOutOfRange, fmt.Errorf("block %d is not committed yet: %v", h, err))
 	}
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
+	// Block h+1 carries the root. If h is the latest block, wait a little
+	// for the next one (the chain makes blocks only for transactions).
 	meta := s.n.rpcEnv.BlockStore.LoadBlockMeta(h + 1)
+	for deadline := time.Now().Add(latestAtWait); meta == nil && time.Now().Before(deadline); meta = s.n.rpcEnv.BlockStore.LoadBlockMeta(h + 1) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if meta == nil {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: block %d", errNotYet, h+1))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("block %d is the latest: the state it left is proven by the next block's header, which does not exist yet (ask without a height for the latest state)", h))
 	}
 	if !bytes.Equal(meta.Header.AppHash, root) {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("state %d does not hash to block %d's app hash", h, h+1))

@@ -187,6 +187,7 @@ func TestBrowserChat(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#manage")))
 	run(t, actx1, "members", chromedp.Click(chromedp.CSS("#manage")))
 	waitText(t, actx1, "#panel", carol.Handle())
+	waitText(t, actx1, "#members-proof", "proven by the chain at block")
 	shot(t, actx1, "group")
 	run(t, actx1, "group message", chromedp.SendKeys(chromedp.CSS("#text"), "hi team\n"))
 	waitText(t, actx1, "#messages", "hi team")

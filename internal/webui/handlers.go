@@ -531,13 +531,14 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *client.C
 }
 
 func (s *Server) groupPanel(w http.ResponseWriter, r *http.Request, c *client.Client) {
-	g, err := c.Group(r.Context(), r.PathValue("group"))
+	g, proven, err := c.ProveGroup(r.Context(), r.PathValue("group"), 0) // the list as the chain proves it
 	data := struct {
-		CSRF  string
-		Group *tokenimv1.GroupRecord
-		Me    string
-		Error string
-	}{CSRF: s.csrf, Group: g, Me: c.Handle()}
+		CSRF   string
+		Group  *tokenimv1.GroupRecord
+		Proven *client.Proven
+		Me     string
+		Error  string
+	}{CSRF: s.csrf, Group: g, Proven: proven, Me: c.Handle()}
 	if err != nil {
 		data.Error = errorText(err)
 	}
