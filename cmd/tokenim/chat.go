@@ -147,22 +147,30 @@ func printMessage(w io.Writer, m client.Message, asJSON bool) {
 		fmt.Fprintln(w, string(b))
 		return
 	}
-	switch m.State {
-	case client.StateReceived:
-		where := ""
-		if m.Group != "" {
-			where = "[" + m.Group + "] "
-		}
-		text := m.Text
-		if m.File != nil {
-			text += "  → tokenim file get " + m.ID
-		}
-		fmt.Fprintf(w, "%s  %s%s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), where, m.From, text)
-	case client.StateRejected:
-		fmt.Fprintf(w, "%s  %s: [REJECTED: the sender's identity key is not the chain's, the content is not what the envelope committed to, or a group key from a non-member]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
-	case client.StateWaiting:
-		fmt.Fprintf(w, "%s  [%s] %s: [waiting for the sender's key; asked them to send it again]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.Group, m.From)
-	default:
-		fmt.Fprintf(w, "%s  %s: [message could not be decrypted]\n", m.ReceivedAt.Local().Format("2006-01-02 15:04:05"), m.From)
+	when := m.SentAt
+	if m.State != client.StateReceived || when.IsZero() {
+		when = m.ReceivedAt
 	}
+	where := ""
+	if m.Group != "" {
+		where = "[" + m.Group + "] "
+	}
+	fmt.Fprintf(w, "%s  %s%s: %s\n", when.Local().Format("2006-01-02 15:04:05"), where, m.From, bodyOf(m))
+}
+
+// bodyOf is how a message shows: its text, or what happened to it.
+func bodyOf(m client.Message) string {
+	switch m.State {
+	case client.StateRejected:
+		return "[REJECTED: the sender's identity key is not the chain's, the content is not what the envelope committed to, or a group key from a non-member]"
+	case client.StateWaiting:
+		return "[waiting for the sender's key; asked them to send it again]"
+	case client.StateUndecryptable:
+		return "[message could not be decrypted]"
+	}
+	text := m.Text
+	if m.File != nil {
+		text += "  → tokenim file get " + m.ID
+	}
+	return text
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -28,5 +29,56 @@ func TestPrintGroup(t *testing.T) {
 		if !strings.Contains(got, tc.want) || tc.none != "" && strings.Contains(got, tc.none) || !strings.Contains(got, "@carol") || !strings.Contains(got, "epoch 1") {
 			t.Errorf("at %d: printed %q, want %q", tc.at, got, tc.want)
 		}
+	}
+}
+
+// TestPrintHistory: yours show their state, every message its id, and a
+// message under a retention when it goes; one conversation is chosen by
+// @handle or by a group's bare name.
+func TestPrintHistory(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		m    client.Message
+		want string
+	}{
+		{client.Message{ID: "aa11", From: "alice", To: "bob", Outgoing: true, State: client.StateStored, Text: "hi", SentAt: now}, "alice → bob: hi  (stored, id aa11)"},
+		{client.Message{ID: "bb22", From: "bob", To: "alice", State: client.StateReceived, Text: "yo", SentAt: now}, "bob: yo  (id bb22)"},
+		{client.Message{ID: "cc33", From: "carol", To: "team", Group: "team", State: client.StateReceived, Text: "all", SentAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}, "[team] carol: all  (deletes in 30d, id cc33)"},
+		{client.Message{ID: "dd44", From: "dave", State: client.StateUndecryptable, ReceivedAt: now}, "dave: [message could not be decrypted]  (id dd44)"},
+	} {
+		var out bytes.Buffer
+		printHistory(&out, tc.m, now, false)
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("printed %q, want %q", out.String(), tc.want)
+		}
+	}
+	for d, want := range map[time.Duration]string{90 * time.Second: "1m30s", 25*time.Hour + 5*time.Minute: "25h5m", 72 * time.Hour: "3d", -time.Second: "0s"} {
+		if got := roughly(d); got != want {
+			t.Errorf("roughly(%v) = %q, want %q", d, got, want)
+		}
+	}
+	withBob, err := conversation("@bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	team, err := conversation("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		m           client.Message
+		bob, inTeam bool
+	}{
+		{client.Message{From: "me", To: "bob", Outgoing: true}, true, false},
+		{client.Message{From: "bob", To: "me"}, true, false},
+		{client.Message{From: "bob", To: "team", Group: "team"}, false, true},
+		{client.Message{From: "carol", To: "me"}, false, false},
+	} {
+		if withBob(&tc.m) != tc.bob || team(&tc.m) != tc.inTeam {
+			t.Errorf("%+v: with bob %v, in team %v", tc.m, withBob(&tc.m), team(&tc.m))
+		}
+	}
+	if _, err := conversation("Team!"); err == nil {
+		t.Error("a bad group name is accepted")
 	}
 }

@@ -28,7 +28,7 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", "", "TokenIM home directory (env TOKENIM_HOME, default ~/.tokenim)")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (env TOKENIM_NODE, default "+defaultNodeURL+")")
-	root.AddCommand(upCmd(g), nodeCmd(g), accountCmd(g), whoisCmd(g), sendCmd(g), inboxCmd(g), statusCmd(g), benchCmd(g), validatorCmd(g), testnetCmd(), fileCmd(g), policyCmd(g), groupCmd(g), verifyCmd(g), exportCmd(g), verifyExportCmd(), uiCmd(g))
+	root.AddCommand(upCmd(g), nodeCmd(g), accountCmd(g), whoisCmd(g), sendCmd(g), inboxCmd(g), historyCmd(g), statusCmd(g), benchCmd(g), validatorCmd(g), testnetCmd(), fileCmd(g), policyCmd(g), groupCmd(g), verifyCmd(g), exportCmd(g), verifyExportCmd(), uiCmd(g))
 	if err := root.Execute(); err != nil {
 		printError(err)
 		os.Exit(1)

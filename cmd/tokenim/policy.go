@@ -1,14 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tokenim/tokenim/client"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/policy"
 )
 
@@ -51,32 +53,29 @@ func policyCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show NAME|FILE", Short: "Print a template's, file's or deployed policy's source and id", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := policySource(args[0])
+			src, rec, err := anyPolicySource(cmd.Context(), g, args[0])
 			if err != nil {
-				cfg, cerr := g.config()
-				if cerr != nil {
-					return cerr
-				}
-				rec, gerr := client.GetPolicy(cmd.Context(), cfg, args[0])
-				if gerr != nil {
-					return errors.Join(err, gerr)
-				}
+				return err
+			}
+			if rec != nil {
 				fmt.Printf("# %s, deployed by @%s at height %d\n", rec.Name, rec.Deployer, rec.Height)
-				src = rec.Source
 			}
 			fmt.Printf("# id %s\n%s", policy.ID(src), src)
+			if !strings.HasSuffix(src, "\n") {
+				fmt.Println()
+			}
 			return nil
 		},
 	}
 	var input string
 	test := &cobra.Command{
-		Use:   "test NAME|FILE --input case.json",
-		Short: "Dry run: is the action in case.json allowed, and by which rule",
+		Use:   "test NAME|ID|FILE --input case.json",
+		Short: "Dry run of a template, a file or a deployed policy: is the action in case.json allowed, and by which rule",
 		Long: "case.json holds the inputs: {\"action\":\"post\",\"sender\":\"alice\",\"sender_role\":\"member\",\n" +
 			"\"target\":\"\",\"target_role\":\"\",\"members\":[…],\"admins\":[…],\"size\":1000,\"sent_in_window\":0,\n\"now\":\"2026-11-23T12:00:00Z\"}",
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			src, err := policySource(args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, _, err := anyPolicySource(cmd.Context(), g, args[0])
 			if err != nil {
 				return err
 			}
@@ -118,6 +117,28 @@ func policyCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(list, show, test, deploy, attach)
 	return cmd
+}
+
+// anyPolicySource is a template's source, a file's, or (rec set) that of
+// a policy deployed on chain under that name or id.
+func anyPolicySource(ctx context.Context, g *globals, arg string) (string, *tokenimv1.PolicyRecord, error) {
+	src, err := policySource(arg)
+	if err == nil {
+		return src, nil, nil
+	}
+	if _, statErr := os.Stat(arg); statErr == nil {
+		return "", nil, err // a file that does not compile
+	}
+	cfg, cerr := g.config()
+	if cerr != nil {
+		return "", nil, cerr
+	}
+	rec, gerr := client.GetPolicy(ctx, cfg, arg)
+	if gerr != nil {
+		return "", nil, withHint(fmt.Errorf("%q is not a template, a readable file or a deployed policy: %w", arg, gerr),
+			"`tokenim policy list` shows the templates; deploy a policy with `tokenim policy deploy`")
+	}
+	return rec.Source, rec, nil
 }
 
 // policySource is a template's source, or a file's.

@@ -130,6 +130,7 @@ Chat, in another terminal (each account lives in its own home):
   %[2]sTOKENIM_HOME=/tmp/bob   %[1]s inbox --follow
 Or in the browser (prints the URL to open):
   %[2]sTOKENIM_HOME=/tmp/carol %[1]s ui
+A conversation, both ways, with message ids: %[1]s history @bob
 Prove a message: %[1]s verify MESSAGE_ID
 `, self, env)
 }

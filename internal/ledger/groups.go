@@ -32,12 +32,19 @@ func groupKey(name string) []byte { return []byte("grp/" + name) }
 func GroupStateKey(name string) []byte { return groupKey(name) }
 
 // CheckGroupName reports whether n is a valid group name.
+// It is an ErrInvalidGroup.
 func CheckGroupName(n string) error {
 	if checkPolicyName(n) != nil { // the same rule as policy names
-		return fmt.Errorf("%w: group name %q: 3-32 characters, only a-z, 0-9, _ and -", ErrInvalidGroup, n)
+		return groupNameError(fmt.Sprintf("invalid group name %q: 3-32 characters, only a-z, 0-9, _ and -", n))
 	}
 	return nil
 }
+
+// groupNameError reads as itself and is an ErrInvalidGroup.
+type groupNameError string
+
+func (e groupNameError) Error() string { return string(e) }
+func (e groupNameError) Unwrap() error { return ErrInvalidGroup }
 
 // EpochHeight returns the height whose state holds epoch's final member
 // list (the block before the one that closed it); ok is false while the
