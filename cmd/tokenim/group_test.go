@@ -44,6 +44,7 @@ func TestPrintHistory(t *testing.T) {
 		{client.Message{ID: "aa11", From: "alice", To: "bob", Outgoing: true, State: client.StateStored, Text: "hi", SentAt: now}, "alice → bob: hi  (stored, id aa11)"},
 		{client.Message{ID: "bb22", From: "bob", To: "alice", State: client.StateReceived, Text: "yo", SentAt: now}, "bob: yo  (id bb22)"},
 		{client.Message{ID: "cc33", From: "carol", To: "team", Group: "team", State: client.StateReceived, Text: "all", SentAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}, "[team] carol: all  (deletes in 30d, id cc33)"},
+		{client.Message{ID: "ee55", From: "alice", To: "bob", Outgoing: true, State: client.StateStored, Text: "proven", SentAt: now, Anchor: &client.Anchor{}}, "alice → bob: proven  (anchored, id ee55)"},
 		{client.Message{ID: "dd44", From: "dave", State: client.StateUndecryptable, ReceivedAt: now}, "dave: [message could not be decrypted]  (id dd44)"},
 	} {
 		var out bytes.Buffer

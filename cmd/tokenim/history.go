@@ -103,7 +103,10 @@ func printHistory(w io.Writer, m client.Message, now time.Time, asJSON bool) {
 		who = m.From + " → " + m.To
 	}
 	var notes []string
-	if m.Outgoing {
+	switch {
+	case m.Anchor != nil:
+		notes = append(notes, client.StateAnchored) // proven by verify
+	case m.Outgoing:
 		notes = append(notes, m.State)
 	}
 	if !m.ExpiresAt.IsZero() {
