@@ -9,12 +9,20 @@ import (
 	"slices"
 	"time"
 
+	"connectrpc.com/connect"
+	ics23 "github.com/cosmos/ics23/go"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/ledger"
 )
 
-// ExportFormat names the audit export format (docs/verify.md).
-const ExportFormat = "tokenim-audit/v1"
+// ExportFormat names the audit export format (docs/verify.md). v2 adds
+// the proven member lists of the groups (Export.Groups); VerifyExport
+// still reads v1 files, which have none.
+const (
+	ExportFormat   = "tokenim-audit/v2"
+	exportFormatV1 = "tokenim-audit/v1"
+)
 
 // Export is an audit file: the messages a user chose to reveal, each with
 // the content its envelope committed to and the proof that the envelope
@@ -25,6 +33,21 @@ type Export struct {
 	Format   string          `json:"format"`
 	ChainID  string          `json:"chain_id"`
 	Messages []ExportMessage `json:"messages"`
+	// Groups holds, for each group message, its group's record as the
+	// state just before the message's anchor block had it: who was a
+	// member then, with which role. Each is checked against the app hash
+	// of that block, which the message's proof authenticates.
+	Groups []ExportGroup `json:"groups,omitempty"`
+}
+
+// ExportGroup is a group's record in the state block Height left, with its
+// ICS23 proof (protobuf CommitmentProof) against the app hash of block
+// Height+1.
+type ExportGroup struct {
+	Name   string `json:"name"`
+	Height int64  `json:"height"`
+	Record []byte `json:"record"`
+	Proof  []byte `json:"proof"`
 }
 
 // ExportMessage is one revealed message: its content (which names sender,
@@ -75,6 +98,7 @@ func (c *Client) ExportConversation(ctx context.Context, conversation string, fi
 	}
 	ex := &Export{Format: ExportFormat, ChainID: st.ChainId}
 	var skipped []string
+	proven := map[groupAt]bool{}
 	for _, m := range msgs {
 		if m.Evidence == nil || len(m.Evidence.Content) == 0 || len(m.Evidence.Commitment) == 0 {
 			skipped = append(skipped, m.ID+": no committed content (undecryptable, or from an older client)")
@@ -85,11 +109,58 @@ func (c *Client) ExportConversation(ctx context.Context, conversation string, fi
 			skipped = append(skipped, m.ID+": "+err.Error())
 			continue
 		}
+		if at := (groupAt{m.Group, vm.Anchor.Height - 1}); m.Group != "" && !proven[at] {
+			g, err := c.groupAtHeight(ctx, at)
+			if err != nil {
+				skipped = append(skipped, m.ID+": the group's members: "+err.Error())
+				continue
+			}
+			proven[at] = true
+			ex.Groups = append(ex.Groups, *g)
+		}
 		ev := vm.Evidence
 		ex.Messages = append(ex.Messages, ExportMessage{Member: ev.Member, EnvelopeID: ev.EnvelopeID,
 			CiphertextSHA256: ev.CiphertextSHA256, Commitment: ev.Commitment, Content: ev.Content, Proof: ev.Proof})
 	}
 	return ex, skipped, nil
+}
+
+type groupAt struct {
+	name   string
+	height int64
+}
+
+// groupAtHeight fetches and checks a group's record in the state at.height
+// left, for an export.
+func (c *Client) groupAtHeight(ctx context.Context, at groupAt) (*ExportGroup, error) {
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + at.name, Height: at.height}))
+	if err != nil {
+		return nil, c.netErr("prove group "+at.name, err)
+	}
+	if _, _, err := c.CheckGroupProof(ctx, at.name, at.height, res.Msg); err != nil {
+		return nil, err
+	}
+	return &ExportGroup{Name: at.name, Height: at.height, Record: res.Msg.Value, Proof: res.Msg.Proof}, nil
+}
+
+// checkExportGroup checks g against appHash (the app hash of block
+// g.Height+1) and returns the record it proves.
+func checkExportGroup(g *ExportGroup, appHash []byte) (*tokenimv1.GroupRecord, error) {
+	var p ics23.CommitmentProof
+	if err := p.Unmarshal(g.Proof); err != nil {
+		return nil, fmt.Errorf("proof: %v", err)
+	}
+	if again, err := p.Marshal(); err != nil || !bytes.Equal(again, g.Proof) {
+		return nil, errors.New("proof is not canonically encoded")
+	}
+	if len(g.Record) == 0 || !ics23.VerifyMembership(ics23.IavlSpec, appHash, &p, ledger.GroupStateKey(g.Name), g.Record) {
+		return nil, fmt.Errorf("the record of %s does not verify against block %d's app hash", g.Name, g.Height+1)
+	}
+	rec, err := ledger.DecodeGroupValue(g.Record)
+	if err != nil || rec.Name != g.Name {
+		return nil, fmt.Errorf("the record of %s does not decode as it", g.Name)
+	}
+	return rec, nil
 }
 
 // ExportReport is what VerifyExport established.
@@ -104,6 +175,11 @@ type ExportReport struct {
 	Broken int `json:"broken"`
 	// Anchored: every message's proof verified.
 	Anchored int `json:"anchored"`
+	// NotMembers counts group messages whose sender the proven record of
+	// the group (just before the anchor block) does not list: removed
+	// between sending and anchoring, or sent through a node that broke the
+	// rules.
+	NotMembers int `json:"not_members,omitempty"`
 	// ValidatorSets are the hashes of the sets that signed the anchors
 	// (hex); compare them with a set you trust.
 	ValidatorSets []string         `json:"validator_sets"`
@@ -119,6 +195,21 @@ type TranscriptLine struct {
 	Text       string    `json:"text"`
 	AnchoredAt time.Time `json:"anchored_at"` // when the anchor's block was committed (Anchor.Committed)
 	Height     int64     `json:"height"`
+	// For a group message: the member whose copy is proven, and the roles
+	// of the sender and of that member in the state just before the anchor
+	// block, as the chain proves it ("not a member" if absent).
+	Member     string `json:"member,omitempty"`
+	SenderRole string `json:"sender_role,omitempty"`
+	MemberRole string `json:"member_role,omitempty"`
+}
+
+const notAMember = "not a member"
+
+func roleOrNone(g *tokenimv1.GroupRecord, h string) string {
+	if r := ledger.Role(g, h); r != "" {
+		return r
+	}
+	return notAMember
 }
 
 // ErrExport: the export file does not verify.
@@ -140,10 +231,20 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 	if again, err := ex.Encode(); err != nil || !bytes.Equal(again, data) {
 		return nil, fmt.Errorf("%w: not in the canonical form (re-encoding differs)", ErrExport)
 	}
-	if ex.Format != ExportFormat {
+	if ex.Format != ExportFormat && (ex.Format != exportFormatV1 || ex.Groups != nil) {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrExport, ex.Format, ExportFormat)
 	}
 	rep := &ExportReport{ChainID: ex.ChainID, Messages: len(ex.Messages)}
+	groups := map[groupAt]*ExportGroup{}
+	for i := range ex.Groups {
+		g := &ex.Groups[i]
+		at := groupAt{g.Name, g.Height}
+		if groups[at] != nil {
+			return nil, fmt.Errorf("%w: group %s at block %d twice", ErrExport, g.Name, g.Height)
+		}
+		groups[at] = g
+	}
+	used := map[groupAt]bool{}
 	sets := map[string]bool{}
 	type dir struct{ from, to string }
 	byDir := map[dir][]*tokenimv1.Content{}
@@ -180,8 +281,25 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 		}
 		rep.Anchored++
 		sets[a.ValidatorsHash] = true
-		rep.Transcript = append(rep.Transcript, TranscriptLine{From: content.From, To: to, Counter: content.Counter,
-			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: content.GetText().GetBody(), AnchoredAt: a.Committed, Height: a.Height})
+		line := TranscriptLine{From: content.From, To: to, Counter: content.Counter,
+			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: content.GetText().GetBody(), AnchoredAt: a.Committed, Height: a.Height}
+		if content.Group != "" && ex.Format != exportFormatV1 {
+			at := groupAt{content.Group, a.Height - 1}
+			g := groups[at]
+			if g == nil {
+				return nil, fail("no record of group %s before block %d", content.Group, a.Height)
+			}
+			rec, err := checkExportGroup(g, a.AppHash)
+			if err != nil {
+				return nil, fail("%v", err)
+			}
+			used[at] = true
+			line.Member, line.SenderRole, line.MemberRole = m.Member, roleOrNone(rec, content.From), roleOrNone(rec, m.Member)
+			if line.SenderRole == notAMember {
+				rep.NotMembers++
+			}
+		}
+		rep.Transcript = append(rep.Transcript, line)
 		byDir[dir{content.From, to}] = append(byDir[dir{content.From, to}], &content)
 	}
 	for _, cs := range byDir {
@@ -197,6 +315,11 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 			} else {
 				rep.Broken++ // the same number twice
 			}
+		}
+	}
+	for at := range groups {
+		if !used[at] {
+			return nil, fmt.Errorf("%w: the record of group %s at block %d proves no message's group", ErrExport, at.name, at.height)
 		}
 	}
 	for h := range sets {

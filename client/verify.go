@@ -47,6 +47,9 @@ type Anchor struct {
 	TotalPower  int64     `json:"total_power"`
 	// ValidatorsHash is the hash of the set that signed (hex).
 	ValidatorsHash string `json:"validators_hash"`
+	// AppHash is the anchor block's app hash: the root of the chain state
+	// just before it (proofs of group membership are checked against it).
+	AppHash []byte `json:"app_hash,omitempty"`
 }
 
 // Verify fetches the proof that message id is in the log of the node this
@@ -126,7 +129,7 @@ func CheckProof(p *tokenimv1.LogProof, chainID string, ev *Evidence) (*Anchor, e
 		return nil, fmt.Errorf("%w: the anchored commitment is not the message's", ErrProof)
 	}
 	return &Anchor{Height: r.Height, Time: r.Time.UTC(), Committed: r.Committed.UTC(), Node: r.NodeID, LeafIndex: r.LeafIndex, TreeSize: r.TreeSize,
-		SignedPower: r.SignedPower, TotalPower: r.TotalPower, ValidatorsHash: hex.EncodeToString(r.ValidatorsHash)}, nil
+		SignedPower: r.SignedPower, TotalPower: r.TotalPower, ValidatorsHash: hex.EncodeToString(r.ValidatorsHash), AppHash: r.AppHash}, nil
 }
 
 // message reads one history entry by id.

@@ -86,6 +86,42 @@ func TestExportVerifies(t *testing.T) {
 		if err != nil || rep.Transcript[0].Text != "to the group" || rep.Transcript[0].To != group {
 			t.Fatalf("%s's group export: %+v %v", who.Handle(), rep, err)
 		}
+		// Who was in the group just before the anchor block, as the chain
+		// proves it.
+		if l := rep.Transcript[0]; len(gex.Groups) != 1 || l.SenderRole != "owner" || l.Member == "" || l.MemberRole == "" || l.MemberRole == "not a member" || rep.NotMembers != 0 {
+			t.Fatalf("%s's group export: roles %+v, %d group records", who.Handle(), l, len(gex.Groups))
+		}
+	}
+	gex, _, err := bob.ExportConversation(ctx, group, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := func(what string, f func(ex *client.Export)) {
+		t.Helper()
+		cp := *gex
+		cp.Groups = append([]client.ExportGroup(nil), gex.Groups...)
+		cp.Groups[0].Record = append([]byte(nil), gex.Groups[0].Record...)
+		f(&cp)
+		data, _ := cp.Encode()
+		if _, err := client.VerifyExport(data); !errors.Is(err, client.ErrExport) {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	tamper("no group record", func(ex *client.Export) { ex.Groups = nil })
+	tamper("a record of another height", func(ex *client.Export) { ex.Groups[0].Height-- })
+	tamper("a changed record", func(ex *client.Export) { ex.Groups[0].Record[len(ex.Groups[0].Record)-1] ^= 1 })
+	tamper("a record twice", func(ex *client.Export) { ex.Groups = append(ex.Groups, ex.Groups[0]) })
+	tamper("a record no message needs", func(ex *client.Export) {
+		extra := ex.Groups[0]
+		extra.Height--
+		ex.Groups = append(ex.Groups, extra)
+	})
+	tamper("a v1 file with group records", func(ex *client.Export) { ex.Format = "tokenim-audit/v1" })
+	v1 := *gex
+	v1.Format, v1.Groups = "tokenim-audit/v1", nil
+	data, _ = v1.Encode()
+	if rep, err := client.VerifyExport(data); err != nil || rep.Transcript[0].SenderRole != "" {
+		t.Fatalf("a v1 file (no group records): %+v %v", rep, err)
 	}
 	if _, err := client.VerifyExport([]byte("{\"format\":\"tokenim-audit/v1\",\"chain_id\":\"x\",\"messages\":[]} junk")); !errors.Is(err, client.ErrExport) {
 		t.Fatalf("trailing junk: %v", err)

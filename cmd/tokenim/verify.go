@@ -89,6 +89,9 @@ func exportCmd(g *globals) *cobra.Command {
 			if len(want) > 0 {
 				filter = func(m *client.Message) bool { return want[m.ID] }
 			}
+			if _, err := c.Sync(cmd.Context()); err != nil { // what waits on the node is part of the conversation
+				return err
+			}
 			ex, skipped, err := c.ExportConversation(cmd.Context(), strings.TrimPrefix(conversation, "@"), filter)
 			if err != nil {
 				return err
@@ -135,10 +138,17 @@ func verifyExportCmd() *cobra.Command {
 				return json.NewEncoder(os.Stdout).Encode(rep)
 			}
 			for _, l := range rep.Transcript {
-				fmt.Printf("%s  %s → %s #%d: %s   [anchored at height %d, %s]\n", l.SentAt.Local().Format("2006-01-02 15:04:05"),
-					l.From, l.To, l.Counter, l.Text, l.Height, l.AnchoredAt.Local().Format(time.RFC3339))
+				roles := ""
+				if l.SenderRole != "" {
+					roles = fmt.Sprintf("; then: %s %s, %s (this copy's reader) %s", l.From, l.SenderRole, l.Member, l.MemberRole)
+				}
+				fmt.Printf("%s  %s → %s #%d: %s   [anchored at height %d, %s%s]\n", l.SentAt.Local().Format("2006-01-02 15:04:05"),
+					l.From, l.To, l.Counter, l.Text, l.Height, l.AnchoredAt.Local().Format(time.RFC3339), roles)
 			}
 			fmt.Printf("✓ %d messages, %d gaps, all anchored (chain %s; validator sets %s)\n", rep.Messages, rep.Gaps, rep.ChainID, strings.Join(shortHashes(rep.ValidatorSets), ", "))
+			if rep.NotMembers > 0 {
+				fmt.Printf("WARNING: %d group messages are from senders the chain did not list as members just before their anchor block\n", rep.NotMembers)
+			}
 			if rep.Broken > 0 {
 				fmt.Printf("WARNING: %d messages do not chain to their predecessor (prev_id) or repeat a number\n", rep.Broken)
 			}

@@ -51,6 +51,7 @@ type Result struct {
 	SignedPower      int64     // power that signed block Height+1
 	TotalPower       int64
 	ValidatorsHash   []byte // compare with a trusted set
+	AppHash          []byte // block Height's app hash: the root of the state block Height-1 left
 }
 
 // BuildInput is what a node has to make a proof.
@@ -269,6 +270,7 @@ func Verify(p *tokenimv1.LogProof, chainID string) (*Result, error) {
 	}
 	r.SignedPower = SignedPower(vals, next.Commit)
 	r.Height, r.Time, r.Committed, r.TotalPower, r.ValidatorsHash = p.Height, header.Time, next.Time, vals.TotalVotingPower(), vals.Hash()
+	r.AppHash = header.AppHash
 	return r, nil
 }
 

@@ -1,6 +1,7 @@
 package msgproof
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -85,6 +86,7 @@ func build(t testing.TB, signers []int, code uint32) (*tokenimv1.LogProof, *fixt
 	block.Version = cmtversion.Consensus{Block: version.BlockProtocol}
 	block.ValidatorsHash, block.NextValidatorsHash = vals.Hash(), vals.Hash()
 	block.ProposerAddress = vals.Validators[0].Address
+	block.AppHash = bytes.Repeat([]byte{0xa5}, 32)
 	results := []*abci.ExecTxResult{{Code: 0}, {Code: code, Log: "not deterministic", GasUsed: 1}}
 	part := types.PartSetHeader{Total: 1, Hash: make([]byte, 32)}
 	next := &types.Header{Version: block.Version, ChainID: chain, Height: h + 1, Time: now.Add(time.Second),
@@ -140,7 +142,8 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(r.EnvelopeID) != string(f.envID) || r.LeafIndex != 7 || r.TreeSize != 20 || r.Height != 41 ||
-		r.SignedPower != 40 || r.TotalPower != 40 || !r.Time.Equal(f.in.Block.Time) || !r.Committed.Equal(f.in.Next.Time) {
+		r.SignedPower != 40 || r.TotalPower != 40 || !r.Time.Equal(f.in.Block.Time) || !r.Committed.Equal(f.in.Next.Time) ||
+		len(r.AppHash) == 0 || string(r.AppHash) != string(f.in.Block.AppHash) {
 		t.Fatalf("result: %+v", r)
 	}
 	three, _ := build(t, []int{0, 1, 3}, 0)
