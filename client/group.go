@@ -29,16 +29,13 @@ var (
 	ErrDenied       = ledger.ErrDenied
 )
 
-// Group reads a group's members, roles, policy and epoch from the chain.
+// Group reads a group's members, roles, policy and epoch from the chain,
+// proven (ProveGroup at the latest height): the member list a client hands
+// its sender key to, and accepts keys and posts from, is the one the
+// validators signed, so a node cannot slip a ghost member into it.
 func (c *Client) Group(ctx context.Context, name string) (*tokenimv1.GroupRecord, error) {
-	res, err := c.node.GetGroup(ctx, connect.NewRequest(&tokenimv1.GetGroupRequest{Name: name}))
-	if connect.CodeOf(err) == connect.CodeNotFound {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
-	}
-	if err != nil {
-		return nil, c.netErr("get group", err)
-	}
-	return res.Msg.Group, nil
+	g, _, err := c.ProveGroup(ctx, name, 0)
+	return g, err
 }
 
 // CreateGroup creates a group owned by this account (policy: a deployed

@@ -1,14 +1,21 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"google.golang.org/protobuf/proto"
 )
@@ -106,5 +113,86 @@ func TestGroupLeaverReadLater(t *testing.T) {
 	}
 	if h, _ := carol.History(func(m *client.Message) bool { return m.State == client.StateRejected }); len(h) != 0 {
 		t.Fatalf("carol rejected %+v", h)
+	}
+}
+
+// ghostNode is a node that slips a member into the groups it shows (and
+// proves) to its client (the "ghost member" attack: the sender would hand its sender key
+// to an account the group never added).
+type ghostNode struct {
+	ghost string
+	on    atomic.Bool
+	seen  atomic.Int32
+}
+
+func (gn *ghostNode) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	proof, plain := strings.HasSuffix(r.URL.Path, "/GetStateProof"), strings.HasSuffix(r.URL.Path, "/GetGroup")
+	if err != nil || !gn.on.Load() || !proof && !plain || res.StatusCode != http.StatusOK {
+		return res, err
+	}
+	var body io.Reader = res.Body
+	if res.Header.Get("Content-Encoding") == "gzip" {
+		if body, err = gzip.NewReader(res.Body); err != nil {
+			return nil, err
+		}
+		res.Header.Del("Content-Encoding")
+	}
+	raw, err := io.ReadAll(body)
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var group tokenimv1.GetGroupResponse
+	if err := proto.Unmarshal(raw, &group); plain && err == nil && group.Group != nil {
+		group.Group.Members = append(group.Group.Members, &tokenimv1.GroupMember{Handle: gn.ghost, Role: ledger.RoleMember})
+		raw, _ = proto.Marshal(&group)
+		gn.seen.Add(1)
+	}
+	var msg tokenimv1.GetStateProofResponse
+	if err := proto.Unmarshal(raw, &msg); proof && err == nil && len(msg.Value) > 0 {
+		if g, err := ledger.DecodeGroupValue(msg.Value); err == nil {
+			g.Members = append(g.Members, &tokenimv1.GroupMember{Handle: gn.ghost, Role: ledger.RoleMember})
+			enc, _ := codec.Marshal(g)
+			msg.Value = append([]byte{msg.Value[0]}, enc...) // the state's format byte, then the record
+			raw, _ = proto.Marshal(&msg)
+			gn.seen.Add(1)
+		}
+	}
+	res.Body, res.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+	res.Header.Set("Content-Length", strconv.Itoa(len(raw)))
+	return res, nil
+}
+
+// A node that adds a ghost to a group's member list cannot make a member's
+// client hand it the sender key: the list is proven against the chain, the
+// forged one does not verify, and the post is not sent; the ghost gets
+// nothing. Through an honest node the same post goes to the real members.
+func TestGhostMemberRefused(t *testing.T) {
+	ctx := ctxT(t)
+	mallory, _ := newUser(t, "ghm")
+	gn := &ghostNode{ghost: mallory.Handle()}
+	alice := newUserVia(t, "gha", gn)
+	bob, _ := newUser(t, "ghb")
+	group := uniqueHandle("ghost")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	gn.on.Store(true)
+	if _, err := alice.SendGroup(ctx, group, "for members"); !errors.Is(err, client.ErrUnproven) || gn.seen.Load() == 0 {
+		t.Fatalf("send through a node forging the member list: %v (forged %d answers)", err, gn.seen.Load())
+	}
+	if ms, err := mallory.Sync(ctx); err != nil || len(ms) != 0 {
+		t.Fatalf("the ghost got %d messages (%v)", len(ms), err)
+	}
+	gn.on.Store(false)
+	if _, err := alice.SendGroup(ctx, group, "for members"); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(t, bob, group); len(got) != 1 || got[0] != alice.Handle()+": for members" {
+		t.Fatalf("bob got %q", got)
+	}
+	if ms, err := mallory.Sync(ctx); err != nil || len(ms) != 0 {
+		t.Fatalf("the ghost got %d messages (%v)", len(ms), err)
 	}
 }
