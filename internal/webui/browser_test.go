@@ -210,6 +210,15 @@ func TestBrowserChat(t *testing.T) {
 	}
 	waitText(t, bctx, "#sidebar", group)
 
+	// Bob leaves the group from its panel; the chain no longer lists him.
+	run(t, bctx, "bob's group", chromedp.Navigate(strings.Split(bobURL, "/?")[0]+"/?c="+group), chromedp.WaitVisible(chromedp.CSS("#manage")))
+	run(t, bctx, "bob's panel", chromedp.Click(chromedp.CSS("#manage")), chromedp.WaitVisible(chromedp.CSS("details.leave summary")))
+	run(t, bctx, "leave", chromedp.Click(chromedp.CSS("details.leave summary")), chromedp.WaitVisible(chromedp.CSS("#leave-group")),
+		chromedp.Click(chromedp.CSS("#leave-group")), chromedp.WaitNotPresent(chromedp.CSS("#manage")))
+	if g, err := carol.Group(context.Background(), group); err != nil || g.Epoch != 1 || len(g.Members) != 2 {
+		t.Fatalf("after bob left: %v %v", g, err)
+	}
+
 	// A contact whose key is not the one bob pinned: a loud warning.
 	bc := bobSrv.account()
 	if err := bc.PinKey(carol.Handle(), bytes.Repeat([]byte{5}, 33)); err != nil {

@@ -564,6 +564,10 @@ func (s *Server) groupMember(w http.ResponseWriter, r *http.Request, c *client.C
 		s.render(w, "error", errorText(err))
 		return
 	}
+	if r.FormValue("action") == "leave" {
+		w.Header().Set("HX-Redirect", "/") // the group is not yours any more
+		return
+	}
 	s.groupPanel(w, r, c)
 }
 
