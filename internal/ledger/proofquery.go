@@ -23,6 +23,10 @@ func (a *App) ProveKey(key []byte) (value []byte, proof *ics23.CommitmentProof, 
 // ErrNoVersion: the state version asked for is not committed (yet).
 var ErrNoVersion = errors.New("ledger: no such state version")
 
+// ErrVersionGone: the state version asked for is older than this node
+// keeps (it joined from a snapshot, or pruned).
+var ErrVersionGone = errors.New("ledger: state version not kept here")
+
 // ProveKeyAt is ProveKey against the state as block version left it (0:
 // the latest committed). Every version is kept, so a past state stays
 // provable.
@@ -40,7 +44,7 @@ func (a *App) ProveKeyAt(key []byte, version int64) (value []byte, proof *ics23.
 	}
 	if version > 0 && version != imm.Version() {
 		if imm, err = a.tree.GetImmutable(version); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("%w: %d: %v", ErrNoVersion, version, err)
+			return nil, nil, nil, 0, fmt.Errorf("%w: %d: %v", ErrVersionGone, version, err)
 		}
 	}
 	if value, err = imm.Get(key); err != nil {

@@ -86,4 +86,13 @@ func TestProveKeyAt(t *testing.T) {
 			t.Fatalf("version %d: %v", bad, err)
 		}
 	}
+	// A version this node no longer keeps is told apart from one not
+	// committed yet.
+	runBlock(t, app, 3)
+	if err := app.tree.DeleteVersionsTo(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := app.ProveKeyAt(AccountStateKey("alice"), 1); !errors.Is(err, ErrVersionGone) {
+		t.Fatalf("a deleted version: %v", err)
+	}
 }

@@ -143,6 +143,9 @@ func (s *nodeService) stateProofAt(key []byte, h int64) (*connect.Response[token
 	if errors.Is(err, ledger.ErrNoVersion) {
 		return nil, connect.NewError(connect.CodeOutOfRange, fmt.Errorf("block %d is not committed yet: %v", h, err))
 	}
+	if errors.Is(err, ledger.ErrVersionGone) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("this node does not keep the state of block %d; ask a node that does: %v", h, err))
+	}
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
