@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
 )
 
 func groupCmd(g *globals) *cobra.Command {
@@ -70,8 +71,9 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 	}
 	var at int64
+	var epochs bool
 	show := &cobra.Command{
-		Use: "show NAME [--at HEIGHT] [--json]", Short: "Members, roles, policy and epoch, proven against the chain (now, or as a past block left them)",
+		Use: "show NAME [--at HEIGHT] [--epochs] [--json]", Short: "Members, roles, policy and epoch, proven against the chain (now, or as a past block left them)",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd.Context(), func(c *client.Client) error {
@@ -79,19 +81,58 @@ func groupCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
+				if asJSON && !epochs {
 					return json.NewEncoder(os.Stdout).Encode(struct {
 						*tokenimv1.GroupRecord
 						Proven *client.Proven `json:"proven"`
 					}{gr, pr})
 				}
-				printGroup(os.Stdout, gr, pr, at)
+				if !asJSON {
+					printGroup(os.Stdout, gr, pr, at)
+				}
+				if !epochs {
+					return nil
+				}
+				// Each closed epoch's final member list, proven at the height
+				// before the block that closed it.
+				type epochJSON struct {
+					Epoch    uint64                   `json:"epoch"`
+					ClosedAt int64                    `json:"closed_at"`
+					Members  []*tokenimv1.GroupMember `json:"members"`
+					Proven   *client.Proven           `json:"proven"`
+				}
+				var all []epochJSON
+				for e := range gr.Epoch {
+					h, ok := ledger.EpochHeight(gr, e)
+					if !ok {
+						return fmt.Errorf("group %s does not record when its epoch %d closed (created before nodes recorded it)", gr.Name, e)
+					}
+					eg, epr, err := c.ProveGroup(cmd.Context(), gr.Name, h)
+					if err != nil {
+						return fmt.Errorf("epoch %d: %w", e, err)
+					}
+					all = append(all, epochJSON{e, gr.ClosedAt[e], eg.Members, epr})
+					if !asJSON {
+						fmt.Printf("epoch %d, closed in block %d; its last members (as block %d left them, proven by block %d):\n", e, gr.ClosedAt[e], h, epr.Height)
+						for _, m := range eg.Members {
+							fmt.Printf("  @%-32s %s\n", m.Handle, m.Role)
+						}
+					}
+				}
+				if asJSON {
+					return json.NewEncoder(os.Stdout).Encode(struct {
+						*tokenimv1.GroupRecord
+						Proven *client.Proven `json:"proven"`
+						Epochs []epochJSON    `json:"closed_epochs"`
+					}{gr, pr, all})
+				}
 				return nil
 			})
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	show.Flags().Int64Var(&at, "at", 0, "the group as this block height left it (default: now)")
+	show.Flags().BoolVar(&epochs, "epochs", false, "also each closed epoch's last member list (who could read it), proven")
 	var listJSON bool
 	list := &cobra.Command{
 		Use: "list [--json]", Short: "The groups you belong to", Args: cobra.NoArgs,
