@@ -61,6 +61,13 @@ func (c *Client) GroupAdd(ctx context.Context, group, member, role string) error
 	return c.groupTx(ctx, &tokenimv1.TxBody_GroupAddMember{GroupAddMember: &tokenimv1.GroupAddMember{Group: group, Member: h, Role: role}})
 }
 
+// GroupJoin adds this account to a group whose policy lets it join by
+// itself (can_join), as a member or, with role "reader", a reader. Members
+// hand it their sender keys when they next post: it reads from then on.
+func (c *Client) GroupJoin(ctx context.Context, group, role string) error {
+	return c.groupTx(ctx, &tokenimv1.TxBody_GroupAddMember{GroupAddMember: &tokenimv1.GroupAddMember{Group: group, Member: c.Handle(), Role: role}})
+}
+
 // GroupRemove removes a member; every remaining member then uses new
 // sender keys (the group's epoch grows), so the removed one reads nothing
 // sent afterwards.

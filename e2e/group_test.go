@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tokenim/tokenim/client"
@@ -210,6 +211,41 @@ func TestGroupRemovedWhileOffline(t *testing.T) {
 		t.Fatalf("carol: %+v", h)
 	}
 	if got := groupTexts(t, bob, group); len(got) != 2 {
+		t.Fatalf("bob got %q", got)
+	}
+}
+
+// Joining: under a policy whose can_join lets anyone in, an account adds
+// itself and reads what is posted from then on; under the default policy
+// the chain refuses it, naming the rule.
+func TestGroupJoin(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "joa")
+	bob, _ := newUser(t, "job")
+	open := uniqueHandle("open")
+	if _, err := alice.DeployPolicy(ctx, open, "can_join = true"); err != nil {
+		t.Fatal(err)
+	}
+	club, closed := uniqueHandle("club"), uniqueHandle("closed")
+	if err := alice.CreateGroup(ctx, club, nil, open); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.CreateGroup(ctx, closed, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.GroupJoin(ctx, closed, ""); !errors.Is(err, client.ErrDenied) || !strings.Contains(err.Error(), "can_join") {
+		t.Fatalf("joining a group of the default policy: %v", err)
+	}
+	if err := bob.GroupJoin(ctx, club, "admin"); !errors.Is(err, client.ErrDenied) {
+		t.Fatalf("joining as an admin: %v", err)
+	}
+	if err := bob.GroupJoin(ctx, club, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, club, "welcome"); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(t, bob, club); len(got) != 1 || got[0] != alice.Handle()+": welcome" {
 		t.Fatalf("bob got %q", got)
 	}
 }

@@ -58,6 +58,20 @@ func groupCmd(g *globals) *cobra.Command {
 			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupRemove(cmd.Context(), args[0], args[1]) })
 		},
 	}
+	var joinRole string
+	join := &cobra.Command{
+		Use: "join NAME [--role reader]", Short: "Join a group whose policy lets anyone in (can_join)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.GroupJoin(cmd.Context(), args[0], joinRole); err != nil {
+					return err
+				}
+				fmt.Printf("joined %s: you read what its members post from now on\n", args[0])
+				return nil
+			})
+		},
+	}
+	join.Flags().StringVar(&joinRole, "role", "member", "member or reader")
 	leave := &cobra.Command{
 		Use: "leave NAME", Short: "Leave a group", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -153,7 +167,7 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	cmd.AddCommand(create, add, remove, leave, setRole, show, list)
+	cmd.AddCommand(create, add, join, remove, leave, setRole, show, list)
 	return cmd
 }
 

@@ -212,7 +212,11 @@ func nextGroup(ctx *Context, body *tokenimv1.TxBody) (*tokenimv1.GroupRecord, er
 	case *tokenimv1.TxBody_CreateGroup:
 		return createGroup(ctx, me, m.CreateGroup)
 	case *tokenimv1.TxBody_GroupAddMember:
-		return changeGroup(ctx, m.GroupAddMember.Group, me, "invite", m.GroupAddMember.Member, orMember(m.GroupAddMember.Role))
+		action := "invite"
+		if m.GroupAddMember.Member == me {
+			action = "join" // adding oneself: the policy's can_join decides
+		}
+		return changeGroup(ctx, m.GroupAddMember.Group, me, action, m.GroupAddMember.Member, orMember(m.GroupAddMember.Role))
 	case *tokenimv1.TxBody_GroupRemoveMember:
 		return changeGroup(ctx, m.GroupRemoveMember.Group, me, "remove", m.GroupRemoveMember.Member, "")
 	case *tokenimv1.TxBody_GroupLeave:
@@ -299,6 +303,11 @@ func changeGroup(ctx *Context, name, me, action, target, role string) (*tokenimv
 	switch action {
 	case "invite":
 		return g, addMember(ctx.KV, g, target, role)
+	case "join":
+		if role != RoleMember && role != RoleReader {
+			return nil, fmt.Errorf("%w: one joins as a member or a reader, not as %s (an owner or admin grants more)", ErrDenied, role)
+		}
+		return g, addMember(ctx.KV, g, target, role)
 	case "remove", "leave":
 		if Role(g, target) == "" {
 			return nil, fmt.Errorf("%w: @%s is not a member", ErrInvalidGroup, target)
@@ -322,11 +331,15 @@ func changeGroup(ctx *Context, name, me, action, target, role string) (*tokenimv
 	return g, nil
 }
 
-// authorize asks the group's policy (leave is always allowed; only owners
-// grant or take the owner role).
+// authorize asks the group's policy (leave is always allowed; adding
+// oneself is a join, which can_join decides; only owners grant or take the
+// owner role).
 func authorize(ctx *Context, g *tokenimv1.GroupRecord, me, action, target, role string) error {
 	if action == "leave" {
 		return nil
+	}
+	if action == "join" && Role(g, me) != "" {
+		return fmt.Errorf("%w: @%s is already a member", ErrInvalidGroup, me)
 	}
 	if action == "set_role" && (role == RoleOwner || Role(g, target) == RoleOwner) && Role(g, me) != RoleOwner {
 		return fmt.Errorf("%w: only an owner grants or takes the owner role", ErrDenied)

@@ -33,6 +33,8 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 			body.Msg = &tokenimv1.TxBody_GroupLeave{GroupLeave: x}
 		case *tokenimv1.GroupSetRole:
 			body.Msg = &tokenimv1.TxBody_GroupSetRole{GroupSetRole: x}
+		case *tokenimv1.DeployPolicy:
+			body.Msg = &tokenimv1.TxBody_DeployPolicy{DeployPolicy: x}
 		}
 		_, err := m.Deliver(kv, testBlock, sign(t, body, users[signer].key))
 		if err == nil {
@@ -62,6 +64,17 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 		{"last owner cannot leave", "olga", &tokenimv1.GroupLeave{Group: "team"}, ErrInvalidGroup},
 		{"admin leaves", "pete", &tokenimv1.GroupLeave{Group: "team"}, nil},
 		{"unknown group", "olga", &tokenimv1.GroupLeave{Group: "nope"}, ErrUnknownGroup},
+		// Adding oneself is a join, which can_join decides: the default
+		// policy lets nobody join by themselves; an open one lets anyone,
+		// as a member or a reader.
+		{"outsider cannot join", "quin", &tokenimv1.GroupAddMember{Group: "team", Member: "quin"}, ErrDenied},
+		{"deploy an open policy", "olga", &tokenimv1.DeployPolicy{Name: "open", Source: "can_join = true"}, nil},
+		{"create an open group", "olga", &tokenimv1.CreateGroup{Name: "club", Policy: "open"}, nil},
+		{"quin joins", "quin", &tokenimv1.GroupAddMember{Group: "club", Member: "quin"}, nil},
+		{"quin joins again", "quin", &tokenimv1.GroupAddMember{Group: "club", Member: "quin"}, ErrInvalidGroup},
+		{"rita cannot join as admin", "rita", &tokenimv1.GroupAddMember{Group: "club", Member: "rita", Role: "admin"}, ErrDenied},
+		{"rita joins as a reader", "rita", &tokenimv1.GroupAddMember{Group: "club", Member: "rita", Role: "reader"}, nil},
+		{"a joiner cannot invite under it", "quin", &tokenimv1.GroupAddMember{Group: "club", Member: "pete"}, ErrDenied},
 	}
 	for _, s := range steps {
 		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
@@ -88,7 +101,11 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 	if _, ok := EpochHeight(&tokenimv1.GroupRecord{Epoch: 2, ClosedAt: []int64{5}}, 0); ok {
 		t.Fatal("a record missing a closing height gives one")
 	}
-	for h, want := range map[string]int{"olga": 1, "pete": 0, "quin": 0, "rita": 0} {
+	club, err := GetGroup(kv, "club")
+	if err != nil || Role(club, "quin") != RoleMember || Role(club, "rita") != RoleReader || len(club.Members) != 3 {
+		t.Fatalf("club: %v %v", club, err)
+	}
+	for h, want := range map[string]int{"olga": 2, "pete": 0, "quin": 1, "rita": 1} {
 		if gs, err := GroupsOf(kv, h); err != nil || len(gs) != want {
 			t.Fatalf("groups of %s: %v %v", h, gs, err)
 		}
