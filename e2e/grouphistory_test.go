@@ -20,6 +20,20 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// threeInAGroup registers three accounts (base+"a", "b", "c"); the first
+// creates a group (default policy) with the other two.
+func threeInAGroup(t *testing.T, base string) (a, b, c *client.Client, group string) {
+	t.Helper()
+	a, _ = newUser(t, base+"a")
+	b, _ = newUser(t, base+"b")
+	c, _ = newUser(t, base+"c")
+	group = uniqueHandle(base + "group")
+	if err := a.CreateGroup(ctxT(t), group, []string{b.Handle(), c.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, c, group
+}
+
 // A group's member list is provable at any past height: after a removal the
 // chain still proves who was a member of the closed epoch, as the block
 // before the removal left it. Before the group existed it is proven absent;
@@ -27,13 +41,7 @@ import (
 // byte.
 func TestGroupProofAtHeight(t *testing.T) {
 	ctx := ctxT(t)
-	alice, _ := newUser(t, "gha")
-	bob, _ := newUser(t, "ghb")
-	carol, _ := newUser(t, "ghc")
-	group := uniqueHandle("hist")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, carol, group := threeInAGroup(t, "gh")
 	if err := alice.GroupRemove(ctx, group, carol.Handle()); err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +103,7 @@ func TestGroupProofAtHeight(t *testing.T) {
 // checked against the member list the chain proves for that epoch.
 func TestGroupLeaverReadLater(t *testing.T) {
 	ctx := ctxT(t)
-	alice, _ := newUser(t, "gla")
-	bob, _ := newUser(t, "glb")
-	carol, _ := newUser(t, "glc")
-	group := uniqueHandle("left")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
-		t.Fatal(err)
-	}
+	_, bob, carol, group := threeInAGroup(t, "gl")
 	if _, err := bob.SendGroup(ctx, group, "before I go"); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	ics23 "github.com/cosmos/ics23/go"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrNoState: nothing is committed yet.
@@ -64,9 +65,8 @@ func (a *App) ProveKeyAt(key []byte, version int64) (value []byte, proof *ics23.
 // DecodeGroupValue decodes a group's state value (strictly).
 func DecodeGroupValue(v []byte) (*tokenimv1.GroupRecord, error) {
 	var g tokenimv1.GroupRecord
-	ok, err := getProto(memKV{"k": v}, []byte("k"), &g)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("%w: group value: %v", ErrDecode, err)
+	if err := decodeValue(v, &g, "group"); err != nil {
+		return nil, err
 	}
 	return &g, nil
 }
@@ -74,9 +74,17 @@ func DecodeGroupValue(v []byte) (*tokenimv1.GroupRecord, error) {
 // DecodeAccountValue decodes an account's state value (strictly).
 func DecodeAccountValue(v []byte) (*tokenimv1.Account, error) {
 	var acct tokenimv1.Account
-	ok, err := getProto(memKV{"k": v}, []byte("k"), &acct)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("%w: account value: %v", ErrDecode, err)
+	if err := decodeValue(v, &acct, "account"); err != nil {
+		return nil, err
 	}
 	return &acct, nil
+}
+
+// decodeValue decodes a state value into m (strictly).
+func decodeValue(v []byte, m proto.Message, what string) error {
+	ok, err := getProto(memKV{"k": v}, []byte("k"), m)
+	if err != nil || !ok {
+		return fmt.Errorf("%w: %s value: %v", ErrDecode, what, err)
+	}
+	return nil
 }

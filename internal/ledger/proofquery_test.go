@@ -14,14 +14,7 @@ import (
 // missing one (non-membership) against the root, with IAVL's ICS23 spec;
 // a changed value does not verify.
 func TestProveKey(t *testing.T) {
-	app := openTestApp(t, t.TempDir())
-	defer app.Close()
-	alice := newUser(t, "alice")
-	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, InitialHeight: 1,
-		AppStateBytes: []byte(`{"params":{"powDifficulty":2}}`), Validators: []abci.ValidatorUpdate{abci.Ed25519ValidatorUpdate(newNode(t, true).valPub(), 10)}}); err != nil {
-		t.Fatal(err)
-	}
-	runBlock(t, app, 1, sign(t, alice.registerBody(t, 2), alice.key))
+	app, _ := aliceOnChain(t)
 	val, p, root, version, err := app.ProveKey(AccountStateKey("alice"))
 	if err != nil || val == nil || version != 1 {
 		t.Fatalf("prove alice: %v %v %d", val, err, version)
@@ -54,14 +47,7 @@ func TestProveKey(t *testing.T) {
 // first key after block 2 rotated it, against block 1's root; a version not
 // committed yet is refused.
 func TestProveKeyAt(t *testing.T) {
-	app := openTestApp(t, t.TempDir())
-	defer app.Close()
-	alice := newUser(t, "alice")
-	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, InitialHeight: 1,
-		AppStateBytes: []byte(`{"params":{"powDifficulty":2}}`), Validators: []abci.ValidatorUpdate{abci.Ed25519ValidatorUpdate(newNode(t, true).valPub(), 10)}}); err != nil {
-		t.Fatal(err)
-	}
-	runBlock(t, app, 1, sign(t, alice.registerBody(t, 2), alice.key))
+	app, alice := aliceOnChain(t)
 	v1, _, root1, _, err := app.ProveKey(AccountStateKey("alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,4 +81,18 @@ func TestProveKeyAt(t *testing.T) {
 	if _, _, _, _, err := app.ProveKeyAt(AccountStateKey("alice"), 1); !errors.Is(err, ErrVersionGone) {
 		t.Fatalf("a deleted version: %v", err)
 	}
+}
+
+// aliceOnChain is an app whose block 1 registered alice.
+func aliceOnChain(t *testing.T) (*App, *testUser) {
+	t.Helper()
+	app := openTestApp(t, t.TempDir())
+	t.Cleanup(func() { app.Close() })
+	alice := newUser(t, "alice")
+	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, InitialHeight: 1,
+		AppStateBytes: []byte(`{"params":{"powDifficulty":2}}`), Validators: []abci.ValidatorUpdate{abci.Ed25519ValidatorUpdate(newNode(t, true).valPub(), 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	runBlock(t, app, 1, sign(t, alice.registerBody(t, 2), alice.key))
+	return app, alice
 }
