@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"os"
 
 	"connectrpc.com/connect"
@@ -145,9 +146,23 @@ func (c *Client) broadcast(ctx context.Context, body *tokenimv1.TxBody) (int64, 
 		return 0, c.netErr("broadcast", err)
 	}
 	if res.Msg.Code != ledger.CodeOK {
-		return 0, fmt.Errorf("%w (%s)", ledger.CodeError(res.Msg.Code), res.Msg.Log)
+		return 0, txError(res.Msg.Code, res.Msg.Log)
 	}
 	return res.Msg.Height, nil
+}
+
+// txError is the error of a refused transaction: its code's error, with
+// the ledger's reason (which repeats that error's text first: said once).
+func txError(code uint32, log string) error {
+	base := ledger.CodeError(code)
+	switch detail := strings.TrimPrefix(log, base.Error()); {
+	case detail == "":
+		return base
+	case detail != log && strings.HasPrefix(detail, ": "):
+		return fmt.Errorf("%w%s", base, detail)
+	default:
+		return fmt.Errorf("%w (%s)", base, log)
+	}
 }
 
 // RotateSignedPrekey replaces the account's signed prekey on chain.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -124,7 +125,11 @@ func compileRule(name, expr string) (cel.Program, map[string]bool, error) {
 		return nil, nil, fmt.Errorf("%w: rule %s: %v", ErrCost, name, err)
 	}
 	if est.Max > MaxStaticCost {
-		return nil, nil, fmt.Errorf("%w: rule %s may cost %d (cap %d)", ErrCost, name, est.Max, MaxStaticCost)
+		bound := fmt.Sprint(est.Max)
+		if est.Max == math.MaxUint64 {
+			bound = "more than can be counted" // the estimate saturated
+		}
+		return nil, nil, fmt.Errorf("%w: rule %s may cost %s (cap %d, with lists of %d entries)", ErrCost, name, bound, MaxStaticCost, MaxListLen)
 	}
 	prg, err := env.Program(ast, cel.CostLimit(MaxActualCost), cel.EvalOptions(cel.OptTrackCost))
 	if err != nil {

@@ -117,6 +117,7 @@ func TestBadPolicies(t *testing.T) {
 		{"twice", "rate = 1\nrate = 2", ErrCompile, "twice"},
 		{"no expression", "rate =", ErrCompile, "line 1"},
 		{"too costly", `can_post = members.all(a, members.all(b, admins.exists(c, a + b == c)))`, ErrCost, "can_post"},
+		{"too costly to count", `can_post = members.all(m, members.all(n, members.all(o, m != n || n != o)))`, ErrCost, "more than can be counted"},
 		{"too long", "# " + strings.Repeat("x", MaxSourceBytes), ErrCompile, "bytes"},
 	}
 	for _, c := range cases {
