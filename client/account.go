@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"os"
+	"strings"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
