@@ -181,15 +181,24 @@ func (c *Client) verifyHeader(ctx context.Context, lb *tokenimv1.GetLightBlockRe
 // an ICS23 proof against the app hash of a header the trusted validators
 // signed. A handle the chain does not have is proven absent (ErrUnknownHandle).
 func (c *Client) ProveAccount(ctx context.Context, handle string) (*tokenimv1.Account, *Proven, error) {
+	return c.ProveAccountAt(ctx, handle, 0)
+}
+
+// ProveAccountAt is ProveAccount as block height left the state (0: the
+// latest): which keys the account had then.
+func (c *Client) ProveAccountAt(ctx context.Context, handle string, height int64) (*tokenimv1.Account, *Proven, error) {
 	h, err := ledger.NormalizeHandle(handle)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "account/" + h}))
+	if height < 0 {
+		return nil, nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
+	}
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "account/" + h, Height: height}))
 	if err != nil {
 		return nil, nil, c.netErr("prove @"+h, err)
 	}
-	return c.checkAccountProof(ctx, h, res.Msg)
+	return c.checkAccountProofAt(ctx, h, height, res.Msg)
 }
 
 // CheckAccountProof checks a node's GetStateProof answer for handle h
@@ -200,7 +209,11 @@ func (c *Client) CheckAccountProof(ctx context.Context, h string, res *tokenimv1
 }
 
 func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
-	value, pr, err := c.checkStateProof(ctx, "@"+h, ledger.AccountStateKey(h), 0, res)
+	return c.checkAccountProofAt(ctx, h, 0, res)
+}
+
+func (c *Client) checkAccountProofAt(ctx context.Context, h string, height int64, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
+	value, pr, err := c.checkStateProof(ctx, "@"+h, ledger.AccountStateKey(h), height, res)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -198,3 +198,29 @@ func TestGhostMemberRefused(t *testing.T) {
 		t.Fatalf("the ghost got %d messages (%v)", len(ms), err)
 	}
 }
+
+// An account's keys are provable at a past height too: after a rotation
+// the chain still proves the signed prekey the account had before it.
+func TestAccountProofAtHeight(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "aha")
+	bob, _ := newUser(t, "ahb")
+	before, pr, err := alice.ProveAccount(ctx, bob.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.RotateSignedPrekey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now, _, err := alice.ProveAccount(ctx, bob.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	then, prThen, err := alice.ProveAccountAt(ctx, bob.Handle(), pr.Height-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(then, before) || proto.Equal(then, now) || prThen.Height != pr.Height {
+		t.Fatalf("at %d: %v (before %v, now %v), proven by block %d", pr.Height-1, then, before, now, prThen.Height)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/tokenim/tokenim/client"
@@ -100,11 +101,15 @@ func accountCmd(g *globals) *cobra.Command {
 
 func whoisCmd(g *globals) *cobra.Command {
 	var asJSON, verify bool
+	var at int64
 	cmd := &cobra.Command{
-		Use:   "whois @HANDLE [--verify]",
+		Use:   "whois @HANDLE [--verify] [--at HEIGHT]",
 		Short: "Look a handle up on chain: keys, fingerprint, registration height (--verify: proven against a signed block)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if at != 0 {
+				return whoisAt(cmd, g, args[0], at, asJSON)
+			}
 			if verify {
 				return whoisVerified(cmd, g, args[0], asJSON)
 			}
@@ -121,7 +126,32 @@ func whoisCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&verify, "verify", false, "prove the record against a block signed by the validators this account trusts (needs an account)")
+	cmd.Flags().Int64Var(&at, "at", 0, "the record as this block height left it, proven (which keys it had then; needs an account)")
 	return cmd
+}
+
+// whoisAt prints an account's record as block at left it, proven.
+func whoisAt(cmd *cobra.Command, g *globals, handle string, at int64, asJSON bool) error {
+	c, err := g.open(cmd.Context())
+	if errors.Is(err, client.ErrNoAccount) {
+		return withHint(err, "--at proves against the validator set your account trusts: create one first (tokenim account create NAME)")
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acct, pr, err := c.ProveAccountAt(cmd.Context(), strings.TrimPrefix(handle, "@"), at)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"account": viewOf(acct), "proven": pr, "at": at})
+	}
+	if err := printAccount(acct, false); err != nil {
+		return err
+	}
+	fmt.Printf("  as block %d left it: ✓ proven against block %d's app hash, signed by %d/%d validator power\n", at, pr.Height, pr.SignedPower, pr.TotalPower)
+	return nil
 }
 
 func whoisVerified(cmd *cobra.Command, g *globals, handle string, asJSON bool) error {
