@@ -28,7 +28,7 @@ func mustTemplate(t *testing.T, name string) *Policy {
 }
 
 func TestTemplatesAndRules(t *testing.T) {
-	if len(Templates()) != 4 {
+	if len(Templates()) != 5 {
 		t.Fatalf("templates: %v", Templates())
 	}
 	def, err := Compile("")
@@ -62,6 +62,9 @@ func TestTemplatesAndRules(t *testing.T) {
 			return v
 		}(), false, "read_only_after"},
 		{mustTemplate(t, "company-record"), "reader cannot post", vars("post", "reader"), false, "can_post"},
+		{def, "nobody joins by themselves", vars("join", ""), false, "can_join"},
+		{mustTemplate(t, "open"), "anyone joins an open group", vars("join", ""), true, "can_join"},
+		{mustTemplate(t, "open"), "a member of an open group cannot invite", vars("invite", "member"), false, "can_invite"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

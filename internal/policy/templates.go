@@ -15,8 +15,8 @@ type Template struct {
 	Source string
 }
 
-// Templates returns the shipped templates, sorted by name: ephemeral,
-// company-record, announcement, read-only-after.
+// Templates returns the shipped templates, sorted by name: announcement,
+// company-record, ephemeral, open, read-only-after.
 func Templates() []Template {
 	entries, err := templateFS.ReadDir("templates")
 	if err != nil {

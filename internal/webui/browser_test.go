@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/tokenim/tokenim/client"
+	"github.com/tokenim/tokenim/internal/policy"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -217,6 +219,28 @@ func TestBrowserChat(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#leave-group")), chromedp.WaitNotPresent(chromedp.CSS("#manage")))
 	if g, err := carol.Group(context.Background(), group); err != nil || g.Epoch != 1 || len(g.Members) != 2 {
 		t.Fatalf("after bob left: %v %v", g, err)
+	}
+
+	// Bob joins an open group by its name; the one he left refuses him.
+	club := handle("club")
+	openSrc, _ := policy.TemplateSource("open")
+	if _, err := carol.DeployPolicy(context.Background(), handle("open"), openSrc); err != nil && !errors.Is(err, client.ErrPolicyExists) {
+		t.Fatal(err)
+	}
+	if err := carol.CreateGroup(context.Background(), club, nil, policy.ID(openSrc)); err != nil {
+		t.Fatal(err)
+	}
+	join := func(name string) {
+		run(t, bctx, "join "+name, chromedp.Navigate(strings.Split(bobURL, "/?")[0]+"/"), chromedp.WaitVisible(chromedp.CSS("#sidebar")),
+			chromedp.Click(chromedp.CSS(`details.new:nth-of-type(3) summary`)), chromedp.SendKeys(chromedp.CSS("#join-name"), name),
+			chromedp.Click(chromedp.CSS("#join-group")))
+	}
+	join(group)
+	waitText(t, bctx, "#new-error", "can_join")
+	join(club)
+	run(t, bctx, "joined", chromedp.WaitVisible(chromedp.CSS("#manage")))
+	if g, err := carol.Group(context.Background(), club); err != nil || len(g.Members) != 2 {
+		t.Fatalf("after bob joined: %v %v", g, err)
 	}
 
 	// A contact whose key is not the one bob pinned: a loud warning.

@@ -530,6 +530,16 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *client.C
 	w.Header().Set("HX-Redirect", "/?c="+name)
 }
 
+// joinGroup adds this account to a group whose policy lets anyone join.
+func (s *Server) joinGroup(w http.ResponseWriter, r *http.Request, c *client.Client) {
+	name := strings.TrimSpace(r.FormValue("name"))
+	if err := c.GroupJoin(r.Context(), name, ""); err != nil {
+		s.render(w, "error", errorText(err))
+		return
+	}
+	w.Header().Set("HX-Redirect", "/?c="+name)
+}
+
 func (s *Server) groupPanel(w http.ResponseWriter, r *http.Request, c *client.Client) {
 	g, proven, err := c.ProveGroup(r.Context(), r.PathValue("group"), 0) // the list as the chain proves it
 	data := struct {

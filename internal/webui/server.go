@@ -165,6 +165,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /contact/{handle}/accept", s.withClient(s.acceptKey))
 	mux.HandleFunc("POST /chat", s.withClient(s.newChat))
 	mux.HandleFunc("POST /groups", s.withClient(s.createGroup))
+	mux.HandleFunc("POST /groups/join", s.withClient(s.joinGroup))
 	mux.HandleFunc("GET /g/{group}", s.withClient(s.groupPanel))
 	mux.HandleFunc("POST /g/{group}/members", s.withClient(s.groupMember))
 	mux.HandleFunc("GET /search", s.withClient(s.search))
