@@ -83,7 +83,7 @@ func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[to
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	if h := req.Msg.Height; h != 0 {
-		return s.stateProofAt(key, h)
+		return s.stateProofAt(ctx, key, h)
 	}
 	deadline := time.Now().Add(stateProofWait)
 	for {
@@ -135,7 +135,7 @@ func stateProofKey(what string) ([]byte, error) {
 
 // stateProofAt proves key in the state block h left, against the header of
 // block h+1 (whose app hash is that state's root).
-func (s *nodeService) stateProofAt(key []byte, h int64) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
+func (s *nodeService) stateProofAt(ctx context.Context, key []byte, h int64) (*connect.Response[tokenimv1.GetStateProofResponse], error) {
 	if h < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("height %d", h))
 	}
@@ -153,7 +153,11 @@ func (s *nodeService) stateProofAt(key []byte, h int64) (*connect.Response[token
 	// for the next one (the chain makes blocks only for transactions).
 	meta := s.n.rpcEnv.BlockStore.LoadBlockMeta(h + 1)
 	for deadline := time.Now().Add(latestAtWait); meta == nil && time.Now().Before(deadline); meta = s.n.rpcEnv.BlockStore.LoadBlockMeta(h + 1) {
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	if meta == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("block %d is the latest: the state it left is proven by the next block's header, which does not exist yet (ask without a height for the latest state)", h))
