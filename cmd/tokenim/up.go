@@ -130,7 +130,8 @@ Chat, in another terminal (each account lives in its own home):
   %[2]sTOKENIM_HOME=/tmp/bob   %[1]s inbox --follow
 Or in the browser (prints the URL to open):
   %[2]sTOKENIM_HOME=/tmp/carol %[1]s ui
-A conversation, both ways, with message ids: %[1]s history @bob
-Prove a message: %[1]s verify MESSAGE_ID
+Then:
+  %[2]sTOKENIM_HOME=/tmp/alice %[1]s history @bob     # the conversation, both ways, with message ids
+  %[2]sTOKENIM_HOME=/tmp/alice %[1]s verify MESSAGE_ID  # prove one: anchored on chain, signed by the validators
 `, self, env)
 }
