@@ -149,7 +149,7 @@ func groupCmd(g *globals) *cobra.Command {
 	show.Flags().BoolVar(&epochs, "epochs", false, "also each closed epoch's last member list (who could read it), proven")
 	var listJSON bool
 	list := &cobra.Command{
-		Use: "list [--json]", Short: "The groups you belong to", Args: cobra.NoArgs,
+		Use: "list [--json]", Short: "The groups you belong to, with your role (--json: their names)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd.Context(), func(c *client.Client) error {
 				gs, err := c.Groups(cmd.Context())
@@ -160,7 +160,11 @@ func groupCmd(g *globals) *cobra.Command {
 					return json.NewEncoder(os.Stdout).Encode(gs)
 				}
 				for _, name := range gs {
-					fmt.Println(name)
+					gr, err := c.Group(cmd.Context(), name) // proven
+					if err != nil {
+						return fmt.Errorf("%s: %w", name, err)
+					}
+					fmt.Printf("%-32s %-7s %d members, epoch %d\n", name, ledger.Role(gr, c.Handle()), len(gr.Members), gr.Epoch)
 				}
 				return nil
 			})
