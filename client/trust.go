@@ -26,8 +26,10 @@ import (
 // signature checked, and — if that set is not the trusted one — when the
 // trusted set signed it with at least 1/3 of its power (CometBFT's skipping
 // verification; with bisection over intermediate headers when the set
-// changed too much). A state proof is then an ICS23 proof against that
-// header's app hash.
+// changed too much). A header older than the trusted one that the trusted
+// set cannot vouch for (a proof at a past height, after the set turned
+// over) is bridged to forward from the genesis set, pinned at first use. A
+// state proof is then an ICS23 proof against that header's app hash.
 
 // ErrUnproven: the chain's answer could not be proven (a node that serves
 // a forged or stale record, or a header the trusted validators did not
@@ -41,6 +43,10 @@ type trust struct {
 	ChainID    string   `json:"chain_id"`
 	Height     int64    `json:"height"` // 0: the genesis set
 	Validators [][]byte `json:"validators"`
+	// Genesis is the genesis set pinned at first use (absent in trust
+	// stores from before it was kept): a header older than Height whose
+	// set the trusted one no longer overlaps is bridged to from it.
+	Genesis [][]byte `json:"genesis,omitempty"`
 }
 
 // Proven is what a state proof established.
@@ -80,7 +86,7 @@ func (c *Client) loadTrust(ctx context.Context) (*trust, *types.ValidatorSet, er
 	if err := vals.ValidateBasic(); err != nil {
 		return nil, nil, fmt.Errorf("genesis validators: %w", err)
 	}
-	t = trust{ChainID: doc.ChainID, Validators: msgproof.EncodeValidators(vals)}
+	t = trust{ChainID: doc.ChainID, Validators: msgproof.EncodeValidators(vals), Genesis: msgproof.EncodeValidators(vals)}
 	return &t, vals, c.saveTrust(&t)
 }
 
@@ -165,7 +171,19 @@ func (c *Client) verifyHeader(ctx context.Context, lb *tokenimv1.GetLightBlockRe
 		}
 		return bridge(mvals, mid, sh, vals)
 	}
-	if err := bridge(trusted, t.Height, sh, vals); err != nil {
+	err = bridge(trusted, t.Height, sh, vals)
+	if err != nil && sh.Height < t.Height && len(t.Genesis) > 0 && !errors.Is(err, ErrNodeUnreachable) {
+		// A header from before the trusted one, signed by validators the
+		// trusted set no longer overlaps (a proof at a past height after
+		// the set turned over): bridge to it forward from the genesis set.
+		gen, gerr := msgproof.ValidatorSet(t.Genesis)
+		if gerr != nil {
+			return nil, nil, fmt.Errorf("trust store: genesis set: %w", gerr)
+		}
+		fetches = 0
+		err = bridge(gen, 0, sh, vals)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	if sh.Height > t.Height {
