@@ -125,6 +125,33 @@ func (c *Client) ExportConversation(ctx context.Context, conversation string, fi
 	return ex, skipped, nil
 }
 
+// Membership is who a group message's sender and this account were in the
+// group just before the message's anchor block, as the chain proves it.
+type Membership struct {
+	Group      string  `json:"group"`
+	Height     int64   `json:"height"` // the state block Height left; the anchor block is Height+1
+	Sender     string  `json:"sender"`
+	SenderRole string  `json:"sender_role"` // "not a member" if the record does not list it
+	Reader     string  `json:"reader"`      // this account
+	ReaderRole string  `json:"reader_role"`
+	Proven     *Proven `json:"proven"`
+}
+
+// MembershipAt proves the roles, just before its anchor block, of the
+// sender of a group message that Verify proved (a its anchor) and of this
+// account.
+func (c *Client) MembershipAt(ctx context.Context, m *Message, a *Anchor) (*Membership, error) {
+	if m.Group == "" || a == nil {
+		return nil, fmt.Errorf("%s is not an anchored group message", m.ID)
+	}
+	g, pr, err := c.ProveGroup(ctx, m.Group, a.Height-1)
+	if err != nil {
+		return nil, err
+	}
+	return &Membership{Group: m.Group, Height: a.Height - 1, Sender: m.From, SenderRole: roleOrNone(g, m.From),
+		Reader: c.Handle(), ReaderRole: roleOrNone(g, c.Handle()), Proven: pr}, nil
+}
+
 type groupAt struct {
 	name   string
 	height int64

@@ -42,6 +42,20 @@ func TestExportVerifies(t *testing.T) {
 	}
 	waitAnchored(t, bob, got[0].ID)
 	waitAnchored(t, alice, gm.ID)
+	// Who was in the group just before the anchor block, proven.
+	vm, a, err := bob.Verify(ctx, got[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := bob.MembershipAt(ctx, vm, a)
+	if err != nil || mem.SenderRole != "owner" || mem.Reader != bob.Handle() || mem.ReaderRole != "member" || mem.Height != a.Height-1 || mem.Proven.Height != a.Height {
+		t.Fatalf("membership: %+v %v", mem, err)
+	}
+	if vm, a, err := bob.Verify(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	} else if _, err := bob.MembershipAt(ctx, vm, a); err == nil {
+		t.Fatal("a 1:1 message has a group membership")
+	}
 
 	ex, skipped, err := bob.ExportConversation(ctx, alice.Handle(), nil)
 	if err != nil || len(ex.Messages) != 4 || len(skipped) != 0 {

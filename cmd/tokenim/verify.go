@@ -49,14 +49,23 @@ func verifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var mem *client.Membership
+			if m.Group != "" {
+				if mem, err = c.MembershipAt(ctx, m, a); err != nil {
+					return fmt.Errorf("anchored, but the group's members then: %w", err)
+				}
+			}
 			if asJSON {
-				b, _ := json.Marshal(map[string]any{"id": m.ID, "anchor": a})
+				b, _ := json.Marshal(map[string]any{"id": m.ID, "anchor": a, "membership": mem})
 				fmt.Println(string(b))
 				return nil
 			}
 			fmt.Printf("✓ anchored at height %d, committed %s\n", a.Height, a.Committed.Local().Format(time.RFC3339))
 			fmt.Printf("  log proof ok: leaf %d of %d in node %s's log; content commitment and ciphertext match this message\n", a.LeafIndex, a.TreeSize, a.Node[:12])
 			fmt.Printf("  %d/%d validator power signed the next block (validator set %s…)\n", a.SignedPower, a.TotalPower, a.ValidatorsHash[:16])
+			if mem != nil {
+				fmt.Printf("  ✓ in %s just before that block (proven by block %d): @%s %s, you (@%s) %s\n", mem.Group, mem.Proven.Height, mem.Sender, mem.SenderRole, mem.Reader, mem.ReaderRole)
+			}
 			return nil
 		},
 	}

@@ -194,6 +194,10 @@ func TestBrowserChat(t *testing.T) {
 	run(t, actx1, "group message", chromedp.SendKeys(chromedp.CSS("#text"), "hi team\n"))
 	waitText(t, actx1, "#messages", "hi team")
 	waitText(t, actx1, "#messages", "deletes in") // the ephemeral policy's countdown
+	// Its proof shows who was in the group just before the anchor block.
+	waitTextFor(t, actx1, "#messages", "⛓ anchored", time.Minute)
+	run(t, actx1, "group proof", chromedp.Click(chromedp.CSS("#messages a.anchored")), chromedp.WaitVisible(chromedp.CSS("#proof-members")))
+	waitText(t, actx1, "#proof-members", "@"+alice+" owner, you owner")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ms, err := carol.Sync(context.Background())

@@ -445,10 +445,14 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, c *client.Clie
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, c *client.Client) {
 	m, a, err := c.Verify(r.Context(), r.PathValue("id"))
 	data := struct {
-		Msg    *client.Message
-		Anchor *client.Anchor
-		Error  string
+		Msg        *client.Message
+		Anchor     *client.Anchor
+		Membership *client.Membership
+		Error      string
 	}{Msg: m, Anchor: a}
+	if err == nil && m.Group != "" {
+		data.Membership, err = c.MembershipAt(r.Context(), m, a)
+	}
 	if err != nil {
 		data.Error = errorText(err)
 	}
