@@ -39,3 +39,29 @@ func TestDeployPolicy(t *testing.T) {
 		t.Fatalf("unknown policy: %v", err)
 	}
 }
+
+// A group's rate holds across a node restart: the node saves its windows
+// when it stops and loads them when it starts, so the sender does not get
+// a fresh window; the refusal names the rule.
+func TestRateSurvivesARestart(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "rsa")
+	bob, _ := newUser(t, "rsb")
+	pol := uniqueHandle("twoanhour")
+	if _, err := alice.DeployPolicy(ctx, pol, "rate = 2\nrate_window = duration(\"1h\")"); err != nil {
+		t.Fatal(err)
+	}
+	group := uniqueHandle("slow")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, pol); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two"} {
+		if _, err := alice.SendGroup(ctx, group, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn.restart(t)
+	if _, err := alice.SendGroup(ctx, group, "three"); !errors.Is(err, client.ErrDenied) || !strings.Contains(err.Error(), "rate") {
+		t.Fatalf("a third post in the window, after a restart: %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,59 @@ func TestRateCountsReplicatedPosts(t *testing.T) {
 	gg.observe("g/ann", []byte("five"), []copyOf{{"bob", []byte("id-bob-5")}}, now.Add(2*time.Hour), time.Hour)
 	if n := len(gg.recent["g/ann"]); n != 1 {
 		t.Fatalf("%d posts kept after the window, want 1", n)
+	}
+}
+
+// A node that stops saves its rate windows and loads them when it starts:
+// a restart does not give a sender a fresh window, and a copy of a post
+// still in its coverage continues it instead of counting again. Posts too
+// old are dropped; no file is no windows; a corrupt file is an error.
+func TestRateWindowsSurviveARestart(t *testing.T) {
+	p, err := policy.Compile("rate = 2\nrate_window = duration(\"1h\")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := policy.Vars{Sender: "ann", SenderRole: "member", Members: []string{"ann", "bob", "cat"}}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	bob1, cat1, bob2 := copyOf{"bob", []byte("id-bob-1")}, copyOf{"cat", []byte("id-cat-1")}, copyOf{"bob", []byte("id-bob-2")}
+	var before groupGate
+	for _, st := range []struct {
+		ct string
+		c  copyOf
+	}{{"one", bob1}, {"two", bob2}} {
+		if err := before.checkPost(p, v, []byte(st.ct), []copyOf{st.c}, "g/ann", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before.recent["old/ann"] = []post{{at: now.Add(-40 * 24 * time.Hour)}}
+	path := filepath.Join(t.TempDir(), rateFile)
+	if err := before.save(path); err != nil {
+		t.Fatal(err)
+	}
+	var after groupGate
+	if err := after.load(path, now.Add(time.Second), maxSavedWindow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the file stays after loading: %v", err)
+	}
+	if len(after.recent["old/ann"]) != 0 || len(after.recent["g/ann"]) != 2 {
+		t.Fatalf("restored: %+v", after.recent)
+	}
+	if err := after.checkPost(p, v, []byte("one"), []copyOf{cat1}, "g/ann", now.Add(time.Second)); err != nil {
+		t.Fatalf("the rest of a post's copies after the restart: %v", err)
+	}
+	if err := after.checkPost(p, v, []byte("three"), []copyOf{bob1}, "g/ann", now.Add(time.Second)); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a third message in the window, after the restart: %v", err)
+	}
+	var none groupGate
+	if err := none.load(path, now, maxSavedWindow); err != nil || len(none.recent) != 0 {
+		t.Fatalf("no file: %v %v", none.recent, err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := none.load(path, now, maxSavedWindow); err == nil {
+		t.Fatal("a corrupt file loads")
 	}
 }

@@ -155,6 +155,9 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	if n.relay, err = relay.Open(relay.Options{Dir: filepath.Join(dataDir, "relay"), Logger: n.log, OnLogGrowth: n.noteLogGrowth}); err != nil {
 		return fmt.Errorf("open relay store: %w", err)
 	}
+	if err := n.gate.load(filepath.Join(dataDir, rateFile), time.Now(), maxSavedWindow); err != nil {
+		n.log.Warn("rate windows not restored", "err", err) // they start empty, as after a crash
+	}
 	nodeKey, err := p2p.LoadNodeKey(c.NodeKeyFile())
 	if err != nil {
 		return fmt.Errorf("node key: %w", err)
@@ -303,6 +306,9 @@ func (n *Node) Stop() error {
 	}
 	n.dbs = nil
 	n.dbMu.Unlock()
+	if err := n.gate.save(filepath.Join(n.DataDir(), rateFile)); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, n.closeStores())
 	close(n.stopped)
 	return errors.Join(errs...)
