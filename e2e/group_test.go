@@ -222,14 +222,7 @@ func TestGroupJoin(t *testing.T) {
 	ctx := ctxT(t)
 	alice, _ := newUser(t, "joa")
 	bob, _ := newUser(t, "job")
-	open := uniqueHandle("open")
-	if _, err := alice.DeployPolicy(ctx, open, "can_join = true"); err != nil {
-		t.Fatal(err)
-	}
-	club, closed := uniqueHandle("club"), uniqueHandle("closed")
-	if err := alice.CreateGroup(ctx, club, nil, open); err != nil {
-		t.Fatal(err)
-	}
+	club, closed := groupUnder(t, alice, "can_join = true"), uniqueHandle("closed")
 	if err := alice.CreateGroup(ctx, closed, nil, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -47,14 +47,7 @@ func TestRateSurvivesARestart(t *testing.T) {
 	ctx := ctxT(t)
 	alice, _ := newUser(t, "rsa")
 	bob, _ := newUser(t, "rsb")
-	pol := uniqueHandle("twoanhour")
-	if _, err := alice.DeployPolicy(ctx, pol, "rate = 2\nrate_window = duration(\"1h\")"); err != nil {
-		t.Fatal(err)
-	}
-	group := uniqueHandle("slow")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, pol); err != nil {
-		t.Fatal(err)
-	}
+	group := groupUnder(t, alice, "rate = 2\nrate_window = duration(\"1h\")", bob)
 	for _, text := range []string{"one", "two"} {
 		if _, err := alice.SendGroup(ctx, group, text); err != nil {
 			t.Fatal(err)
@@ -64,4 +57,23 @@ func TestRateSurvivesARestart(t *testing.T) {
 	if _, err := alice.SendGroup(ctx, group, "three"); !errors.Is(err, client.ErrDenied) || !strings.Contains(err.Error(), "rate") {
 		t.Fatalf("a third post in the window, after a restart: %v", err)
 	}
+}
+
+// groupUnder deploys a policy of src and has owner create a group under it
+// with members; it returns the group's name.
+func groupUnder(t *testing.T, owner *client.Client, src string, members ...*client.Client) string {
+	t.Helper()
+	pol := uniqueHandle("pol")
+	if _, err := owner.DeployPolicy(ctxT(t), pol, src); err != nil {
+		t.Fatal(err)
+	}
+	var hs []string
+	for _, m := range members {
+		hs = append(hs, m.Handle())
+	}
+	group := uniqueHandle("under")
+	if err := owner.CreateGroup(ctxT(t), group, hs, pol); err != nil {
+		t.Fatal(err)
+	}
+	return group
 }

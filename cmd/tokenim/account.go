@@ -132,10 +132,7 @@ func whoisCmd(g *globals) *cobra.Command {
 
 // whoisAt prints an account's record as block at left it, proven.
 func whoisAt(cmd *cobra.Command, g *globals, handle string, at int64, asJSON bool) error {
-	c, err := g.open(cmd.Context())
-	if errors.Is(err, client.ErrNoAccount) {
-		return withHint(err, "--at proves against the validator set your account trusts: create one first (tokenim account create NAME)")
-	}
+	c, err := g.openToProve(cmd.Context(), "--at")
 	if err != nil {
 		return err
 	}
@@ -155,10 +152,7 @@ func whoisAt(cmd *cobra.Command, g *globals, handle string, at int64, asJSON boo
 }
 
 func whoisVerified(cmd *cobra.Command, g *globals, handle string, asJSON bool) error {
-	c, err := g.open(cmd.Context())
-	if errors.Is(err, client.ErrNoAccount) {
-		return withHint(err, "--verify checks against the validator set your account trusts: create one first (tokenim account create NAME)")
-	}
+	c, err := g.openToProve(cmd.Context(), "--verify")
 	if err != nil {
 		return err
 	}
@@ -178,6 +172,16 @@ func whoisVerified(cmd *cobra.Command, g *globals, handle string, asJSON bool) e
 		fmt.Printf("\n  !!! WARNING: @%s's identity key CHANGED !!!\n  pinned at first contact: %s\n  now on chain:            %s\n  Messages with @%s are refused until you compare fingerprints with them in person\n", st.Account.Handle, st.Pinned, st.Fingerprint, st.Account.Handle)
 	}
 	return nil
+}
+
+// openToProve unlocks this home's account for a proof asked for by flag:
+// proofs are checked against the validator set the account trusts.
+func (g *globals) openToProve(ctx context.Context, flag string) (*client.Client, error) {
+	c, err := g.open(ctx)
+	if errors.Is(err, client.ErrNoAccount) {
+		return nil, withHint(err, flag+" checks against the validator set your account trusts: create one first (tokenim account create NAME)")
+	}
+	return c, err
 }
 
 // open unlocks this home's account.
