@@ -575,11 +575,20 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	return &content, nil
 }
 
-// Groups lists the groups this account belongs to, as the chain records.
+// Groups lists the groups this account belongs to, as the chain proves it
+// (a node can neither hide one nor add one).
 func (c *Client) Groups(ctx context.Context) ([]string, error) {
-	res, err := c.node.ListGroups(ctx, connect.NewRequest(&tokenimv1.ListGroupsRequest{Handle: c.Handle()}))
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "groups/" + c.Handle()}))
 	if err != nil {
 		return nil, c.netErr("list groups", err)
 	}
-	return res.Msg.Groups, nil
+	value, _, err := c.checkStateProof(ctx, "the groups of @"+c.Handle(), ledger.AccountGroupsStateKey(c.Handle()), 0, res.Msg)
+	if err != nil || value == nil { // none yet: proven absent
+		return nil, err
+	}
+	gs, err := ledger.DecodeAccountGroupsValue(value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the groups of @%s do not decode", ErrUnproven, c.Handle())
+	}
+	return gs, nil
 }

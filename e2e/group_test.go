@@ -232,8 +232,14 @@ func TestGroupJoin(t *testing.T) {
 	if err := bob.GroupJoin(ctx, club, "admin"); !errors.Is(err, client.ErrDenied) {
 		t.Fatalf("joining as an admin: %v", err)
 	}
+	if gs, err := bob.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("bob's groups before joining: %v %v", gs, err)
+	}
 	if err := bob.GroupJoin(ctx, club, ""); err != nil {
 		t.Fatal(err)
+	}
+	if gs, err := bob.Groups(ctx); err != nil || len(gs) != 1 || gs[0] != club {
+		t.Fatalf("bob's groups (proven): %v %v", gs, err)
 	}
 	if _, err := alice.SendGroup(ctx, club, "welcome"); err != nil {
 		t.Fatal(err)

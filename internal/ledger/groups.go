@@ -118,6 +118,10 @@ func handles(g *tokenimv1.GroupRecord) []string {
 
 func accountGroupsKey(handle string) []byte { return []byte("ag/" + handle) }
 
+// AccountGroupsStateKey is the state key of the groups an account belongs
+// to (what GetStateProof proves for "groups/<handle>").
+func AccountGroupsStateKey(handle string) []byte { return accountGroupsKey(handle) }
+
 // indexMembers updates ag/<handle> for members who joined or left.
 func indexMembers(kv KV, group string, before, after []string) error {
 	for _, h := range after {

@@ -71,6 +71,16 @@ func DecodeGroupValue(v []byte) (*tokenimv1.GroupRecord, error) {
 	return &g, nil
 }
 
+// DecodeAccountGroupsValue decodes the state value of the groups an
+// account belongs to (strictly).
+func DecodeAccountGroupsValue(v []byte) ([]string, error) {
+	var ag tokenimv1.AccountGroups
+	if err := decodeValue(v, &ag, "account groups"); err != nil {
+		return nil, err
+	}
+	return ag.Groups, nil
+}
+
 // DecodeAccountValue decodes an account's state value (strictly).
 func DecodeAccountValue(v []byte) (*tokenimv1.Account, error) {
 	var acct tokenimv1.Account

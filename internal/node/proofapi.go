@@ -129,8 +129,13 @@ func stateProofKey(what string) ([]byte, error) {
 			return nil, err
 		}
 		return ledger.GroupStateKey(name), nil
+	case "groups":
+		if h, err := ledger.NormalizeHandle(name); err != nil || h != name {
+			return nil, fmt.Errorf("%w: %q", ledger.ErrInvalidHandle, name)
+		}
+		return ledger.AccountGroupsStateKey(name), nil
 	}
-	return nil, fmt.Errorf("cannot prove %q: ask for account/<handle> or group/<name>", what)
+	return nil, fmt.Errorf("cannot prove %q: ask for account/<handle>, group/<name> or groups/<handle>", what)
 }
 
 // stateProofAt proves key in the state block h left, against the header of

@@ -132,7 +132,8 @@ func (x *GetMessageProofResponse) GetProof() []byte {
 
 type GetStateProofRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// what: "account/<handle>" or "group/<name>".
+	// what: "account/<handle>", "group/<name>" or "groups/<handle>" (the
+	// groups an account belongs to).
 	What string `protobuf:"bytes,1,opt,name=what,proto3" json:"what,omitempty"`
 	// height: 0 proves the latest committed state; a positive height proves
 	// the state as block `height` left it (against the header of block
@@ -194,7 +195,8 @@ type GetStateProofResponse struct {
 	Value []byte `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	// proof is an ICS23 CommitmentProof (protobuf) of the value's key (the
 	// client derives it: "a/<handle>" for an account, "grp/<name>" for a
-	// group) against light_block's app hash.
+	// group, "ag/<handle>" for an account's groups) against light_block's
+	// app hash.
 	Proof []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
 	// light_block: a signed header whose app hash commits to the state
 	// proven (that of block version+1, or of block version when that block
