@@ -120,10 +120,11 @@ type NodeServiceClient interface {
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 	// GetPolicy returns a deployed policy by name or id.
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
-	// GetGroup returns a group's members, roles, policy and epoch.
+	// GetGroup returns a group's members, roles, policy and epoch, unproven
+	// (the node's word): clients act only on GetStateProof("group/<name>").
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 	// ListGroups returns the groups a handle belongs to (membership is public
-	// chain state).
+	// chain state), unproven: clients use GetStateProof("groups/<handle>").
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	// GetConversationPolicy returns the policy attached to the 1:1
 	// conversation of two handles (absent if none).
@@ -330,10 +331,11 @@ type NodeServiceHandler interface {
 	Validators(context.Context, *connect.Request[v1.ValidatorsRequest]) (*connect.Response[v1.ValidatorsResponse], error)
 	// GetPolicy returns a deployed policy by name or id.
 	GetPolicy(context.Context, *connect.Request[v1.GetPolicyRequest]) (*connect.Response[v1.GetPolicyResponse], error)
-	// GetGroup returns a group's members, roles, policy and epoch.
+	// GetGroup returns a group's members, roles, policy and epoch, unproven
+	// (the node's word): clients act only on GetStateProof("group/<name>").
 	GetGroup(context.Context, *connect.Request[v1.GetGroupRequest]) (*connect.Response[v1.GetGroupResponse], error)
 	// ListGroups returns the groups a handle belongs to (membership is public
-	// chain state).
+	// chain state), unproven: clients use GetStateProof("groups/<handle>").
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	// GetConversationPolicy returns the policy attached to the 1:1
 	// conversation of two handles (absent if none).
