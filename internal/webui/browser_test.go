@@ -224,6 +224,13 @@ func TestBrowserChat(t *testing.T) {
 	if g, err := carol.Group(context.Background(), group); err != nil || g.Epoch != 1 || len(g.Members) != 2 {
 		t.Fatalf("after bob left: %v %v", g, err)
 	}
+	// Alice's panel shows the earlier member list, with bob, proven.
+	run(t, actx1, "alice's group", chromedp.Navigate(strings.Split(aliceURL, "/?")[0]+"/?c="+group), chromedp.WaitVisible(chromedp.CSS("#manage")))
+	run(t, actx1, "alice's panel", chromedp.Click(chromedp.CSS("#manage")), chromedp.WaitVisible(chromedp.CSS("details.history summary")),
+		chromedp.Click(chromedp.CSS("details.history summary")))
+	waitText(t, actx1, "#epochs", "epoch 0, closed in block")
+	waitText(t, actx1, "#epochs", "@"+bob)
+	shot(t, actx1, "group-history")
 
 	// Bob joins an open group by its name; the one he left refuses him.
 	club := handle("club")
