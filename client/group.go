@@ -506,6 +506,33 @@ func (c *Client) acceptSenderKey(ctx context.Context, from string, skd *tokenimv
 	return b.Process(ctx, senderKeyName(skd.Group, skd.Epoch, from), msg)
 }
 
+// ClosedEpoch is an epoch a removal or leave closed: its last member list
+// (who could read what was sent in it), proven at the height before the
+// block that closed it.
+type ClosedEpoch struct {
+	Epoch    uint64                   `json:"epoch"`
+	ClosedAt int64                    `json:"closed_at"`
+	Members  []*tokenimv1.GroupMember `json:"members"`
+	Proven   *Proven                  `json:"proven"`
+}
+
+// ClosedEpochs proves the last member list of each closed epoch of g.
+func (c *Client) ClosedEpochs(ctx context.Context, g *tokenimv1.GroupRecord) ([]ClosedEpoch, error) {
+	var out []ClosedEpoch
+	for e := range g.Epoch {
+		h, ok := ledger.EpochHeight(g, e)
+		if !ok {
+			return nil, fmt.Errorf("group %s does not record when its epoch %d closed (it is older than that record)", g.Name, e)
+		}
+		eg, pr, err := c.ProveGroup(ctx, g.Name, h)
+		if err != nil {
+			return nil, fmt.Errorf("epoch %d: %w", e, err)
+		}
+		out = append(out, ClosedEpoch{Epoch: e, ClosedAt: g.ClosedAt[e], Members: eg.Members, Proven: pr})
+	}
+	return out, nil
+}
+
 // closedEpoch returns the final record of a closed epoch of g, proven
 // against the chain at the height before the block that closed it (and
 // kept: it never changes). A group that did not record when its epochs

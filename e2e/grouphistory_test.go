@@ -63,6 +63,9 @@ func TestGroupProofAtHeight(t *testing.T) {
 	if ledger.Role(then, carol.Handle()) != ledger.RoleMember || then.Epoch != 0 || pr.Height != at+1 {
 		t.Fatalf("at %d: %v %+v", at, then, pr)
 	}
+	if eps, err := bob.ClosedEpochs(ctx, now); err != nil || len(eps) != 1 || eps[0].ClosedAt != at+1 || len(eps[0].Members) != 3 || eps[0].Proven.Height != at+1 {
+		t.Fatalf("closed epochs: %+v %v", eps, err)
+	}
 	if _, pr, err := bob.ProveGroup(ctx, group, now.CreatedHeight-1); !errors.Is(err, client.ErrUnknownGroup) || pr == nil {
 		t.Fatalf("before it was created: %v", err)
 	}

@@ -107,38 +107,22 @@ func groupCmd(g *globals) *cobra.Command {
 				if !epochs {
 					return nil
 				}
-				// Each closed epoch's final member list, proven at the height
-				// before the block that closed it.
-				type epochJSON struct {
-					Epoch    uint64                   `json:"epoch"`
-					ClosedAt int64                    `json:"closed_at"`
-					Members  []*tokenimv1.GroupMember `json:"members"`
-					Proven   *client.Proven           `json:"proven"`
-				}
-				var all []epochJSON
-				for e := range gr.Epoch {
-					h, ok := ledger.EpochHeight(gr, e)
-					if !ok {
-						return fmt.Errorf("group %s does not record when its epoch %d closed (created before nodes recorded it)", gr.Name, e)
-					}
-					eg, epr, err := c.ProveGroup(cmd.Context(), gr.Name, h)
-					if err != nil {
-						return fmt.Errorf("epoch %d: %w", e, err)
-					}
-					all = append(all, epochJSON{e, gr.ClosedAt[e], eg.Members, epr})
-					if !asJSON {
-						fmt.Printf("epoch %d, closed in block %d; its last members (as block %d left them, proven by block %d):\n", e, gr.ClosedAt[e], h, epr.Height)
-						for _, m := range eg.Members {
-							fmt.Printf("  @%-32s %s\n", m.Handle, m.Role)
-						}
-					}
+				all, err := c.ClosedEpochs(cmd.Context(), gr)
+				if err != nil {
+					return err
 				}
 				if asJSON {
 					return json.NewEncoder(os.Stdout).Encode(struct {
 						*tokenimv1.GroupRecord
-						Proven *client.Proven `json:"proven"`
-						Epochs []epochJSON    `json:"closed_epochs"`
+						Proven *client.Proven       `json:"proven"`
+						Epochs []client.ClosedEpoch `json:"closed_epochs"`
 					}{gr, pr, all})
+				}
+				for _, e := range all {
+					fmt.Printf("epoch %d, closed in block %d; its last members (as block %d left them, proven by block %d):\n", e.Epoch, e.ClosedAt, e.ClosedAt-1, e.Proven.Height)
+					for _, m := range e.Members {
+						fmt.Printf("  @%-32s %s\n", m.Handle, m.Role)
+					}
 				}
 				return nil
 			})

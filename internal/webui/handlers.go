@@ -559,34 +559,16 @@ func (s *Server) groupPanel(w http.ResponseWriter, r *http.Request, c *client.Cl
 	s.render(w, "group", data)
 }
 
-// epochView is a closed epoch's last member list, proven.
-type epochView struct {
-	Epoch    uint64
-	ClosedAt int64
-	Members  []*tokenimv1.GroupMember
-	Proven   *client.Proven
-}
-
 // groupEpochs renders each closed epoch's last member list (who could
-// read what was sent in it), each proven at the height before the block
-// that closed it.
+// read what was sent in it), each proven at its height.
 func (s *Server) groupEpochs(w http.ResponseWriter, r *http.Request, c *client.Client) {
 	var data struct {
-		Epochs []epochView
+		Epochs []client.ClosedEpoch
 		Error  string
 	}
 	g, err := c.Group(r.Context(), r.PathValue("group"))
-	for e := uint64(0); err == nil && e < g.Epoch; e++ {
-		h, ok := ledger.EpochHeight(g, e)
-		if !ok {
-			err = fmt.Errorf("this group does not record when its epoch %d closed (it is older than that record)", e)
-			break
-		}
-		var eg *tokenimv1.GroupRecord
-		var pr *client.Proven
-		if eg, pr, err = c.ProveGroup(r.Context(), g.Name, h); err == nil {
-			data.Epochs = append(data.Epochs, epochView{e, g.ClosedAt[e], eg.Members, pr})
-		}
+	if err == nil {
+		data.Epochs, err = c.ClosedEpochs(r.Context(), g)
 	}
 	if err != nil {
 		data.Error = errorText(err)
