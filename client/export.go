@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"connectrpc.com/connect"
 	ics23 "github.com/cosmos/ics23/go"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
@@ -160,14 +159,14 @@ type groupAt struct {
 // groupAtHeight fetches and checks a group's record in the state at.height
 // left, for an export.
 func (c *Client) groupAtHeight(ctx context.Context, at groupAt) (*ExportGroup, error) {
-	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + at.name, Height: at.height}))
+	res, err := c.stateProof(ctx, "group/"+at.name, at.height)
 	if err != nil {
-		return nil, c.netErr("prove group "+at.name, err)
-	}
-	if _, _, err := c.CheckGroupProof(ctx, at.name, at.height, res.Msg); err != nil {
 		return nil, err
 	}
-	return &ExportGroup{Name: at.name, Height: at.height, Record: res.Msg.Value, Proof: res.Msg.Proof}, nil
+	if _, _, err := c.CheckGroupProof(ctx, at.name, at.height, res); err != nil {
+		return nil, err
+	}
+	return &ExportGroup{Name: at.name, Height: at.height, Record: res.Value, Proof: res.Proof}, nil
 }
 
 // checkExportGroup checks g against appHash (the app hash of block

@@ -605,11 +605,11 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 // Groups lists the groups this account belongs to, as the chain proves it
 // (a node can neither hide one nor add one).
 func (c *Client) Groups(ctx context.Context) ([]string, error) {
-	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "groups/" + c.Handle()}))
+	res, err := c.stateProof(ctx, "groups/"+c.Handle(), 0)
 	if err != nil {
-		return nil, c.netErr("list groups", err)
+		return nil, err
 	}
-	value, _, err := c.checkStateProof(ctx, "the groups of @"+c.Handle(), ledger.AccountGroupsStateKey(c.Handle()), 0, res.Msg)
+	value, _, err := c.checkStateProof(ctx, "the groups of @"+c.Handle(), ledger.AccountGroupsStateKey(c.Handle()), 0, res)
 	if err != nil || value == nil { // none yet: proven absent
 		return nil, err
 	}

@@ -209,14 +209,11 @@ func (c *Client) ProveAccountAt(ctx context.Context, handle string, height int64
 	if err != nil {
 		return nil, nil, err
 	}
-	if height < 0 {
-		return nil, nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
-	}
-	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "account/" + h, Height: height}))
+	res, err := c.stateProof(ctx, "account/"+h, height)
 	if err != nil {
-		return nil, nil, c.netErr("prove @"+h, err)
+		return nil, nil, err
 	}
-	return c.checkAccountProofAt(ctx, h, height, res.Msg)
+	return c.checkAccountProofAt(ctx, h, height, res)
 }
 
 // CheckAccountProof checks a node's GetStateProof answer for handle h
@@ -253,14 +250,24 @@ func (c *Client) ProveGroup(ctx context.Context, name string, height int64) (*to
 	if err := ledger.CheckGroupName(name); err != nil {
 		return nil, nil, err
 	}
-	if height < 0 {
-		return nil, nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
-	}
-	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: "group/" + name, Height: height}))
+	res, err := c.stateProof(ctx, "group/"+name, height)
 	if err != nil {
-		return nil, nil, c.netErr("prove group "+name, err)
+		return nil, nil, err
 	}
-	return c.CheckGroupProof(ctx, name, height, res.Msg)
+	return c.CheckGroupProof(ctx, name, height, res)
+}
+
+// stateProof asks the node for a GetStateProof answer (what: kind/name;
+// height 0: the latest state), to be checked by the caller.
+func (c *Client) stateProof(ctx context.Context, what string, height int64) (*tokenimv1.GetStateProofResponse, error) {
+	if height < 0 {
+		return nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
+	}
+	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: what, Height: height}))
+	if err != nil {
+		return nil, c.netErr("prove "+what, err)
+	}
+	return res.Msg, nil
 }
 
 // CheckGroupProof checks a node's GetStateProof answer for group name at

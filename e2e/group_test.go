@@ -36,13 +36,7 @@ func groupTexts(t *testing.T, c *client.Client, group string) []string {
 // hold at the node.
 func TestGroupSendRemoveSend(t *testing.T) {
 	ctx := ctxT(t)
-	alice, _ := newUser(t, "gra")
-	bob, _ := newUser(t, "grb")
-	carol, _ := newUser(t, "grc")
-	group := uniqueHandle("team")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, carol, group := threeInAGroup(t, "gr")
 	if _, err := alice.SendGroup(ctx, group, "hi all"); err != nil {
 		t.Fatal(err)
 	}
@@ -183,13 +177,7 @@ func groupCopyFor(t *testing.T, from, to string, epoch uint64) *tokenimv1.Envelo
 // and nothing sent after.
 func TestGroupRemovedWhileOffline(t *testing.T) {
 	ctx := ctxT(t)
-	alice, _ := newUser(t, "roa")
-	bob, _ := newUser(t, "rob")
-	carol, _ := newUser(t, "roc")
-	group := uniqueHandle("gone")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, carol, group := threeInAGroup(t, "ro")
 	if _, err := alice.SendGroup(ctx, group, "before"); err != nil {
 		t.Fatal(err)
 	}
