@@ -129,6 +129,13 @@ func (nw *network) start(t *testing.T, i int) {
 	if err := nw.startIdx(i); err != nil {
 		t.Fatalf("start node%d: %v", i, err)
 	}
+	// Until it has caught up, the node does not vote: stopping another
+	// validator then would stall the chain.
+	for deadline := time.Now().Add(60 * time.Second); nw.nodes[i].CatchingUp(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node%d still catching up after 60 s", i)
+		}
+	}
 }
 
 func (nw *network) stopAll() {

@@ -70,7 +70,8 @@ func (s *nodeService) GetLightBlock(_ context.Context, req *connect.Request[toke
 }
 
 // stateProofWait bounds how long GetStateProof waits for the block whose
-// header carries the proven root.
+// header carries the latest state's root (normally well under a second);
+// after it, it proves the state the latest header carries.
 const stateProofWait = 5 * time.Second
 
 // latestAtWait bounds how long a proof at the latest height waits for the
@@ -104,7 +105,17 @@ func (s *nodeService) GetStateProof(ctx context.Context, req *connect.Request[to
 			}
 			return stateProofResponse(value, p, lb)
 		}
-		if time.Now().After(deadline) {
+		// Block version+1 is late: the chain has stalled (too few
+		// validators online). The newest provable state is then the one
+		// block version's own header carries, the state block version-1
+		// left. When this node committed its last block tells a stall that
+		// began before this call, so clients do not wait on every proof
+		// while it lasts.
+		now := time.Now()
+		if now.After(deadline) || now.Sub(time.Unix(0, s.n.committedAt.Load())) > stateProofWait {
+			if version > 1 && s.n.rpcEnv.BlockStore.LoadBlockMeta(version) != nil {
+				return s.stateProofAt(ctx, key, version-1)
+			}
 			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w: no signed header carries state version %d yet", errNotYet, version))
 		}
 		select {

@@ -76,8 +76,10 @@ type Node struct {
 	cometLog       *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
 	broadcasts chan struct{}
-	dbMu       sync.Mutex
-	dbs        []dbm.DB // every CometBFT database opened
+	// committedAt is when this node last committed a block (unix ns).
+	committedAt atomic.Int64
+	dbMu        sync.Mutex
+	dbs         []dbm.DB // every CometBFT database opened
 }
 
 // Start opens the node home and starts consensus, the relay and the API.
@@ -148,6 +150,8 @@ func (n *Node) open(ctx context.Context, c *cfg.Config, cometLog io.Writer) erro
 	if n.app, err = ledger.OpenApp(dataDir, n.chainID, n.log); err != nil {
 		return err
 	}
+	n.committedAt.Store(time.Now().UnixNano())
+	n.app.OnCommit(func(int64) { n.committedAt.Store(time.Now().UnixNano()) })
 	if n.blobs, err = blob.Open(filepath.Join(dataDir, "blobs")); err != nil {
 		return err
 	}
@@ -265,6 +269,10 @@ func (n *Node) NodeID() string { return n.nodeID }
 
 // Height is the latest committed height.
 func (n *Node) Height() int64 { _, h := n.app.Committed(); return h }
+
+// CatchingUp reports whether the node is still fetching blocks it missed
+// (block sync) rather than taking part in consensus.
+func (n *Node) CatchingUp() bool { return n.comet.ConsensusReactor().WaitSync() }
 
 // Done is closed when the node has stopped.
 func (n *Node) Done() <-chan struct{} { return n.stopped }

@@ -1,0 +1,63 @@
+package e2enet
+
+import (
+	"testing"
+	"time"
+)
+
+// While the chain stalls (half the validators' power offline, so no block
+// can commit), clients still prove keys, against the newest signed header,
+// and read their mail; the chain resumes when the validators are back.
+func TestReadWhileTheChainStalls(t *testing.T) {
+	alice := newUser(t, "stalla", 0)
+	bob := newUser(t, "stallb", 1)
+	toBob := send(t, alice, bob, "before the stall", 2)
+	expectExactly(t, "bob", receivedFrom(t, bob, alice.Handle()), toBob)
+
+	// Stop node3, then node2 as soon as a block with alice's newest
+	// message's anchor commits: the state that block left is then proven by
+	// no header (the next block needs node2's vote).
+	net4.stop(t, 3)
+	stopped := []int{3}
+	t.Cleanup(func() {
+		for _, i := range stopped {
+			net4.start(t, i)
+		}
+	})
+	h := net4.nodes[2].Height()
+	toBob = append(toBob, send(t, alice, bob, "as node2 stops", 3)...)
+	for deadline := time.Now().Add(10 * time.Second); net4.nodes[2].Height() == h && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	net4.stop(t, 2)
+	stopped = append(stopped, 2)
+	stalledAt := net4.nodes[0].Height()
+
+	acct, pr, err := bob.ProveAccount(ctxT(t), alice.Handle())
+	if err != nil || acct.Handle != alice.Handle() {
+		t.Fatalf("proving alice's keys while the chain stalls: %v %v", acct, err)
+	}
+	if pr.Height < stalledAt-1 || 3*pr.SignedPower <= 2*pr.TotalPower {
+		t.Fatalf("proven at block %d (stalled at %d), signed %d of %d", pr.Height, stalledAt, pr.SignedPower, pr.TotalPower)
+	}
+	t.Logf("stalled at block %d; keys proven against block %d", stalledAt, pr.Height)
+
+	// Bob's sync proves alice's keys to read her messages. (A send may be
+	// refused now: half the nodes are down, which may leave fewer than a
+	// majority of a mailbox's replicas.)
+	expectExactly(t, "bob", receivedFrom(t, bob, alice.Handle()), toBob)
+	if _, _, err := alice.ProveAccount(ctxT(t), bob.Handle()); err != nil {
+		t.Fatalf("proving bob's keys while the chain stalls: %v", err)
+	}
+	if h := net4.nodes[0].Height(); h != stalledAt {
+		t.Fatalf("the chain moved from block %d to %d with half its power offline", stalledAt, h)
+	}
+
+	net4.start(t, 2)
+	net4.start(t, 3)
+	stopped = nil
+	// The chain resumes: a new account commits.
+	carol := newUser(t, "stallc", 2)
+	back := send(t, carol, alice, "after the stall", 1)
+	expectExactly(t, "alice", receivedFrom(t, alice, carol.Handle()), back)
+}
