@@ -22,6 +22,9 @@ import (
 type groupGate struct {
 	mu     sync.Mutex
 	recent map[string][]post // group/sender → posts admitted in the window
+	gen    uint64            // counts changes to recent
+	saveMu sync.Mutex        // one save at a time
+	saved  uint64            // gen last saved
 }
 
 // post is one counted message: a group message is one ciphertext sent as a
@@ -220,6 +223,7 @@ func (gg *groupGate) count(key string, ct []byte, copies []copyOf, now time.Time
 	if gg.recent == nil {
 		gg.recent = map[string][]post{}
 	}
+	gg.gen++
 	sum := sha256.Sum256(ct)
 	kept, same := gg.recent[key][:0], -1
 	for _, q := range gg.recent[key] {

@@ -116,8 +116,8 @@ func TestRateWindowsSurviveARestart(t *testing.T) {
 	if err := after.load(path, now.Add(time.Second), maxSavedWindow); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("the file stays after loading: %v", err)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the file is gone after loading: %v", err) // a crash before the next save finds it again
 	}
 	if len(after.recent["old/ann"]) != 0 || len(after.recent["g/ann"]) != 2 {
 		t.Fatalf("restored: %+v", after.recent)
@@ -127,6 +127,30 @@ func TestRateWindowsSurviveARestart(t *testing.T) {
 	}
 	if err := after.checkPost(p, v, []byte("three"), []copyOf{bob1}, "g/ann", now.Add(time.Second)); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("a third message in the window, after the restart: %v", err)
+	}
+	// A periodic save writes only what changed since the last save.
+	if err := after.saveChanged(path); err != nil { // the posts above changed it
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := after.saveChanged(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("unchanged windows saved again: %v", err)
+	}
+	after.checkPost(p, v, []byte("four"), []copyOf{bob2}, "g/ann", now.Add(2*time.Second)) // refused, but counted as a change
+	if err := after.saveChanged(path); err != nil {
+		t.Fatal(err)
+	}
+	var again groupGate
+	if err := again.load(path, now.Add(3*time.Second), maxSavedWindow); err != nil || len(again.recent["g/ann"]) != 2 {
+		t.Fatalf("after a periodic save: %+v %v", again.recent, err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
 	}
 	var none groupGate
 	if err := none.load(path, now, maxSavedWindow); err != nil || len(none.recent) != 0 {

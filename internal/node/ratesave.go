@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,9 +10,13 @@ import (
 	"time"
 )
 
-// The rate windows are kept in memory; a node that stops saves them and
-// loads them when it starts again, so a restart does not reset what a
-// sender has posted in its window. (A crash loses them.)
+// The rate windows are kept in memory; a node saves them every
+// rateSaveEvery while they change and when it stops, and loads them when
+// it starts again, so a restart does not reset what a sender has posted in
+// its window. A crash loses at most the posts of the last rateSaveEvery.
+
+// rateSaveEvery is how often changed rate windows are saved.
+const rateSaveEvery = 5 * time.Second
 
 // rateFile is where they are saved, in the node's data directory.
 const rateFile = "rate-windows.json"
@@ -28,9 +33,35 @@ type savedPost struct {
 	Copies map[uint64]uint64 `json:"copies,omitempty"`
 }
 
+// rateSaver saves the rate windows every rateSaveEvery while they change,
+// until ctx ends.
+func (n *Node) rateSaver(ctx context.Context) {
+	path := filepath.Join(n.DataDir(), rateFile)
+	for sleepCtx(ctx, rateSaveEvery) {
+		if err := n.gate.saveChanged(path); err != nil {
+			n.log.Warn("rate windows not saved", "err", err)
+		}
+	}
+}
+
+// saveChanged saves the windows to path if they changed since the last
+// save.
+func (gg *groupGate) saveChanged(path string) error {
+	gg.mu.Lock()
+	changed := gg.gen != gg.saved
+	gg.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return gg.save(path)
+}
+
 // save writes the windows to path (atomically).
 func (gg *groupGate) save(path string) error {
+	gg.saveMu.Lock()
+	defer gg.saveMu.Unlock()
 	gg.mu.Lock()
+	gen := gg.gen
 	var out []savedPost
 	for key, posts := range gg.recent {
 		for _, q := range posts {
@@ -46,11 +77,18 @@ func (gg *groupGate) save(path string) error {
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("save rate windows: %w", err)
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save rate windows: %w", err)
+	}
+	gg.mu.Lock()
+	gg.saved = gen
+	gg.mu.Unlock()
+	return nil
 }
 
-// load reads the windows saved at path (none: nothing to load) and removes
-// the file; posts older than maxAge are dropped.
+// load reads the windows saved at path (none: nothing to load); posts
+// older than maxAge are dropped. The file stays: a crash before the next
+// save finds it again.
 func (gg *groupGate) load(path string, now time.Time, maxAge time.Duration) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -82,5 +120,6 @@ func (gg *groupGate) load(path string, now time.Time, maxAge time.Duration) erro
 		}
 		gg.recent[sp.Key] = append(gg.recent[sp.Key], q)
 	}
-	return os.Remove(path)
+	gg.saved = gg.gen
+	return nil
 }

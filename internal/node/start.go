@@ -119,6 +119,7 @@ func Start(ctx context.Context, home string, o StartOptions) (*Node, error) {
 	go n.cluster(cctx)
 	go n.sweeper(cctx)
 	go n.anchorer(cctx)
+	go n.rateSaver(cctx)
 	return n, nil
 }
 
