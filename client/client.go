@@ -17,6 +17,7 @@ import (
 	"github.com/tokenim/tokenim/internal/keystore"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/nodeauth"
+	"github.com/tokenim/tokenim/internal/relay"
 	"github.com/tokenim/tokenim/internal/signalstore"
 )
 
@@ -62,6 +63,8 @@ type Client struct {
 
 	retriedMu sync.Mutex
 	retried   []Message // waiting group messages decrypted later (pending.go)
+
+	outMu sync.Mutex // one outbox flush at a time (outbox.go)
 
 	epochsMu sync.Mutex
 	epochs   map[string]*tokenimv1.GroupRecord // closed epochs' proven final records, by group/epoch (group.go)
@@ -161,6 +164,10 @@ func (c *Client) netErr(op string, err error) error {
 		return nil
 	}
 	if connect.CodeOf(err) == connect.CodeUnavailable {
+		var ce *connect.Error
+		if errors.As(err, &ce) && ce.Meta().Get(relay.ReasonHeader) == relay.ReasonReplicas {
+			return fmt.Errorf("%s: %w (%s)", op, ErrNotStored, ce.Message())
+		}
 		return fmt.Errorf("%s: %w: %s (%v)", op, ErrNodeUnreachable, c.cfg.NodeURL, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -147,6 +147,10 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 // sendGroupContent encrypts content once for the group and stores a copy
 // for every other member; text is what the history shows.
 func (c *Client) sendGroupContent(ctx context.Context, group string, content *tokenimv1.Content, text string) (*Message, error) {
+	waiting, why, err := c.flushConversation(ctx, group) // messages queued before this one go first
+	if err != nil {
+		return nil, err
+	}
 	g, err := c.Group(ctx, group)
 	if err != nil {
 		return nil, err
@@ -188,7 +192,14 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
-	if err := c.fanOut(ctx, g, to, id, ct, Commitment(raw)); err != nil {
+	reqs := groupRequests(g, to, id, ct, Commitment(raw))
+	if waiting {
+		return msg, c.queue(msg, group, reqs, why)
+	}
+	if rest, err := c.fanOut(ctx, reqs); err != nil {
+		if retryable(err) {
+			return msg, c.queue(msg, group, rest, err)
+		}
 		msg.State = StateFailed
 		c.putMessage(msg, "", 0)
 		return nil, err
@@ -313,33 +324,34 @@ func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, con
 // envelopes per request, so a 1,000-member group's post is one request.
 const fanOutBatch = 1024
 
-// fanOut stores the ciphertext for each reader: the copies of a Send share
-// the ciphertext, sent once.
-func (c *Client) fanOut(ctx context.Context, g *tokenimv1.GroupRecord, to []string, id, ct, commitment []byte) error {
-	for len(to) > 0 {
-		n := min(len(to), fanOutBatch)
+// groupRequests builds the Send requests that store the ciphertext for
+// each reader: the copies of a request share the ciphertext, sent once.
+func groupRequests(g *tokenimv1.GroupRecord, to []string, id, ct, commitment []byte) []*tokenimv1.SendRequest {
+	var reqs []*tokenimv1.SendRequest
+	for part := range slices.Chunk(to, fanOutBatch) {
 		sc := &tokenimv1.SharedCiphertext{Ciphertext: ct}
-		for _, m := range to[:n] {
+		for _, m := range part {
 			sc.Copies = append(sc.Copies, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m), To: m,
 				Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
 		}
-		to = to[n:]
-		_, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{sc}}, c.relay.Send)
+		reqs = append(reqs, &tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{sc}})
+	}
+	return reqs
+}
+
+// fanOut makes reqs in order; when one fails it returns those not made yet
+// (the failed one first).
+func (c *Client) fanOut(ctx context.Context, reqs []*tokenimv1.SendRequest) ([]*tokenimv1.SendRequest, error) {
+	for i, req := range reqs {
+		_, err := call(ctx, c, "send to group", req, c.relay.Send)
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
-			err = c.sendCopiesInFull(ctx, sc)
-		}
-		if connect.CodeOf(err) == connect.CodePermissionDenied {
-			var ce *connect.Error
-			if errors.As(err, &ce) {
-				return fmt.Errorf("%w: %s", ErrDenied, ce.Message())
-			}
-			return fmt.Errorf("%w: %v", ErrDenied, err)
+			err = c.sendCopiesInFull(ctx, req.Shared[0])
 		}
 		if err != nil {
-			return err
+			return reqs[i:], deniedErr(err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // sendCopiesInFull sends sc's copies each with the ciphertext, 512 per

@@ -35,12 +35,14 @@ const (
 	ackCloseWait = 2 * time.Second
 )
 
-// Sync fetches every envelope waiting on the node, decrypts and stores them,
-// acknowledges them, and returns the new messages.
+// Sync sends what waits in the outbox, then fetches every envelope waiting
+// on the node, decrypts and stores them, acknowledges them, and returns the
+// new messages.
 func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	if err := c.purgeExpired(); err != nil {
 		return nil, err
 	}
+	c.FlushOutbox(ctx) // what cannot go yet stays queued (Queued, and the history, tell)
 	var got []Message
 	err := c.receive(ctx, true, func(m Message) { got = append(got, m) })
 	return got, err
@@ -49,6 +51,7 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 // Listen delivers messages to fn as they arrive, until ctx ends; it
 // reconnects (with backoff) when the node goes away.
 func (c *Client) Listen(ctx context.Context, fn func(Message)) error {
+	go c.flushLoop(ctx)
 	backoff := 250 * time.Millisecond
 	for {
 		err := c.receive(ctx, false, fn)

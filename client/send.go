@@ -2,9 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
-
-	"connectrpc.com/connect"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -39,7 +36,21 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 
 // sendContent seals content for to, records it in the history (text is
 // what the history shows) and stores it on the network.
+//
+// A message the network cannot take yet (the node unreachable, too few of
+// the recipient's storage nodes up) is kept in the outbox and sent later;
+// the caller then gets the message, queued, with an error wrapping
+// ErrQueued. Messages queued earlier in the conversation go first.
 func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.Content, text string) (*Message, error) {
+	control := content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil
+	conv := "@" + to
+	waiting, why := false, error(nil)
+	if !control { // protocol messages are retried by their own flow
+		var err error
+		if waiting, why, err = c.flushConversation(ctx, conv); err != nil {
+			return nil, err
+		}
+	}
 	env, msg, err := c.seal(ctx, to, content, text)
 	if err != nil {
 		return nil, err
@@ -49,20 +60,23 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 			return nil, err
 		}
 	}
-	if content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil {
+	if control {
 		msg.State = StateControl
+	}
+	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
+	if waiting {
+		return msg, c.queue(msg, conv, []*tokenimv1.SendRequest{req}, why)
 	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
-	if _, err := call(ctx, c, "send", &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}, c.relay.Send); err != nil {
+	if _, err := call(ctx, c, "send", req, c.relay.Send); err != nil {
+		if retryable(err) && !control {
+			return msg, c.queue(msg, conv, []*tokenimv1.SendRequest{req}, err)
+		}
 		msg.State = StateFailed
 		c.putMessage(msg, "", 0)
-		var ce *connect.Error
-		if errors.As(err, &ce) && ce.Code() == connect.CodePermissionDenied {
-			return nil, fmt.Errorf("%w: %s", ErrDenied, ce.Message())
-		}
-		return nil, err
+		return nil, deniedErr(err)
 	}
 	if msg.State != StateControl {
 		msg.State = StateStored

@@ -45,11 +45,10 @@ func sendCmd(g *globals) *cobra.Command {
 				send = c.SendGroup // a bare name is a group
 			}
 			m, err := send(cmd.Context(), args[0], text)
-			if err != nil {
-				return err
+			if m != nil {
+				fmt.Println(m.ID) // also when queued: the id tracks it
 			}
-			fmt.Println(m.ID)
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "send this file (encrypted, chunked, with a progress bar)")
@@ -69,11 +68,10 @@ func sendFile(cmd *cobra.Command, g *globals, to, path string) error {
 	}
 	m, err := send(cmd.Context(), to, path, update)
 	wait()
-	if err != nil {
-		return err
+	if m != nil {
+		fmt.Println(m.ID) // also when queued: the id tracks it
 	}
-	fmt.Println(m.ID)
-	return nil
+	return err
 }
 
 func inboxCmd(g *globals) *cobra.Command {
@@ -93,6 +91,7 @@ func inboxCmd(g *globals) *cobra.Command {
 			if _, err := c.Sync(cmd.Context()); err != nil {
 				return err
 			}
+			warnQueued(c)
 			hist, err := c.History(func(m *client.Message) bool { return !m.Outgoing })
 			if err != nil {
 				return err
@@ -173,4 +172,11 @@ func bodyOf(m client.Message) string {
 		text += "  → tokenim file get " + m.ID
 	}
 	return text
+}
+
+// warnQueued tells on stderr how many of your messages wait in the outbox.
+func warnQueued(c *client.Client) {
+	if n, err := c.Queued(); err == nil && n > 0 {
+		fmt.Fprintf(os.Stderr, "%d of your messages wait in the outbox: the network cannot take them yet; they go out with your next send or inbox (`tokenim history` shows them as queued)\n", n)
+	}
 }

@@ -87,6 +87,10 @@ func (g *globals) config() (client.Config, error) {
 // hintFor suggests a fix for common errors.
 func hintFor(err error) string {
 	switch {
+	case errors.Is(err, client.ErrQueued):
+		return "the message is sealed and kept; it goes out with your next send or inbox (`tokenim history` shows it as queued until then)"
+	case errors.Is(err, client.ErrNotStored):
+		return "the recipient's mailbox is kept on nodes that are down; try again when they are back"
 	case errors.Is(err, client.ErrNodeUnreachable):
 		return "is a node running? start one with `tokenim up`, or point --node / TOKENIM_NODE at one"
 	case errors.Is(err, client.ErrNoAccount):

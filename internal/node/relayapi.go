@@ -113,7 +113,9 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 	start := time.Now()
 	dup, err := s.n.store(ctx, envs)
 	if errors.Is(err, ErrNoQuorum) {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		ce := connect.NewError(connect.CodeUnavailable, err)
+		ce.Meta().Set(relay.ReasonHeader, relay.ReasonReplicas)
+		return nil, ce
 	}
 	if err != nil {
 		return nil, relayError(err)

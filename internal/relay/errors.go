@@ -25,6 +25,15 @@ var (
 	ErrLayout = errors.New("relay: unknown store layout version")
 )
 
+// ReasonHeader is the error metadata (a response header) in which a node
+// says why it answered unavailable; ReasonReplicas: the node is up, but
+// fewer than a majority of the mailbox's replicas stored the envelopes
+// (retry later).
+const (
+	ReasonHeader   = "Tokenim-Reason"
+	ReasonReplicas = "replicas"
+)
+
 // EnvelopeError says which envelope of an Append call is invalid and why.
 // It wraps ErrInvalidEnvelope.
 type EnvelopeError struct {

@@ -97,6 +97,10 @@ func (s *Server) render(w http.ResponseWriter, name string, data any) {
 // errorText is what the page shows for an error: specific, with the fix.
 func errorText(err error) string {
 	switch {
+	case errors.Is(err, client.ErrQueued):
+		return "Not on the network yet: your message is sealed and kept (queued), and goes out by itself as soon as the network takes it."
+	case errors.Is(err, client.ErrNotStored):
+		return "Too few of the recipient's storage nodes are up to store it: try again later."
 	case errors.Is(err, client.ErrNodeUnreachable):
 		return "The node is unreachable: is it running? Start one with `tokenim up`. Your message was not sent."
 	case errors.Is(err, client.ErrWrongPassphrase):
@@ -366,7 +370,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, c *client.Client) 
 	} else {
 		_, err = c.SendGroup(r.Context(), key, text)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, client.ErrQueued) { // a queued message shows, marked queued
 		w.Header().Set("HX-Retarget", "#composer-error")
 		s.render(w, "error", errorText(err))
 		return

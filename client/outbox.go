@@ -1,0 +1,256 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/signalstore"
+	"google.golang.org/protobuf/proto"
+)
+
+// The outbox keeps an outgoing message the network could not take yet (its
+// node unreachable, or too few of the recipient's storage nodes up): its
+// sealed envelopes wait here and go out with the next send to the same
+// conversation, the next Sync, or while Listen runs. A message is sealed
+// once (one Double Ratchet step, or one sender-key step); a retry sends the
+// same envelopes, which a node that stored them already answers as
+// duplicates. Within a conversation, messages go out in the order they were
+// written: a new one waits behind those queued before it.
+//
+//	outbox/<conversation>/<history seq, hex>   outboxEntry JSON (encrypted by signalstore)
+const bucketOutbox = "outbox"
+
+// StateQueued: outgoing, sealed and kept in the outbox until the network
+// takes it.
+const StateQueued = "queued"
+
+var (
+	// ErrQueued: the message is not on the network yet; it is kept in the
+	// outbox and sent later (the error also says why).
+	ErrQueued = errors.New("queued: not on the network yet")
+	// ErrNotStored: the node is up but fewer than a majority of the
+	// recipient's storage nodes could store the message.
+	ErrNotStored = errors.New("too few of the recipient's storage nodes are up")
+)
+
+// outboxFlushEvery is how often Listen retries a non-empty outbox.
+const outboxFlushEvery = 5 * time.Second
+
+// outboxEntry is one queued message: the Send requests still to make.
+type outboxEntry struct {
+	ID       string   `json:"id"`
+	Group    string   `json:"group,omitempty"`
+	Requests [][]byte `json:"requests"` // SendRequest, marshaled
+}
+
+// retryable reports whether a send failed only for now: the node or the
+// mailbox's replicas unreachable.
+func retryable(err error) bool {
+	return errors.Is(err, ErrNodeUnreachable) || errors.Is(err, ErrNotStored) ||
+		connect.CodeOf(err) == connect.CodeUnavailable || connect.CodeOf(err) == connect.CodeDeadlineExceeded
+}
+
+func outboxKey(conv string, seq uint64) string { return conv + "/" + seqKey(seq) }
+
+// queue marks msg queued and keeps reqs in the outbox; it returns the error
+// the caller gets (ErrQueued, with why).
+func (c *Client) queue(msg *Message, conv string, reqs []*tokenimv1.SendRequest, cause error) error {
+	e := outboxEntry{ID: msg.ID, Group: msg.Group}
+	for _, r := range reqs {
+		b, err := codec.Marshal(r)
+		if err != nil {
+			return err
+		}
+		e.Requests = append(e.Requests, b)
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	msg.State = StateQueued
+	if err := c.putMessage(msg, "", 0); err != nil { // assigns msg.seq if new
+		return err
+	}
+	if err := c.store.Put(bucketOutbox, outboxKey(conv, msg.seq), v); err != nil {
+		return err
+	}
+	if cause == nil {
+		return ErrQueued
+	}
+	return fmt.Errorf("%w: %w", ErrQueued, cause)
+}
+
+// queuedFor reports whether conversation conv has messages in the outbox.
+func (c *Client) queuedFor(conv string) (bool, error) {
+	found := false
+	err := c.store.ForEach(bucketOutbox, func(k string, _ []byte) error {
+		if strings.HasPrefix(k, conv+"/") {
+			found = true
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return found, err
+}
+
+var errStop = errors.New("stop")
+
+// flushConversation sends what conv has in the outbox; it reports whether
+// messages still wait there (a new message then queues behind them), and
+// why.
+func (c *Client) flushConversation(ctx context.Context, conv string) (waiting bool, why, err error) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if waiting, err = c.queuedFor(conv); err != nil || !waiting {
+		return false, nil, err
+	}
+	_, why = c.flushLocked(ctx, conv) // a refused message is marked failed; one that cannot go yet stays
+	waiting, err = c.queuedFor(conv)
+	return waiting, why, err
+}
+
+// Queued returns the number of messages waiting in the outbox.
+func (c *Client) Queued() (int, error) {
+	n := 0
+	err := c.store.ForEach(bucketOutbox, func(string, []byte) error { n++; return nil })
+	return n, err
+}
+
+// FlushOutbox sends what waits in the outbox, each conversation in order.
+// It returns how many messages went out; a conversation whose next message
+// still cannot go out waits (its error is returned, the others proceed).
+// A message the network refuses for good (a policy, an unknown recipient)
+// is marked failed and dropped from the outbox.
+func (c *Client) FlushOutbox(ctx context.Context) (int, error) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.flushLocked(ctx, "")
+}
+
+// flushLocked flushes the outbox (only conversation only, if set); the
+// caller holds outMu.
+func (c *Client) flushLocked(ctx context.Context, only string) (int, error) {
+	type item struct {
+		key, conv string
+		e         outboxEntry
+	}
+	var items []item
+	err := c.store.ForEach(bucketOutbox, func(k string, v []byte) error {
+		conv, _, _ := strings.Cut(k, "/")
+		if only != "" && conv != only {
+			return nil
+		}
+		var e outboxEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("outbox entry %s: %w", k, err)
+		}
+		items = append(items, item{k, conv, e})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sent, blocked := 0, map[string]bool{}
+	var errs []error
+	for _, it := range items {
+		if blocked[it.conv] {
+			continue
+		}
+		err := c.sendQueued(ctx, it.key, &it.e)
+		switch {
+		case err == nil:
+			sent++
+		case retryable(err) || ctx.Err() != nil:
+			blocked[it.conv] = true
+			errs = append(errs, err)
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return sent, errors.Join(errs...)
+}
+
+// sendQueued makes e's remaining requests, saving progress after each; when
+// all are made the message is stored.
+func (c *Client) sendQueued(ctx context.Context, key string, e *outboxEntry) error {
+	msg, err := c.message(e.ID)
+	if errors.Is(err, ErrUnknownMessage) {
+		return c.store.Delete(bucketOutbox, key) // gone from the history: nothing to send for
+	}
+	if err != nil {
+		return err
+	}
+	for len(e.Requests) > 0 {
+		var req tokenimv1.SendRequest
+		if err := proto.Unmarshal(e.Requests[0], &req); err != nil {
+			return fmt.Errorf("outbox entry %s: %w", key, err)
+		}
+		_, err := call(ctx, c, "send", &req, c.relay.Send)
+		if err != nil && !retryable(err) {
+			msg.State = StateFailed
+			return errors.Join(c.store.Update(func(tx *signalstore.Tx) error { return tx.Delete(bucketOutbox, key) }),
+				c.putMessage(msg, "", 0), fmt.Errorf("queued message %s refused: %w", e.ID, deniedErr(err)))
+		}
+		if err != nil {
+			return err
+		}
+		e.Requests = e.Requests[1:]
+		if len(e.Requests) > 0 {
+			v, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := c.store.Put(bucketOutbox, key, v); err != nil {
+				return err
+			}
+		}
+	}
+	msg.State = StateStored
+	now := time.Now() // the nodes count retention from admission: now
+	if msg.Group != "" {
+		if g, err := c.Group(ctx, msg.Group); err == nil {
+			if exp, err := c.groupExpiry(ctx, g, now); err == nil {
+				msg.ExpiresAt = exp
+			}
+		}
+	} else if exp, err := c.directExpiry(ctx, msg.To, now); err == nil {
+		msg.ExpiresAt = exp
+	}
+	return errors.Join(c.store.Delete(bucketOutbox, key), c.putMessage(msg, "", 0))
+}
+
+// deniedErr names a policy refusal ErrDenied, with the node's reason.
+func deniedErr(err error) error {
+	var ce *connect.Error
+	if connect.CodeOf(err) == connect.CodePermissionDenied && errors.As(err, &ce) {
+		return fmt.Errorf("%w: %s", ErrDenied, ce.Message())
+	}
+	return err
+}
+
+// flushLoop retries a non-empty outbox every outboxFlushEvery until ctx
+// ends.
+func (c *Client) flushLoop(ctx context.Context) {
+	t := time.NewTicker(outboxFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := c.Queued(); err == nil && n > 0 {
+			c.FlushOutbox(ctx)
+		}
+	}
+}
