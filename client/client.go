@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -64,7 +65,8 @@ type Client struct {
 	retriedMu sync.Mutex
 	retried   []Message // waiting group messages decrypted later (pending.go)
 
-	outMu sync.Mutex // one outbox flush at a time (outbox.go)
+	outMu      sync.Mutex // one outbox flush at a time (outbox.go)
+	outboxHook atomic.Pointer[func(Message)]
 
 	epochsMu sync.Mutex
 	epochs   map[string]*tokenimv1.GroupRecord // closed epochs' proven final records, by group/epoch (group.go)

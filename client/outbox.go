@@ -170,6 +170,11 @@ func (c *Client) flushLocked(ctx context.Context, only string) (int, error) {
 		switch {
 		case err == nil:
 			sent++
+			if fn := c.outboxHook.Load(); fn != nil {
+				if m, err := c.message(it.e.ID); err == nil {
+					(*fn)(*m)
+				}
+			}
 		case retryable(err) || ctx.Err() != nil:
 			blocked[it.conv] = true
 			errs = append(errs, err)
@@ -237,6 +242,10 @@ func deniedErr(err error) error {
 	}
 	return err
 }
+
+// OnOutboxSent sets fn to be called with each queued message once the
+// network has taken it (a user interface updates its state).
+func (c *Client) OnOutboxSent(fn func(Message)) { c.outboxHook.Store(&fn) }
 
 // flushLoop retries a non-empty outbox every outboxFlushEvery until ctx
 // ends.

@@ -4,10 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
+	"github.com/tokenim/tokenim/internal/keystore"
 	"github.com/tokenim/tokenim/internal/relay"
+	"github.com/tokenim/tokenim/internal/signalstore"
+	"go.mau.fi/libsignal/util/keyhelper"
 )
 
 // A node's answers map to the errors a caller branches on: a node that is
@@ -46,5 +57,153 @@ func TestSendErrors(t *testing.T) {
 	}
 	if err := deniedErr(connect.NewError(connect.CodePermissionDenied, errors.New("rule can_post: false"))); !errors.Is(err, ErrDenied) {
 		t.Errorf("a policy refusal: %v", err)
+	}
+}
+
+// fakeRelay takes Send requests as it is told: all, the first ok ones, or
+// none (its replicas down); refuse refuses a recipient for good.
+type fakeRelay struct {
+	tokenimv1connect.UnimplementedRelayServiceHandler
+	mu     sync.Mutex
+	ok     int // requests still taken; < 0: all
+	refuse string
+	taken  []string // recipient and first envelope id of each taken request
+}
+
+func (f *fakeRelay) Send(_ context.Context, req *connect.Request[tokenimv1.SendRequest]) (*connect.Response[tokenimv1.SendResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := req.Msg.GetEnvelopes()
+	if len(e) == 0 {
+		e = req.Msg.Shared[0].Copies
+	}
+	if e[0].To == f.refuse {
+		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("rule can_post: false"))
+	}
+	if f.ok == 0 {
+		ce := connect.NewError(connect.CodeUnavailable, errors.New("envelope not stored on a majority of its replicas"))
+		ce.Meta().Set(relay.ReasonHeader, relay.ReasonReplicas)
+		return nil, ce
+	}
+	f.ok--
+	f.taken = append(f.taken, e[0].To+"/"+string(e[0].Id))
+	return connect.NewResponse(&tokenimv1.SendResponse{}), nil
+}
+
+func (f *fakeRelay) set(ok int, refuse string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ok, f.refuse, f.taken = ok, refuse, nil
+}
+
+func (f *fakeRelay) got() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.taken)
+}
+
+// The outbox sends each conversation's queued messages in order, a group
+// message's requests each once (what went out before a failure is not sent
+// again), keeps what cannot go yet, and marks failed what is refused.
+func TestOutbox(t *testing.T) {
+	fake := &fakeRelay{}
+	mux := http.NewServeMux()
+	mux.Handle(tokenimv1connect.NewRelayServiceHandler(fake))
+	mux.Handle(tokenimv1connect.NewNodeServiceHandler(tokenimv1connect.UnimplementedNodeServiceHandler{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ik, err := keyhelper.GenerateIdentityKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := signalstore.Open(filepath.Join(t.TempDir(), "signal.db"), [32]byte{1}, ik, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := &Client{cfg: Config{NodeURL: srv.URL}, secrets: &keystore.Secrets{Handle: "ann"}, store: st, token: "t", tokenTo: time.Now().Add(time.Hour),
+		node:  tokenimv1connect.NewNodeServiceClient(http.DefaultClient, srv.URL),
+		relay: tokenimv1connect.NewRelayServiceClient(http.DefaultClient, srv.URL)}
+	var hooked []string
+	c.OnOutboxSent(func(m Message) { hooked = append(hooked, m.ID) })
+	ctx := context.Background()
+
+	queue := func(id, to, group string, requests int) {
+		t.Helper()
+		m := &Message{ID: id, To: to, Group: group, Outgoing: true, Text: id}
+		conv := "@" + to
+		if group != "" {
+			conv = group
+		}
+		var reqs []*tokenimv1.SendRequest
+		for i := range requests {
+			reqs = append(reqs, &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{{Id: fmt.Appendf(nil, "%s.%d", id, i), To: to}}})
+		}
+		if err := c.queue(m, conv, reqs, nil); !errors.Is(err, ErrQueued) {
+			t.Fatalf("queue %s: %v", id, err)
+		}
+	}
+	state := func(id string) string {
+		t.Helper()
+		m, err := c.message(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.State
+	}
+	queue("a1", "bob", "", 1)
+	queue("g1", "carol", "team", 3)
+	queue("a2", "bob", "", 1)
+
+	fake.set(0, "")
+	if n, err := c.FlushOutbox(ctx); n != 0 || !errors.Is(err, ErrNotStored) {
+		t.Fatalf("flush with the replicas down: %d %v", n, err)
+	}
+	if n, _ := c.Queued(); n != 3 || state("a1") != StateQueued {
+		t.Fatalf("queued %d, a1 %s", n, state("a1"))
+	}
+
+	// a1, a2 and the first of g1's three requests go; then the replicas fail.
+	fake.set(3, "")
+	if n, err := c.FlushOutbox(ctx); n != 2 || !retryable(err) {
+		t.Fatalf("flush of 3 requests: %d %v", n, err)
+	}
+	if got, want := fake.got(), []string{"bob/a1.0", "bob/a2.0", "carol/g1.0"}; !slices.Equal(got, want) {
+		t.Fatalf("sent %q, want %q", got, want)
+	}
+	if state("a1") != StateStored || state("a2") != StateStored || state("g1") != StateQueued {
+		t.Fatalf("states a1 %s a2 %s g1 %s", state("a1"), state("a2"), state("g1"))
+	}
+	fake.set(-1, "")
+	if n, err := c.FlushOutbox(ctx); n != 1 || err != nil {
+		t.Fatalf("flush of the rest: %d %v", n, err)
+	}
+	if got, want := fake.got(), []string{"carol/g1.1", "carol/g1.2"}; !slices.Equal(got, want) {
+		t.Fatalf("sent %q, want %q (nothing twice)", got, want)
+	}
+	if n, _ := c.Queued(); n != 0 || state("g1") != StateStored || !slices.Equal(hooked, []string{"a1", "a2", "g1"}) {
+		t.Fatalf("queued %d, g1 %s, hooked %q", n, state("g1"), hooked)
+	}
+
+	// A conversation that cannot go does not hold up another; a refused
+	// message is marked failed and leaves the outbox.
+	queue("d1", "dan", "", 1)
+	queue("e1", "eve", "", 1)
+	fake.set(-1, "dan")
+	if n, err := c.FlushOutbox(ctx); n != 1 || !errors.Is(err, ErrDenied) {
+		t.Fatalf("flush with dan refused: %d %v", n, err)
+	}
+	if n, _ := c.Queued(); n != 0 || state("d1") != StateFailed || state("e1") != StateStored {
+		t.Fatalf("queued %d, d1 %s, e1 %s", n, state("d1"), state("e1"))
+	}
+	// A message whose conversation has queued ones waits behind them.
+	queue("f1", "fay", "", 1)
+	fake.set(0, "")
+	waiting, why, err := c.flushConversation(ctx, "@fay")
+	if !waiting || !errors.Is(why, ErrNotStored) || err != nil {
+		t.Fatalf("fay's conversation: waiting %v, why %v, err %v", waiting, why, err)
+	}
+	if waiting, _, err := c.flushConversation(ctx, "@gus"); waiting || err != nil {
+		t.Fatalf("an empty conversation waits: %v %v", waiting, err)
 	}
 }

@@ -180,6 +180,7 @@ func (s *Server) postUnlock(w http.ResponseWriter, r *http.Request) {
 
 // listen follows the client's delivery stream and tells the pages.
 func (s *Server) listen(ctx context.Context, c *client.Client) {
+	c.OnOutboxSent(func(m client.Message) { s.hub.publish(convKey(&m, c.Handle())) }) // queued → stored
 	err := c.Listen(ctx, func(m client.Message) {
 		if m.State == client.StateControl {
 			return
