@@ -51,10 +51,15 @@ type outboxEntry struct {
 }
 
 // retryable reports whether a send failed only for now: the node or the
-// mailbox's replicas unreachable.
+// mailbox's replicas unreachable, or the call cut short (it may or may not
+// have been stored: a retry with the same envelopes is a duplicate then).
 func retryable(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeCanceled:
+		return true
+	}
 	return errors.Is(err, ErrNodeUnreachable) || errors.Is(err, ErrNotStored) ||
-		connect.CodeOf(err) == connect.CodeUnavailable || connect.CodeOf(err) == connect.CodeDeadlineExceeded
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func outboxKey(conv string, seq uint64) string { return conv + "/" + seqKey(seq) }

@@ -38,6 +38,7 @@ func TestSendErrors(t *testing.T) {
 		{"replicas down", noQuorum, ErrNotStored, true},
 		{"node down", connect.NewError(connect.CodeUnavailable, errors.New("dial tcp: connection refused")), ErrNodeUnreachable, true},
 		{"deadline", connect.NewError(connect.CodeDeadlineExceeded, context.DeadlineExceeded), nil, true},
+		{"cut short", connect.NewError(connect.CodeCanceled, context.Canceled), nil, true},
 		{"policy", connect.NewError(connect.CodePermissionDenied, errors.New("rule can_post: false")), nil, false},
 		{"bad envelope", connect.NewError(connect.CodeInvalidArgument, errors.New("recipient")), nil, false},
 	} {
