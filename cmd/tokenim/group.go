@@ -48,14 +48,26 @@ func groupCmd(g *globals) *cobra.Command {
 	add := &cobra.Command{
 		Use: "add NAME @HANDLE [--role ROLE]", Short: "Add a member", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupAdd(cmd.Context(), args[0], args[1], role) })
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.GroupAdd(cmd.Context(), args[0], args[1], role); err != nil {
+					return err
+				}
+				fmt.Printf("added @%s to %s as %s: they read what is posted from now on, not before\n", bare(args[1]), args[0], role)
+				return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&role, "role", "member", "owner, admin, member or reader")
 	remove := &cobra.Command{
 		Use: "remove NAME @HANDLE", Short: "Remove a member (the others rotate their sender keys)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupRemove(cmd.Context(), args[0], args[1]) })
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.GroupRemove(cmd.Context(), args[0], args[1]); err != nil {
+					return err
+				}
+				fmt.Printf("removed @%s from %s: the members rotate their sender keys, so @%s cannot read what is posted from now on\n", bare(args[1]), args[0], bare(args[1]))
+				return nil
+			})
 		},
 	}
 	var joinRole string
@@ -75,13 +87,25 @@ func groupCmd(g *globals) *cobra.Command {
 	leave := &cobra.Command{
 		Use: "leave NAME", Short: "Leave a group", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupLeave(cmd.Context(), args[0]) })
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.GroupLeave(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Printf("left %s: the members rotate their sender keys; what you received stays in your history\n", args[0])
+				return nil
+			})
 		},
 	}
 	setRole := &cobra.Command{
 		Use: "role NAME @HANDLE ROLE", Short: "Set a member's role (owner, admin, member, reader)", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd.Context(), func(c *client.Client) error { return c.GroupSetRole(cmd.Context(), args[0], args[1], args[2]) })
+			return withClient(cmd.Context(), func(c *client.Client) error {
+				if err := c.GroupSetRole(cmd.Context(), args[0], args[1], args[2]); err != nil {
+					return err
+				}
+				fmt.Printf("@%s is now %s in %s\n", bare(args[1]), args[2], args[0])
+				return nil
+			})
 		},
 	}
 	var at int64
@@ -172,4 +196,12 @@ func printGroup(w io.Writer, gr *tokenimv1.GroupRecord, pr *client.Proven, at in
 	for _, m := range gr.Members {
 		fmt.Fprintf(w, "  @%-32s %s\n", m.Handle, m.Role)
 	}
+}
+
+// bare is a handle as typed, without its @ (for messages).
+func bare(h string) string {
+	if n, err := ledger.NormalizeHandle(h); err == nil {
+		return n
+	}
+	return strings.TrimPrefix(h, "@")
 }
