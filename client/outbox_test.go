@@ -113,15 +113,7 @@ func TestOutbox(t *testing.T) {
 	mux.Handle(tokenimv1connect.NewNodeServiceHandler(tokenimv1connect.UnimplementedNodeServiceHandler{}))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	ik, err := keyhelper.GenerateIdentityKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := signalstore.Open(filepath.Join(t.TempDir(), "signal.db"), [32]byte{1}, ik, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testStore(t)
 	c := &Client{cfg: Config{NodeURL: srv.URL}, secrets: &keystore.Secrets{Handle: "ann"}, store: st, token: "t", tokenTo: time.Now().Add(time.Hour),
 		node:  tokenimv1connect.NewNodeServiceClient(http.DefaultClient, srv.URL),
 		relay: tokenimv1connect.NewRelayServiceClient(http.DefaultClient, srv.URL)}
@@ -207,4 +199,19 @@ func TestOutbox(t *testing.T) {
 	if waiting, _, err := c.flushConversation(ctx, "@gus"); waiting || err != nil {
 		t.Fatalf("an empty conversation waits: %v %v", waiting, err)
 	}
+}
+
+// testStore is a fresh Signal store, closed when the test ends.
+func testStore(t *testing.T) *signalstore.Store {
+	t.Helper()
+	ik, err := keyhelper.GenerateIdentityKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := signalstore.Open(filepath.Join(t.TempDir(), "signal.db"), [32]byte{1}, ik, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

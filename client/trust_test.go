@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,8 +17,6 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/msgproof"
-	"github.com/tokenim/tokenim/internal/signalstore"
-	"go.mau.fi/libsignal/util/keyhelper"
 )
 
 const testChain = "trust-test"
@@ -113,15 +110,7 @@ func TestOldHeaderAfterTurnover(t *testing.T) {
 	_, handler := tokenimv1connect.NewNodeServiceHandler(chain)
 	srv := httptest.NewServer(handler)
 	defer srv.Close()
-	ik, err := keyhelper.GenerateIdentityKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := signalstore.Open(filepath.Join(t.TempDir(), "signal.db"), [32]byte{1}, ik, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testStore(t)
 	c := &Client{node: tokenimv1connect.NewNodeServiceClient(http.DefaultClient, srv.URL), store: st}
 	ctx := context.Background()
 	trustAt := func(genesisKept bool) {
