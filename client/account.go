@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -26,7 +28,12 @@ const (
 
 // Create makes a new account in cfg.Home: fresh keys, an encrypted
 // keystore, registration on chain (with the chain's proof of work) and the
-// upload of one-time prekeys to the node. On failure nothing is left behind.
+// upload of one-time prekeys to the node. On failure nothing is left
+// behind — except when the registration was sent but is not on chain yet
+// (the chain stalls, the node went away while it waited): the home then
+// keeps the keys, the error wraps ErrRegistrationPending, and opening the
+// home (or Create in it again) finishes the registration, so the handle
+// registered with these keys is never lost.
 func Create(ctx context.Context, cfg Config, handle string) (*Client, error) {
 	h, err := ledger.NormalizeHandle(handle)
 	if err != nil {
@@ -34,6 +41,14 @@ func Create(ctx context.Context, cfg Config, handle string) (*Client, error) {
 	}
 	dir := Dir(cfg.Home)
 	if keystore.Exists(dir) {
+		c, err := Open(ctx, cfg) // finishes a pending registration
+		if err != nil {
+			return nil, err
+		}
+		if c.justRegistered && c.Handle() == h {
+			return c, nil
+		}
+		c.Close()
 		return nil, fmt.Errorf("%w: %s", ErrAccountExists, dir)
 	}
 	if len(cfg.Passphrase) == 0 {
@@ -54,21 +69,86 @@ func Create(ctx context.Context, cfg Config, handle string) (*Client, error) {
 		return nil, err
 	}
 	if err := c.register(ctx, st.ChainId, st.PowDifficulty); err != nil {
+		if retryable(err) && c.store.Put(bucketMeta, metaRegPending, []byte(h)) == nil {
+			c.Close() // the keys stay: the registration may still commit
+			return nil, fmt.Errorf("%w: @%s: %w", ErrRegistrationPending, h, err)
+		}
 		c.Close()
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	return c, c.afterRegistration(ctx)
+}
+
+// afterRegistration uploads the first one-time prekeys and makes the node
+// one of the account's home nodes.
+func (c *Client) afterRegistration(ctx context.Context) error {
 	if err := c.replenishPrekeys(ctx, InitialPrekeys); err != nil {
-		return c, fmt.Errorf("account registered, but uploading prekeys failed (retried on next sync): %w", err)
+		return fmt.Errorf("%w, but uploading prekeys failed (retried on next sync): %w", errAfterRegistration, err)
 	}
 	nodeID, err := c.connectedNode(ctx)
 	if err == nil {
 		err = c.ensureHome(ctx, nodeID)
 	}
 	if err != nil {
-		return c, fmt.Errorf("account registered, but setting its home node failed (retried on next sync): %w", err)
+		return fmt.Errorf("%w, but setting its home node failed (retried on next sync): %w", errAfterRegistration, err)
 	}
-	return c, nil
+	return nil
+}
+
+// errAfterRegistration: the account is registered; a later step failed
+// and is retried on the next sync.
+var errAfterRegistration = errors.New("account registered")
+
+// metaRegPending marks a home whose registration was sent but not seen on
+// chain.
+const metaRegPending = "registration_pending"
+
+// finishRegistration completes a pending registration: done if the chain
+// has the handle with this home's account key, sent again (the same
+// transaction) if it has no such handle.
+func (c *Client) finishRegistration(ctx context.Context) error {
+	pub := c.secrets.AccountKey.Public().(ed25519.PublicKey)
+	mine := func() (bool, error) {
+		acct, err := c.Lookup(ctx, c.Handle())
+		if errors.Is(err, ErrUnknownHandle) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(acct.AccountKey, pub) {
+			return false, fmt.Errorf("%w: @%s was registered with another key while this home's registration waited; remove %s and choose another handle", ErrHandleTaken, c.Handle(), Dir(c.cfg.Home))
+		}
+		return true, nil
+	}
+	pending := func(err error) error {
+		if errors.Is(err, ErrHandleTaken) {
+			return err
+		}
+		return fmt.Errorf("%w: @%s: %w", ErrRegistrationPending, c.Handle(), err)
+	}
+	done, err := mine()
+	if err != nil {
+		return pending(err)
+	}
+	if !done {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return pending(err)
+		}
+		if rerr := c.register(ctx, st.ChainId, st.PowDifficulty); rerr != nil {
+			// The first one may have committed meanwhile.
+			if done, err = mine(); err != nil || !done {
+				return pending(cmp.Or(err, rerr))
+			}
+		}
+	}
+	if err := c.store.Delete(bucketMeta, metaRegPending); err != nil {
+		return err
+	}
+	c.justRegistered = true
+	return c.afterRegistration(ctx)
 }
 
 // createLocal writes the keystore and the Signal stores.
@@ -103,7 +183,7 @@ func (c *Client) register(ctx context.Context, chainID string, difficulty uint32
 	if difficulty > ledger.MaxPowDifficulty {
 		return fmt.Errorf("node asks for a proof of work of %d bits (cap %d)", difficulty, ledger.MaxPowDifficulty)
 	}
-	spk, err := c.newSignedPrekey(ctx, signedPrekeyFirst)
+	spk, err := c.firstSignedPrekey(ctx)
 	if err != nil {
 		return err
 	}
@@ -117,6 +197,24 @@ func (c *Client) register(ctx context.Context, chainID string, difficulty uint32
 	body := &tokenimv1.TxBody{ChainId: chainID, Signer: c.Handle(), Msg: &tokenimv1.TxBody_RegisterAccount{RegisterAccount: reg}}
 	_, err = c.broadcast(ctx, body)
 	return err
+}
+
+// firstSignedPrekey is the signed prekey a registration carries: the one
+// stored by a registration sent before (a retry must carry the same, or the
+// chain's record and this home's would differ), else a new one.
+func (c *Client) firstSignedPrekey(ctx context.Context) (*tokenimv1.SignedPrekey, error) {
+	if ok, err := c.store.ContainsSignedPreKey(ctx, signedPrekeyFirst); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return c.newSignedPrekey(ctx, signedPrekeyFirst)
+	}
+	rec, err := c.store.LoadSignedPreKey(ctx, signedPrekeyFirst)
+	if err != nil {
+		return nil, err
+	}
+	sig := rec.Signature()
+	return &tokenimv1.SignedPrekey{Id: signedPrekeyFirst, PublicKey: rec.KeyPair().PublicKey().Serialize(), Signature: sig[:]}, nil
 }
 
 // newSignedPrekey makes and stores a signed prekey, returning its public part.

@@ -65,6 +65,8 @@ type Client struct {
 	retriedMu sync.Mutex
 	retried   []Message // waiting group messages decrypted later (pending.go)
 
+	justRegistered bool // Open finished a pending registration (account.go)
+
 	outMu      sync.Mutex // one outbox flush at a time (outbox.go)
 	outboxHook atomic.Pointer[func(Message)]
 
@@ -98,7 +100,20 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		unlock()
 		return nil, err
 	}
-	return open(cfg, s, unlock)
+	c, err := open(cfg, s, unlock)
+	if err != nil {
+		return nil, err
+	}
+	if _, pending, err := c.store.Get(bucketMeta, metaRegPending); err != nil || pending {
+		if err == nil {
+			err = c.finishRegistration(ctx)
+		}
+		if err != nil && !errors.Is(err, errAfterRegistration) {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func open(cfg Config, s *keystore.Secrets, unlock func() error) (*Client, error) {
@@ -167,8 +182,13 @@ func (c *Client) netErr(op string, err error) error {
 	}
 	if connect.CodeOf(err) == connect.CodeUnavailable {
 		var ce *connect.Error
-		if errors.As(err, &ce) && ce.Meta().Get(relay.ReasonHeader) == relay.ReasonReplicas {
-			return fmt.Errorf("%s: %w (%s)", op, ErrNotStored, ce.Message())
+		if errors.As(err, &ce) {
+			switch ce.Meta().Get(relay.ReasonHeader) {
+			case relay.ReasonReplicas:
+				return fmt.Errorf("%s: %w (%s)", op, ErrNotStored, ce.Message())
+			case relay.ReasonNoBlock:
+				return fmt.Errorf("%s: %w (%s)", op, ErrNotCommitted, ce.Message())
+			}
 		}
 		return fmt.Errorf("%s: %w: %s (%v)", op, ErrNodeUnreachable, c.cfg.NodeURL, err)
 	}

@@ -58,7 +58,7 @@ func retryable(err error) bool {
 	case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeCanceled:
 		return true
 	}
-	return errors.Is(err, ErrNodeUnreachable) || errors.Is(err, ErrNotStored) ||
+	return errors.Is(err, ErrNodeUnreachable) || errors.Is(err, ErrNotStored) || errors.Is(err, ErrNotCommitted) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

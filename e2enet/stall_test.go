@@ -1,8 +1,12 @@
 package e2enet
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/tokenim/tokenim/client"
 )
 
 // While the chain stalls (half the validators' power offline, so no block
@@ -49,6 +53,18 @@ func TestReadWhileTheChainStalls(t *testing.T) {
 	if _, _, err := alice.ProveAccount(ctxT(t), bob.Handle()); err != nil {
 		t.Fatalf("proving bob's keys while the chain stalls: %v", err)
 	}
+	// An account created now: its registration waits in the mempool (here
+	// the client gives up after 3 s); the home keeps the keys.
+	daveHome := t.TempDir()
+	cctx, cancel := context.WithTimeout(ctxT(t), 3*time.Second)
+	_, err = client.Create(cctx, conf(daveHome, 0), "stalld")
+	cancel()
+	if !errors.Is(err, client.ErrRegistrationPending) {
+		t.Fatalf("creating an account while the chain stalls: %v", err)
+	}
+	if _, err := client.Open(ctxT(t), conf(daveHome, 0)); !errors.Is(err, client.ErrRegistrationPending) {
+		t.Fatalf("opening the home while the chain stalls: %v", err)
+	}
 	if h := max(net4.nodes[0].Height(), net4.nodes[1].Height()); h != stalledAt {
 		t.Fatalf("the chain moved from block %d to %d with half its power offline", stalledAt, h)
 	}
@@ -56,10 +72,29 @@ func TestReadWhileTheChainStalls(t *testing.T) {
 	net4.start(t, 2)
 	net4.start(t, 3)
 	stopped = nil
-	// The chain resumes: a new account commits.
+	// The chain resumes: a new account commits, and dave's registration
+	// with it (opening the home finishes it).
 	carol := newUser(t, "stallc", 2)
 	back := send(t, carol, alice, "after the stall", 1)
 	expectExactly(t, "alice", receivedFrom(t, alice, carol.Handle()), back)
+	var dave *client.Client
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if dave, err = client.Open(ctxT(t), conf(daveHome, 0)); err == nil {
+			break
+		}
+		if !errors.Is(err, client.ErrRegistrationPending) || time.Now().After(deadline) {
+			t.Fatalf("opening dave's home after the stall: %v", err)
+		}
+	}
+	d := &user{Client: dave, home: daveHome}
+	t.Cleanup(func() { d.Close() })
+	d.reopen(t, 0) // a plain open now: nothing pending
+	toDave := send(t, alice, d, "to dave", 1)
+	expectExactly(t, "dave", receivedFrom(t, d, alice.Handle()), toDave)
+	d.Close()
+	if _, err := client.Create(ctxT(t), conf(daveHome, 0), "stalld"); !errors.Is(err, client.ErrAccountExists) {
+		t.Fatalf("creating dave again in his home: %v", err)
+	}
 }
 
 // settledHeight is the highest of heights once none has changed for a

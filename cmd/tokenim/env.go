@@ -89,6 +89,10 @@ func hintFor(err error) string {
 	switch {
 	case errors.Is(err, client.ErrQueued):
 		return "the message is sealed and kept; it goes out with your next send or inbox (`tokenim history` shows it as queued until then)"
+	case errors.Is(err, client.ErrRegistrationPending):
+		return "the keys are kept in this home; run the same `tokenim account create` (or any command) with this home later, and it finishes the registration"
+	case errors.Is(err, client.ErrNotCommitted):
+		return "the chain makes no blocks now (more than a third of the validators' power offline?); the transaction may still commit when they are back, so check (`tokenim group show`, `whois`) before sending it again"
 	case errors.Is(err, client.ErrNotStored):
 		return "the recipient's mailbox is kept on nodes that are down; try again when they are back"
 	case errors.Is(err, client.ErrNodeUnreachable):

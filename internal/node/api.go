@@ -92,6 +92,10 @@ func (s *nodeService) BroadcastTx(ctx context.Context, req *connect.Request[toke
 		return connect.NewResponse(&tokenimv1.BroadcastTxResponse{Code: ledger.CodeBadSequence, Log: err.Error()}), nil
 	case errors.Is(err, errBroadcastBusy):
 		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	case errors.Is(err, errNoBlock):
+		ce := connect.NewError(connect.CodeUnavailable, err)
+		ce.Meta().Set(relay.ReasonHeader, relay.ReasonNoBlock)
+		return nil, ce
 	case err != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("broadcast: %w", err))
 	}

@@ -20,6 +20,10 @@ const (
 )
 
 var (
+	// errNoBlock: the transaction passed CheckTx and waits in the mempool,
+	// but no block took it in time (the chain stalls while more than a
+	// third of the validators' power is offline); it may still commit.
+	errNoBlock       = errors.New("no block took the transaction in time; it waits in the mempool and may still commit (does the chain stall? more than a third of the validators' power may be offline)")
 	errBroadcastBusy = errors.New("too many transactions waiting for a block; retry")
 	errTxSeen        = errors.New("transaction already seen (replay)")
 )
@@ -74,7 +78,7 @@ func (n *Node) broadcastCommit(ctx context.Context, tx []byte) (*broadcastResult
 	}
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a block: %w", ctx.Err())
+		return nil, fmt.Errorf("%w (%v)", errNoBlock, ctx.Err())
 	case <-sub.Canceled():
 		return nil, fmt.Errorf("waiting for a block: %v", sub.Err())
 	case msg := <-sub.Out():

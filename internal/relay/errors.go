@@ -26,12 +26,14 @@ var (
 )
 
 // ReasonHeader is the error metadata (a response header) in which a node
-// says why it answered unavailable; ReasonReplicas: the node is up, but
+// says why it answered unavailable. ReasonReplicas: the node is up, but
 // fewer than a majority of the mailbox's replicas stored the envelopes
-// (retry later).
+// (retry later). ReasonNoBlock: a transaction waits in the mempool, but no
+// block took it in time (it may still commit).
 const (
 	ReasonHeader   = "Tokenim-Reason"
 	ReasonReplicas = "replicas"
+	ReasonNoBlock  = "no-block"
 )
 
 // EnvelopeError says which envelope of an Append call is invalid and why.

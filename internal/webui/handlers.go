@@ -99,6 +99,10 @@ func errorText(err error) string {
 	switch {
 	case errors.Is(err, client.ErrQueued):
 		return "Not on the network yet: your message is sealed and kept (queued), and goes out by itself as soon as the network takes it."
+	case errors.Is(err, client.ErrRegistrationPending):
+		return "Your registration was sent but is not on the chain yet (the chain makes no blocks now). Your keys are kept: unlock this account later to finish it."
+	case errors.Is(err, client.ErrNotCommitted):
+		return "The chain makes no blocks now (too many validators offline?): your change may still take effect when they are back. Check before trying again."
 	case errors.Is(err, client.ErrNotStored):
 		return "Too few of the recipient's storage nodes are up to store it: try again later."
 	case errors.Is(err, client.ErrNodeUnreachable):
