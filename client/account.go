@@ -15,6 +15,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/keystore"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/libsignal/util/keyhelper"
 )
 
@@ -138,6 +139,9 @@ func (c *Client) finishRegistration(ctx context.Context) error {
 			return pending(err)
 		}
 		if rerr := c.register(ctx, st.ChainId, st.PowDifficulty); rerr != nil {
+			if errors.Is(rerr, ledger.ErrBadSequence) { // the node has this very transaction already
+				rerr = errors.New("it waits in the node's mempool for a block")
+			}
 			// The first one may have committed meanwhile.
 			if done, err = mine(); err != nil || !done {
 				return pending(cmp.Or(err, rerr))
@@ -213,8 +217,12 @@ func (c *Client) firstSignedPrekey(ctx context.Context) (*tokenimv1.SignedPrekey
 	if err != nil {
 		return nil, err
 	}
+	// A loaded record's public key is not the stored one (libsignal
+	// v0.2.1 rebuilds it from the first 32 bytes of its serialized form,
+	// type byte included); derive it from the private key.
+	priv := rec.KeyPair().PrivateKey().Serialize()
 	sig := rec.Signature()
-	return &tokenimv1.SignedPrekey{Id: signedPrekeyFirst, PublicKey: rec.KeyPair().PublicKey().Serialize(), Signature: sig[:]}, nil
+	return &tokenimv1.SignedPrekey{Id: signedPrekeyFirst, PublicKey: ecc.CreateKeyPair(priv[:]).PublicKey().Serialize(), Signature: sig[:]}, nil
 }
 
 // newSignedPrekey makes and stores a signed prekey, returning its public part.

@@ -18,7 +18,9 @@ import (
 	"github.com/tokenim/tokenim/internal/keystore"
 	"github.com/tokenim/tokenim/internal/relay"
 	"github.com/tokenim/tokenim/internal/signalstore"
+	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/libsignal/util/keyhelper"
+	"google.golang.org/protobuf/proto"
 )
 
 // A node's answers map to the errors a caller branches on: a node that is
@@ -214,4 +216,28 @@ func testStore(t *testing.T) *signalstore.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// A registration sent again carries the signed prekey of the first: the
+// same public key, signed by the identity key (a loaded libsignal record
+// alone would give another public key).
+func TestFirstSignedPrekeyAgain(t *testing.T) {
+	st := testStore(t)
+	c := &Client{store: st, secrets: &keystore.Secrets{IdentityKeyPair: st.GetIdentityKeyPair()}}
+	ctx := context.Background()
+	first, err := c.firstSignedPrekey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.firstSignedPrekey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(first, again) {
+		t.Fatalf("first %x, again %x", first.PublicKey, again.PublicKey)
+	}
+	key, err := ecc.DecodePoint(again.PublicKey, 0)
+	if err != nil || !ecc.VerifySignature(st.GetIdentityKeyPair().PublicKey().PublicKey(), again.PublicKey, [64]byte(again.Signature)) {
+		t.Fatalf("the signed prekey sent again does not verify: %v %v", key, err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cosmos/iavl"
@@ -21,11 +22,12 @@ const AppVersion = 1
 // App is the ABCI application: the Machine over an IAVL tree.
 type App struct {
 	abci.BaseApplication
-	chainID string
-	machine *Machine
-	db      iavldb.DB
-	tree    *iavl.MutableTree
-	log     *slog.Logger
+	refusePeers atomic.Bool // the node is stopping: no new peer connections (Query)
+	chainID     string
+	machine     *Machine
+	db          iavldb.DB
+	tree        *iavl.MutableTree
+	log         *slog.Logger
 
 	mu        sync.RWMutex
 	committed *iavl.ImmutableTree // latest saved version, read by queries and CheckTx
@@ -75,6 +77,14 @@ func OpenApp(dir, chainID string, log *slog.Logger) (*App, error) {
 
 // Close closes the state database.
 func (a *App) Close() error { return a.db.Close() }
+
+// RefusePeers makes CometBFT's peer filters refuse every new connection
+// from now on. A stopping node calls it first: CometBFT v0.38 stops its
+// switch before its transport, and a peer that reconnects in between
+// completes its handshake, while the stopping switch neither starts nor
+// closes that connection, so the peer holds a dead connection for up to its
+// ping timeout (~105 s) and refuses the node's next start as a duplicate.
+func (a *App) RefusePeers() { a.refusePeers.Store(true) }
 
 // OnCommit registers fn to run after each committed block (outside locks).
 func (a *App) OnCommit(fn func(height int64)) {

@@ -280,3 +280,21 @@ func TestHomeChangesForgetsOldBlocks(t *testing.T) {
 		t.Fatalf("HomeChanges(last 2) = %v %v", got, ok)
 	}
 }
+
+// CometBFT's peer filters ask the app: every peer is let in until the node
+// stops (RefusePeers), then none.
+func TestPeerFilter(t *testing.T) {
+	a := openTestApp(t, t.TempDir())
+	ctx := context.Background()
+	for _, path := range []string{"/p2p/filter/addr/127.0.0.1:26656", "/p2p/filter/id/0fdff981de51e16f89c6b2906456c7d005cfe5fc"} {
+		if res, err := a.Query(ctx, &abci.RequestQuery{Path: path}); err != nil || res.IsErr() {
+			t.Fatalf("%s while running: %v %v", path, res, err)
+		}
+	}
+	a.RefusePeers()
+	for _, path := range []string{"/p2p/filter/addr/127.0.0.1:26656", "/p2p/filter/id/0fdff981de51e16f89c6b2906456c7d005cfe5fc"} {
+		if res, err := a.Query(ctx, &abci.RequestQuery{Path: path}); err != nil || !res.IsErr() {
+			t.Fatalf("%s while stopping: %v %v", path, res, err)
+		}
+	}
+}

@@ -24,7 +24,15 @@ import (
 //	/validators         ValidatorSet
 //	/proposal/<id>      open ValidatorProposal (id in decimal)
 //	/anchor/<node_id>   the node's latest LogAnchor (empty if none)
+//	/p2p/filter/…       CometBFT's peer filters: every peer is let in
+//	                    until RefusePeers (a stopping node)
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	if strings.HasPrefix(req.Path, "/p2p/filter/") {
+		if a.refusePeers.Load() {
+			return &abci.ResponseQuery{Code: CodeInternal, Log: "the node is stopping"}, nil
+		}
+		return &abci.ResponseQuery{}, nil
+	}
 	r, h := a.Committed()
 	val, err := query(r, h, req.Path)
 	if err != nil {

@@ -178,6 +178,7 @@ func cometConfig(home string, a Addrs) *cfg.Config {
 	c.Consensus.CreateEmptyBlocks = false
 	c.Consensus.TimeoutCommit = 200 * time.Millisecond
 	c.Consensus.SkipTimeoutCommit = true
+	c.FilterPeers = true // the app refuses new peers while the node stops (ledger.App.RefusePeers)
 	c.P2P.ListenAddress = tcpAddr(a.P2P)
 	c.P2P.AllowDuplicateIP = true
 	c.P2P.AddrBookStrict = false

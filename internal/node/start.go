@@ -135,6 +135,7 @@ func loadCometConfig(home string) (*cfg.Config, error) {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
 	c.SetRoot(Dir(home))
+	c.FilterPeers = true // homes made before it was set too
 	if err := c.ValidateBasic(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -286,6 +287,9 @@ func (n *Node) Stop() error {
 	default:
 	}
 	var errs []error
+	if n.app != nil {
+		n.app.RefusePeers() // see RefusePeers
+	}
 	if n.stopCluster != nil {
 		n.stopCluster()
 	}
