@@ -8,14 +8,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/tokenim/tokenim/client"
 	"github.com/tokenim/tokenim/internal/node"
 )
 
@@ -191,5 +196,89 @@ func TestOversizedUpload(t *testing.T) {
 	code, body := status(t, hc, req)
 	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "File too large") {
 		t.Fatalf("oversized upload: %d %q", code, body)
+	}
+}
+
+// flakyNode forwards to the test node while up, and answers 503 (connect:
+// unavailable) while down.
+type flakyNode struct {
+	up    atomic.Bool
+	proxy *httputil.ReverseProxy
+}
+
+func (f *flakyNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !f.up.Load() {
+		http.Error(w, "node down", http.StatusServiceUnavailable)
+		return
+	}
+	f.proxy.ServeHTTP(w, r)
+}
+
+// A message written while the node is unreachable shows queued (not an
+// error: it is kept), and turns stored by itself once the node is back;
+// the recipient gets it.
+func TestQueuedWhileTheNodeIsDown(t *testing.T) {
+	target, _ := url.Parse(testNode(t))
+	fn := &flakyNode{proxy: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, FlushInterval: -1}}
+	fn.up.Store(true)
+	nodeSrv := httptest.NewServer(fn)
+	defer nodeSrv.Close()
+
+	ctx := context.Background()
+	bob, err := client.Create(ctx, client.Config{Home: t.TempDir(), NodeURL: nodeURL, Passphrase: []byte("bob's passphrase"), KeystoreWorkFactor: 10}, handle("qbob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	s, err := New(Options{Home: t.TempDir(), NodeURL: nodeSrv.URL, KeystoreWorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, u, err := s.Listen("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler()}
+	go srv.Serve(ln)
+	defer func() { srv.Close(); s.Close() }()
+	hc, base := session(t, u)
+	post := func(path string, form url.Values) (int, string) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-CSRF-Token", s.csrf)
+		return status(t, hc, req)
+	}
+	if code, body := post("/unlock", url.Values{"passphrase": {"correct horse"}, "handle": {handle("qann")}}); code != 200 || s.account() == nil {
+		t.Fatalf("create account: %d %s", code, body)
+	}
+	conv := "/c/%40" + bob.Handle()
+	if code, body := post(conv+"/send", url.Values{"text": {"while up"}}); code != 200 || !strings.Contains(body, "state-stored") {
+		t.Fatalf("send while up: %d %s", code, body)
+	}
+
+	fn.up.Store(false)
+	code, body := post(conv+"/send", url.Values{"text": {"while down"}})
+	if code != 200 || !strings.Contains(body, "state-queued") || strings.Count(body, "while down") != 1 {
+		t.Fatalf("send while down: %d %s", code, body)
+	}
+	fn.up.Store(true)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", base+conv+"/messages", nil)
+		if _, body := status(t, hc, req); !strings.Contains(body, "state-queued") && strings.Count(body, "state-stored") == 2 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the queued message did not go out once the node was back: %s", body)
+		}
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range got {
+		texts = append(texts, m.Text)
+	}
+	if !slices.Equal(texts, []string{"while up", "while down"}) {
+		t.Fatalf("bob got %q", texts)
 	}
 }
