@@ -68,6 +68,12 @@ func TestReadWhileTheChainStalls(t *testing.T) {
 	if h := max(net4.nodes[0].Height(), net4.nodes[1].Height()); h != stalledAt {
 		t.Fatalf("the chain moved from block %d to %d with half its power offline", stalledAt, h)
 	}
+	// The node's status tells why: dave's registration waits, and it
+	// reaches half the validators' power (itself and node1).
+	st, err := client.NodeStatus(ctxT(t), conf(t.TempDir(), 0))
+	if err != nil || st.Validators != 4 || st.ReachableValidators != 2 || 2*st.ReachablePower != st.ValidatorPower || st.MempoolTxs < 1 || st.CatchingUp {
+		t.Fatalf("node0's status while the chain stalls: %+v %v", st, err)
+	}
 
 	net4.start(t, 2)
 	net4.start(t, 3)
@@ -77,6 +83,15 @@ func TestReadWhileTheChainStalls(t *testing.T) {
 	carol := newUser(t, "stallc", 2)
 	back := send(t, carol, alice, "after the stall", 1)
 	expectExactly(t, "alice", receivedFrom(t, alice, carol.Handle()), back)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		st, err := client.NodeStatus(ctxT(t), conf(t.TempDir(), 0))
+		if err == nil && st.ReachablePower == st.ValidatorPower && st.ReachableValidators == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node0's status after the stall: %+v %v", st, err)
+		}
+	}
 	var dave *client.Client
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if dave, err = client.Open(ctxT(t), conf(daveHome, 0)); err == nil {

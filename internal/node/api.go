@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/cometbft/cometbft/p2p"
+	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -79,7 +82,39 @@ func (s *nodeService) Status(context.Context, *connect.Request[tokenimv1.StatusR
 			resp.AppHash = meta.Header.AppHash
 		}
 	}
+	s.n.liveness(resp)
 	return connect.NewResponse(resp), nil
+}
+
+// liveness fills in what tells a stalled chain from an idle one: the last
+// block, what waits in the mempool, and the validators' power this node
+// reaches.
+func (n *Node) liveness(resp *tokenimv1.StatusResponse) {
+	resp.LastBlockMs = n.committedAt.Load() / int64(time.Millisecond)
+	resp.MempoolTxs = int32(n.comet.Mempool().Size())
+	peers := n.comet.Switch().Peers()
+	resp.Peers = int32(peers.Size())
+	resp.CatchingUp = n.CatchingUp()
+	perPage := 100
+	vals, err := n.rpcEnv.Validators(&rpctypes.Context{}, nil, nil, &perPage)
+	if err != nil {
+		return
+	}
+	reg := n.registry()
+	byKey := map[string]string{} // validator key → its registered node
+	for _, rec := range reg.nodes {
+		byKey[string(rec.ValidatorKey)] = rec.NodeId
+	}
+	for _, v := range vals.Validators {
+		resp.Validators++
+		resp.ValidatorPower += v.VotingPower
+		key := v.PubKey.Bytes()
+		id, registered := byKey[string(key)]
+		if bytes.Equal(key, n.validatorKey) || registered && peers.Has(p2p.ID(id)) {
+			resp.ReachableValidators++
+			resp.ReachablePower += v.VotingPower
+		}
+	}
 }
 
 func (s *nodeService) BroadcastTx(ctx context.Context, req *connect.Request[tokenimv1.BroadcastTxRequest]) (*connect.Response[tokenimv1.BroadcastTxResponse], error) {

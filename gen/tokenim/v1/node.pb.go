@@ -1061,7 +1061,24 @@ type StatusResponse struct {
 	Version       string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
 	PowDifficulty uint32                 `protobuf:"varint,7,opt,name=pow_difficulty,json=powDifficulty,proto3" json:"pow_difficulty,omitempty"`
 	// p2p_address is this node's CometBFT p2p address, "id@host:port".
-	P2PAddress    string `protobuf:"bytes,8,opt,name=p2p_address,json=p2pAddress,proto3" json:"p2p_address,omitempty"`
+	P2PAddress string `protobuf:"bytes,8,opt,name=p2p_address,json=p2pAddress,proto3" json:"p2p_address,omitempty"`
+	// last_block_ms is when this node committed its latest block (its own
+	// clock, Unix ms). The chain makes blocks only for transactions: an idle
+	// chain's last block may be old.
+	LastBlockMs int64 `protobuf:"varint,9,opt,name=last_block_ms,json=lastBlockMs,proto3" json:"last_block_ms,omitempty"`
+	// mempool_txs: transactions waiting here for a block.
+	MempoolTxs int32 `protobuf:"varint,10,opt,name=mempool_txs,json=mempoolTxs,proto3" json:"mempool_txs,omitempty"`
+	// peers: p2p peers connected.
+	Peers int32 `protobuf:"varint,11,opt,name=peers,proto3" json:"peers,omitempty"`
+	// The current validator set's voting power, and how much of it this
+	// node reaches: its own (if a validator) and that of validators whose
+	// registered node is a connected peer. Blocks need more than 2/3.
+	ValidatorPower      int64 `protobuf:"varint,12,opt,name=validator_power,json=validatorPower,proto3" json:"validator_power,omitempty"`
+	ReachablePower      int64 `protobuf:"varint,13,opt,name=reachable_power,json=reachablePower,proto3" json:"reachable_power,omitempty"`
+	Validators          int32 `protobuf:"varint,14,opt,name=validators,proto3" json:"validators,omitempty"`
+	ReachableValidators int32 `protobuf:"varint,15,opt,name=reachable_validators,json=reachableValidators,proto3" json:"reachable_validators,omitempty"`
+	// catching_up: the node is still fetching blocks it missed.
+	CatchingUp    bool `protobuf:"varint,16,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1150,6 +1167,62 @@ func (x *StatusResponse) GetP2PAddress() string {
 		return x.P2PAddress
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetLastBlockMs() int64 {
+	if x != nil {
+		return x.LastBlockMs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetMempoolTxs() int32 {
+	if x != nil {
+		return x.MempoolTxs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetPeers() int32 {
+	if x != nil {
+		return x.Peers
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetValidatorPower() int64 {
+	if x != nil {
+		return x.ValidatorPower
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetReachablePower() int64 {
+	if x != nil {
+		return x.ReachablePower
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetValidators() int32 {
+	if x != nil {
+		return x.Validators
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetReachableValidators() int32 {
+	if x != nil {
+		return x.ReachableValidators
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCatchingUp() bool {
+	if x != nil {
+		return x.CatchingUp
+	}
+	return false
 }
 
 type BroadcastTxRequest struct {
@@ -2695,7 +2768,7 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\x11ListNodesResponse\x12,\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x16.tokenim.v1.NodeRecordR\x05nodes\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\"\x0f\n" +
-	"\rStatusRequest\"\xf2\x01\n" +
+	"\rStatusRequest\"\x93\x04\n" +
 	"\x0eStatusResponse\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x17\n" +
@@ -2705,7 +2778,20 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\aversion\x18\x06 \x01(\tR\aversion\x12%\n" +
 	"\x0epow_difficulty\x18\a \x01(\rR\rpowDifficulty\x12\x1f\n" +
 	"\vp2p_address\x18\b \x01(\tR\n" +
-	"p2pAddress\"$\n" +
+	"p2pAddress\x12\"\n" +
+	"\rlast_block_ms\x18\t \x01(\x03R\vlastBlockMs\x12\x1f\n" +
+	"\vmempool_txs\x18\n" +
+	" \x01(\x05R\n" +
+	"mempoolTxs\x12\x14\n" +
+	"\x05peers\x18\v \x01(\x05R\x05peers\x12'\n" +
+	"\x0fvalidator_power\x18\f \x01(\x03R\x0evalidatorPower\x12'\n" +
+	"\x0freachable_power\x18\r \x01(\x03R\x0ereachablePower\x12\x1e\n" +
+	"\n" +
+	"validators\x18\x0e \x01(\x05R\n" +
+	"validators\x121\n" +
+	"\x14reachable_validators\x18\x0f \x01(\x05R\x13reachableValidators\x12\x1f\n" +
+	"\vcatching_up\x18\x10 \x01(\bR\n" +
+	"catchingUp\"$\n" +
 	"\x12BroadcastTxRequest\x12\x0e\n" +
 	"\x02tx\x18\x01 \x01(\fR\x02tx\"g\n" +
 	"\x13BroadcastTxResponse\x12\x16\n" +
