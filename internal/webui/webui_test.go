@@ -71,7 +71,13 @@ func handle(base string) string { return fmt.Sprintf("%s%d", base, handles.Add(1
 // serve starts a UI server for a fresh home and returns it with its URL.
 func serve(t *testing.T, home string) (*Server, string) {
 	t.Helper()
-	s, err := New(Options{Home: home, NodeURL: nodeURL, KeystoreWorkFactor: 10})
+	return serveVia(t, home, nodeURL)
+}
+
+// serveVia is serve with the UI's client talking to node.
+func serveVia(t *testing.T, home, node string) (*Server, string) {
+	t.Helper()
+	s, err := New(Options{Home: home, NodeURL: node, KeystoreWorkFactor: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +228,7 @@ func TestQueuedWhileTheNodeIsDown(t *testing.T) {
 	fn := &flakyNode{proxy: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, FlushInterval: -1}}
 	fn.up.Store(true)
 	nodeSrv := httptest.NewServer(fn)
-	defer nodeSrv.Close()
+	t.Cleanup(nodeSrv.Close) // after the UI's cleanup, which ends its streams through it
 
 	ctx := context.Background()
 	bob, err := client.Create(ctx, client.Config{Home: t.TempDir(), NodeURL: nodeURL, Passphrase: []byte("bob's passphrase"), KeystoreWorkFactor: 10}, handle("qbob"))
@@ -230,17 +236,7 @@ func TestQueuedWhileTheNodeIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bob.Close()
-	s, err := New(Options{Home: t.TempDir(), NodeURL: nodeSrv.URL, KeystoreWorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, u, err := s.Listen("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler()}
-	go srv.Serve(ln)
-	defer func() { srv.Close(); s.Close() }()
+	s, u := serveVia(t, t.TempDir(), nodeSrv.URL)
 	hc, base := session(t, u)
 	post := func(path string, form url.Values) (int, string) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
