@@ -54,9 +54,9 @@ func TestReadWhileTheChainStalls(t *testing.T) {
 		t.Fatalf("proving bob's keys while the chain stalls: %v", err)
 	}
 	// An account created now: its registration waits in the mempool (here
-	// the client gives up after 3 s); the home keeps the keys.
+	// the client gives up after 5 s); the home keeps the keys.
 	daveHome := t.TempDir()
-	cctx, cancel := context.WithTimeout(ctxT(t), 3*time.Second)
+	cctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
 	_, err = client.Create(cctx, conf(daveHome, 0), "stalld")
 	cancel()
 	if !errors.Is(err, client.ErrRegistrationPending) {
