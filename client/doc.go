@@ -18,9 +18,11 @@
 // A message the network cannot take yet (the node unreachable, too few of
 // the recipient's storage nodes up, the call cut short) is not lost: Send
 // returns it, in state StateQueued, with an error wrapping ErrQueued (and
-// why); it waits sealed in the outbox and goes out with the next send to
-// that conversation, the next Sync, or every 5 s while Listen runs
-// (FlushOutbox does it now; OnOutboxSent tells when).
+// why); it waits in the outbox (sealed, or, if sealing needs the network —
+// a first message's prekey bundle, a group's proven member list — sealed
+// when its turn comes) and goes out with the next send to that
+// conversation, the next Sync, or every 5 s while Listen runs (FlushOutbox
+// does it now; OnOutboxSent tells when).
 //
 // Invariants: private keys and plaintexts never leave the client; a
 // Signal session is only built from a bundle whose identity key equals the

@@ -2,9 +2,9 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -145,44 +145,24 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 }
 
 // sendGroupContent encrypts content once for the group and stores a copy
-// for every other member; text is what the history shows.
+// for every other member; text is what the history shows. As sendContent
+// does, it queues what the network cannot take yet: unsealed when the
+// member list cannot be had (it is proven against the chain, from a node)
+// or messages queued before it wait.
 func (c *Client) sendGroupContent(ctx context.Context, group string, content *tokenimv1.Content, text string) (*Message, error) {
 	waiting, why, err := c.flushConversation(ctx, group) // messages queued before this one go first
 	if err != nil {
 		return nil, err
 	}
-	g, err := c.Group(ctx, group)
+	if waiting {
+		return c.queueDraft("", group, content, text, why)
+	}
+	msg, reqs, g, err := c.sealGroup(ctx, group, content, text)
 	if err != nil {
+		if retryable(err) && c.knowsGroup(group) {
+			return c.queueDraft("", group, content, text, err)
+		}
 		return nil, err
-	}
-	if ledger.Role(g, c.Handle()) == "" {
-		return nil, fmt.Errorf("%w: %s", ErrNotMember, group)
-	}
-	now := time.Now()
-	if err := c.mayPost(ctx, g, now); err != nil {
-		return nil, err
-	}
-	to, err := c.readers(ctx, g, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.distributeSenderKey(ctx, g, to); err != nil {
-		return nil, err
-	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	content.MessageId, content.SentAtMs, content.Group, content.From = id, now.UnixMilli(), group, c.Handle()
-	c.mu.Lock()
-	ct, raw, err := c.groupEncrypt(ctx, g, content)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
-	if len(to) > 0 {
-		first := to[0]
-		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
-		msg.Evidence.Member = first
 	}
 	if f := content.GetFile(); f != nil {
 		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
@@ -191,10 +171,6 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
-	}
-	reqs := groupRequests(g, to, id, ct, Commitment(raw))
-	if waiting {
-		return msg, c.queue(msg, group, reqs, why)
 	}
 	if rest, err := c.fanOut(ctx, reqs); err != nil {
 		if retryable(err) {
@@ -205,10 +181,71 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 		return nil, err
 	}
 	msg.State = StateStored
-	if exp, err := c.groupExpiry(ctx, g, now); err == nil {
+	if exp, err := c.groupExpiry(ctx, g, msg.SentAt); err == nil {
 		msg.ExpiresAt = exp
 	}
 	return msg, c.putMessage(msg, "", 0)
+}
+
+// sealGroup checks that this account may post to group under its policy
+// (with the member list proven against the chain), hands its sender key to
+// the readers who lack it, and encrypts content once: the message (not
+// stored yet) and the Send requests of its copies. A content that has its
+// id already (a message queued unsealed) keeps it and its time; the policy
+// is applied as of now, as the nodes will.
+func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1.Content, text string) (*Message, []*tokenimv1.SendRequest, *tokenimv1.GroupRecord, error) {
+	g, err := c.Group(ctx, group)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if ledger.Role(g, c.Handle()) == "" {
+		return nil, nil, nil, fmt.Errorf("%w: %s", ErrNotMember, group)
+	}
+	now := time.Now()
+	if err := c.mayPost(ctx, g, now); err != nil {
+		return nil, nil, nil, err
+	}
+	to, err := c.readers(ctx, g, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := c.distributeSenderKey(ctx, g, to); err != nil {
+		return nil, nil, nil, err
+	}
+	id, sent, err := messageIdentity(content)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	content.Group, content.From = group, c.Handle()
+	c.mu.Lock()
+	ct, raw, err := c.groupEncrypt(ctx, g, content)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
+	if len(to) > 0 {
+		first := to[0]
+		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
+		msg.Evidence.Member = first
+	}
+	return msg, groupRequests(g, to, id, ct, Commitment(raw)), g, nil
+}
+
+// knowsGroup reports whether the history has a message of group: a name
+// the network cannot be asked about is queued only if it is known here (a
+// mistyped one is refused at once, not later).
+func (c *Client) knowsGroup(group string) bool {
+	found := false
+	c.store.ForEach(bucketHistory, func(_ string, v []byte) error {
+		var m Message
+		if json.Unmarshal(v, &m) == nil && m.Group == group {
+			found = true
+			return errStop
+		}
+		return nil
+	})
+	return found
 }
 
 // groupExpiry computes, as the nodes do, when the group's policy deletes a

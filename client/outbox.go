@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,14 +22,17 @@ import (
 // conversation, the next Sync, or while Listen runs. A message is sealed
 // once (one Double Ratchet step, or one sender-key step); a retry sends the
 // same envelopes, which a node that stored them already answers as
-// duplicates. Within a conversation, messages go out in the order they were
-// written: a new one waits behind those queued before it.
+// duplicates. A message whose sealing needs the network (a first message:
+// the recipient's prekey bundle; a group post: the proven member list) is
+// kept unsealed, as its Content, and sealed when its turn comes. Within a
+// conversation, messages go out in the order they were written: a new one
+// waits behind those queued before it, unsealed, so that they are sealed
+// in that order too.
 //
 //	outbox/<conversation>/<history seq, hex>   outboxEntry JSON (encrypted by signalstore)
 const bucketOutbox = "outbox"
 
-// StateQueued: outgoing, sealed and kept in the outbox until the network
-// takes it.
+// StateQueued: outgoing, kept in the outbox until the network takes it.
 const StateQueued = "queued"
 
 var (
@@ -43,11 +47,14 @@ var (
 // outboxFlushEvery is how often Listen retries a non-empty outbox.
 const outboxFlushEvery = 5 * time.Second
 
-// outboxEntry is one queued message: the Send requests still to make.
+// outboxEntry is one queued message: the Send requests still to make or,
+// for a message not sealed yet, its content and recipient.
 type outboxEntry struct {
 	ID       string   `json:"id"`
 	Group    string   `json:"group,omitempty"`
-	Requests [][]byte `json:"requests"` // SendRequest, marshaled
+	To       string   `json:"to,omitempty"`       // an unsealed 1:1 message's recipient
+	Draft    []byte   `json:"draft,omitempty"`    // Content, marshaled: sealed when its turn comes
+	Requests [][]byte `json:"requests,omitempty"` // SendRequest, marshaled
 }
 
 // retryable reports whether a send failed only for now: the node or the
@@ -75,6 +82,43 @@ func (c *Client) queue(msg *Message, conv string, reqs []*tokenimv1.SendRequest,
 		}
 		e.Requests = append(e.Requests, b)
 	}
+	return c.keep(msg, conv, e, cause)
+}
+
+// queueDraft keeps content unsealed in the outbox, for to (1:1) or group:
+// the network could not be asked for what sealing needs (a first
+// message's prekey bundle, a group's proven member list and the members'
+// keys), or messages queued before it wait. It gets its id and time now
+// and is sealed when its turn comes (sendQueued). Like the history, the
+// outbox is encrypted at rest.
+func (c *Client) queueDraft(to, group string, content *tokenimv1.Content, text string, cause error) (*Message, error) {
+	id, sent, err := messageIdentity(content)
+	if err != nil {
+		return nil, err
+	}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true}
+	conv := "@" + to
+	if group != "" {
+		msg.To, conv = group, group
+	}
+	if f := content.GetFile(); f != nil {
+		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
+			return nil, err
+		}
+	}
+	draft, err := codec.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	e := outboxEntry{ID: msg.ID, Group: group, Draft: draft}
+	if group == "" {
+		e.To = to
+	}
+	return msg, c.keep(msg, conv, e, cause)
+}
+
+// keep stores e in the outbox and msg, queued, in the history.
+func (c *Client) keep(msg *Message, conv string, e outboxEntry, cause error) error {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -200,6 +244,15 @@ func (c *Client) sendQueued(ctx context.Context, key string, e *outboxEntry) err
 	if err != nil {
 		return err
 	}
+	if e.Draft != nil {
+		if err := c.sealDraft(ctx, key, e, msg); err != nil {
+			if retryable(err) {
+				return err
+			}
+			msg.State = StateFailed
+			return errors.Join(c.store.Delete(bucketOutbox, key), c.putMessage(msg, "", 0), fmt.Errorf("queued message %s: %w", e.ID, deniedErr(err)))
+		}
+	}
 	for len(e.Requests) > 0 {
 		var req tokenimv1.SendRequest
 		if err := proto.Unmarshal(e.Requests[0], &req); err != nil {
@@ -237,6 +290,45 @@ func (c *Client) sendQueued(ctx context.Context, key string, e *outboxEntry) err
 		msg.ExpiresAt = exp
 	}
 	return errors.Join(c.store.Delete(bucketOutbox, key), c.putMessage(msg, "", 0))
+}
+
+// sealDraft seals a message queued unsealed and records, in the outbox
+// entry, the requests to make; the message in the history gets what the
+// sealing gave it (its evidence, its place in the conversation).
+func (c *Client) sealDraft(ctx context.Context, key string, e *outboxEntry, msg *Message) error {
+	content := new(tokenimv1.Content)
+	if err := proto.Unmarshal(e.Draft, content); err != nil {
+		return fmt.Errorf("outbox entry %s: %w", key, err)
+	}
+	var sealed *Message
+	var reqs []*tokenimv1.SendRequest
+	if e.Group != "" {
+		m, rs, _, err := c.sealGroup(ctx, e.Group, content, msg.Text)
+		if err != nil {
+			return err
+		}
+		sealed, reqs = m, rs
+	} else {
+		env, m, err := c.seal(ctx, e.To, content, msg.Text)
+		if err != nil {
+			return err
+		}
+		sealed, reqs = m, []*tokenimv1.SendRequest{{Envelopes: []*tokenimv1.Envelope{env}}}
+	}
+	e.Draft, e.Requests = nil, nil
+	for _, r := range reqs {
+		b, err := codec.Marshal(r)
+		if err != nil {
+			return err
+		}
+		e.Requests = append(e.Requests, b)
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	msg.Evidence, msg.Counter = sealed.Evidence, sealed.Counter
+	return errors.Join(c.store.Put(bucketOutbox, key, v), c.putMessage(msg, "", 0))
 }
 
 // deniedErr names a policy refusal ErrDenied, with the node's reason.

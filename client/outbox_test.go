@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,15 +111,7 @@ func (f *fakeRelay) got() []string {
 // again), keeps what cannot go yet, and marks failed what is refused.
 func TestOutbox(t *testing.T) {
 	fake := &fakeRelay{}
-	mux := http.NewServeMux()
-	mux.Handle(tokenimv1connect.NewRelayServiceHandler(fake))
-	mux.Handle(tokenimv1connect.NewNodeServiceHandler(tokenimv1connect.UnimplementedNodeServiceHandler{}))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	st := testStore(t)
-	c := &Client{cfg: Config{NodeURL: srv.URL}, secrets: &keystore.Secrets{Handle: "ann"}, store: st, token: "t", tokenTo: time.Now().Add(time.Hour),
-		node:  tokenimv1connect.NewNodeServiceClient(http.DefaultClient, srv.URL),
-		relay: tokenimv1connect.NewRelayServiceClient(http.DefaultClient, srv.URL)}
+	c := outboxClient(t, fake, nil)
 	var hooked []string
 	c.OnOutboxSent(func(m Message) { hooked = append(hooked, m.ID) })
 	ctx := context.Background()
@@ -200,6 +193,64 @@ func TestOutbox(t *testing.T) {
 	}
 	if waiting, _, err := c.flushConversation(ctx, "@gus"); waiting || err != nil {
 		t.Fatalf("an empty conversation waits: %v %v", waiting, err)
+	}
+}
+
+// outboxClient is ann's client of a node whose relay is fake and whose node
+// service is down while down is set (nil: never).
+func outboxClient(t *testing.T, fake *fakeRelay, down *atomic.Bool) *Client {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(tokenimv1connect.NewRelayServiceHandler(fake))
+	path, node := tokenimv1connect.NewNodeServiceHandler(tokenimv1connect.UnimplementedNodeServiceHandler{})
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down != nil && down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		node.ServeHTTP(w, r)
+	}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &Client{cfg: Config{NodeURL: srv.URL}, secrets: &keystore.Secrets{Handle: "ann"}, store: testStore(t), token: "t", tokenTo: time.Now().Add(time.Hour),
+		node:  tokenimv1connect.NewNodeServiceClient(http.DefaultClient, srv.URL),
+		relay: tokenimv1connect.NewRelayServiceClient(http.DefaultClient, srv.URL)}
+}
+
+// A first message to someone, written while the network cannot give her
+// keys, is kept unsealed, and the next one behind it; both wait while the
+// network is down and, refused once it answers (here: it knows no such
+// account), are marked failed and leave the outbox.
+func TestOutboxDraft(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	c := outboxClient(t, &fakeRelay{ok: -1}, &down)
+	ctx := context.Background()
+	var ids []string
+	for _, text := range []string{"hello hal", "are you there?"} {
+		m, err := c.Send(ctx, "hal", text)
+		if !errors.Is(err, ErrQueued) || !errors.Is(err, ErrNodeUnreachable) || m == nil || m.State != StateQueued || m.Text != text {
+			t.Fatalf("send %q, the network down: %+v %v", text, m, err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if n, err := c.FlushOutbox(ctx); n != 0 || !retryable(err) {
+		t.Fatalf("flush, the network down: %d %v", n, err)
+	}
+	if n, _ := c.Queued(); n != 2 {
+		t.Fatalf("queued %d, want 2", n)
+	}
+	down.Store(false)
+	if n, err := c.FlushOutbox(ctx); n != 0 || err == nil || retryable(err) {
+		t.Fatalf("flush, the network refusing: %d %v", n, err)
+	}
+	for _, id := range ids {
+		if m, err := c.message(id); err != nil || m.State != StateFailed {
+			t.Fatalf("message %s: %+v %v", id, m, err)
+		}
+	}
+	if n, _ := c.Queued(); n != 0 {
+		t.Fatalf("queued %d after the refusal", n)
 	}
 }
 

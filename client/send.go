@@ -40,19 +40,27 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 // A message the network cannot take yet (the node unreachable, too few of
 // the recipient's storage nodes up) is kept in the outbox and sent later;
 // the caller then gets the message, queued, with an error wrapping
-// ErrQueued. Messages queued earlier in the conversation go first.
+// ErrQueued. Messages queued earlier in the conversation go first. A
+// message that cannot even be sealed yet (a first message needs the
+// recipient's keys from the network) is queued unsealed, as is one behind
+// queued messages: it is sealed when its turn comes.
 func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.Content, text string) (*Message, error) {
 	control := content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil
 	conv := "@" + to
-	waiting, why := false, error(nil)
 	if !control { // protocol messages are retried by their own flow
-		var err error
-		if waiting, why, err = c.flushConversation(ctx, conv); err != nil {
+		waiting, why, err := c.flushConversation(ctx, conv)
+		if err != nil {
 			return nil, err
+		}
+		if waiting {
+			return c.queueDraft(to, "", content, text, why)
 		}
 	}
 	env, msg, err := c.seal(ctx, to, content, text)
 	if err != nil {
+		if retryable(err) && !control {
+			return c.queueDraft(to, "", content, text, err)
+		}
 		return nil, err
 	}
 	if f := content.GetFile(); f != nil {
@@ -64,9 +72,6 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		msg.State = StateControl
 	}
 	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
-	if waiting {
-		return msg, c.queue(msg, conv, []*tokenimv1.SendRequest{req}, why)
-	}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
@@ -88,14 +93,13 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 }
 
 // seal builds the envelope: a session (X3DH on first use), then one
-// Double Ratchet step over the padded Content.
+// Double Ratchet step over the padded Content. A content that has its id
+// already (a message queued unsealed) keeps it and its time.
 func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content, text string) (*tokenimv1.Envelope, *Message, error) {
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
+	id, now, err := messageIdentity(content)
+	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	content.MessageId, content.SentAtMs = id, now.UnixMilli()
 	content.From, content.To = c.Handle(), to
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -130,6 +134,21 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter,
 		Evidence: evidenceOf(env, pt)}
 	return env, msg, nil
+}
+
+// messageIdentity gives content its message id and time, unless it has
+// them (a message queued unsealed keeps what it got when it was written).
+func messageIdentity(content *tokenimv1.Content) ([]byte, time.Time, error) {
+	if len(content.MessageId) == 16 && content.SentAtMs != 0 {
+		return content.MessageId, time.UnixMilli(content.SentAtMs), nil
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, time.Time{}, err
+	}
+	now := time.Now()
+	content.MessageId, content.SentAtMs = id, now.UnixMilli()
+	return id, now, nil
 }
 
 // nextCounter returns the next number of this account's conversation with

@@ -88,7 +88,7 @@ func (g *globals) config() (client.Config, error) {
 func hintFor(err error) string {
 	switch {
 	case errors.Is(err, client.ErrQueued):
-		return "the message is sealed and kept; it goes out with your next send or inbox (`tokenim history` shows it as queued until then)"
+		return "the message is kept, encrypted on this device; it goes out with your next send or inbox (`tokenim history` shows it as queued until then)"
 	case errors.Is(err, client.ErrRegistrationPending):
 		return "the keys are kept in this home; run the same `tokenim account create` (or any command) with this home later, and it finishes the registration"
 	case errors.Is(err, client.ErrNotCommitted):

@@ -98,7 +98,7 @@ func (s *Server) render(w http.ResponseWriter, name string, data any) {
 func errorText(err error) string {
 	switch {
 	case errors.Is(err, client.ErrQueued):
-		return "Not on the network yet: your message is sealed and kept (queued), and goes out by itself as soon as the network takes it."
+		return "Not on the network yet: your message is kept, encrypted on this device (queued), and goes out by itself as soon as the network takes it."
 	case errors.Is(err, client.ErrRegistrationPending):
 		return "Your registration was sent but is not on the chain yet (the chain makes no blocks now). Your keys are kept: unlock this account later to finish it."
 	case errors.Is(err, client.ErrNotCommitted):
