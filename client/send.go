@@ -103,14 +103,9 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	content.From, content.To = c.Handle(), to
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.stamp(to, content); err != nil {
-		return nil, nil, err
-	}
-	counter := content.Counter
-	pt, err := codec.Marshal(content)
-	if err != nil {
-		return nil, nil, err
-	}
+	// The session first: building one asks the network, and a message is
+	// numbered only once it can be sealed (a failed try leaves no gap the
+	// recipient would report as a missing message).
 	addr := protocol.NewSignalAddress(to, DeviceID)
 	has, err := c.store.ContainsSession(ctx, addr)
 	if err != nil {
@@ -120,6 +115,14 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 		if err := c.buildSession(ctx, to, addr); err != nil {
 			return nil, nil, err
 		}
+	}
+	if err := c.stamp(to, content); err != nil {
+		return nil, nil, err
+	}
+	counter := content.Counter
+	pt, err := codec.Marshal(content)
+	if err != nil {
+		return nil, nil, err
 	}
 	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, c.store.Serializer()), addr)
 	ct, err := cipher.Encrypt(ctx, pad(pt))
