@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -48,4 +50,89 @@ func (c *Client) directExpiry(ctx context.Context, peer string, now time.Time) (
 		return time.Time{}, err
 	}
 	return now.Add(lim.Retention).UTC(), nil
+}
+
+// Disappearing is what a conversation's policy does with its messages, as
+// of now: delete them After a time, on every node that stores them and in
+// every member's client, or keep them (After 0: kept until read and
+// acknowledged on the nodes, kept in the clients; LegalHold: kept
+// whatever the retention says).
+type Disappearing struct {
+	PolicyID  string        // the policy in force ("" for a 1:1 conversation without one)
+	After     time.Duration // 0: not deleted by time
+	LegalHold bool
+}
+
+// DirectDisappearing reads what the 1:1 conversation with peer keeps: its
+// policy, as the nodes apply it now.
+func (c *Client) DirectDisappearing(ctx context.Context, peer string) (Disappearing, error) {
+	h, err := ledger.NormalizeHandle(peer)
+	if err != nil {
+		return Disappearing{}, err
+	}
+	res, err := call(ctx, c, "conversation policy", &tokenimv1.GetConversationPolicyRequest{A: c.Handle(), B: h}, c.node.GetConversationPolicy)
+	if err != nil || res.Policy == nil {
+		return Disappearing{}, err
+	}
+	p, err := policy.Compile(res.Policy.Source)
+	if err != nil {
+		return Disappearing{}, err
+	}
+	return disappearingOf(p, ledger.ConversationVars(c.Handle(), h, time.Now()))
+}
+
+// GroupDisappearing reads what group g's policy keeps, as the nodes apply
+// it now to this account's posts.
+func (c *Client) GroupDisappearing(ctx context.Context, g *tokenimv1.GroupRecord) (Disappearing, error) {
+	p, err := c.groupPolicy(ctx, g)
+	if err != nil {
+		return Disappearing{}, err
+	}
+	return disappearingOf(p, ledger.GroupVars(g, c.Handle(), time.Now()))
+}
+
+func disappearingOf(p *policy.Policy, v policy.Vars) (Disappearing, error) {
+	lim, err := p.Limits(v)
+	if err != nil {
+		return Disappearing{}, err
+	}
+	d := Disappearing{PolicyID: p.ID(), LegalHold: lim.LegalHold}
+	if !lim.LegalHold && lim.Retention > 0 {
+		d.After = lim.Retention
+	}
+	return d, nil
+}
+
+// SetDisappearing makes the messages of the 1:1 conversation with peer
+// disappear after d — from the nodes and from both clients — or, with d 0,
+// stay (it detaches the conversation's policy). Either party may set it;
+// it applies both ways, to messages sent from then on. The policy
+// (`retention = duration("…s")`) is deployed first if no one has.
+func (c *Client) SetDisappearing(ctx context.Context, peer string, d time.Duration) error {
+	if d == 0 {
+		return c.AttachPolicy(ctx, peer, "")
+	}
+	if d < time.Second || d%time.Second != 0 {
+		return fmt.Errorf("disappearing messages: %v: give whole seconds, at least one", d)
+	}
+	id, err := c.EnsurePolicy(ctx, "disappear", fmt.Sprintf("retention = duration(%q)\n", fmt.Sprintf("%ds", int64(d/time.Second))))
+	if err != nil {
+		return err
+	}
+	return c.AttachPolicy(ctx, peer, id)
+}
+
+// EnsurePolicy returns the id of a policy with source, deploying it (under
+// prefix and the start of its id) if no one has deployed that source yet.
+func (c *Client) EnsurePolicy(ctx context.Context, prefix, source string) (string, error) {
+	id := policy.ID(source)
+	if rec, err := GetPolicy(ctx, c.cfg, id); err == nil {
+		return rec.Id, nil
+	} else if !errors.Is(err, ErrUnknownPolicy) {
+		return "", err
+	}
+	if _, err := c.DeployPolicy(ctx, prefix+"-"+id[:8], source); err != nil && !errors.Is(err, ErrPolicyExists) {
+		return "", err
+	}
+	return id, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,8 +116,70 @@ func policyCmd(g *globals) *cobra.Command {
 			return c.AttachPolicy(cmd.Context(), args[0], pol)
 		},
 	}
-	cmd.AddCommand(list, show, test, deploy, attach)
+	disappearing := &cobra.Command{
+		Use:   "disappearing @PEER [DURATION|off]",
+		Short: "Show or set the disappearing-messages timer of your 1:1 conversation with @PEER (e.g. 30m, 1h, 1d, 1w; off)",
+		Long: "Messages sent from then on are deleted from the nodes and from both parties' devices after DURATION.\n" +
+			"Either party may set it; it applies both ways. Without DURATION it shows the timer in force.",
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if len(args) == 2 {
+				d, err := parseSpan(args[1])
+				if err != nil {
+					return err
+				}
+				if err := c.SetDisappearing(cmd.Context(), args[0], d); err != nil {
+					return err
+				}
+			}
+			d, err := c.DirectDisappearing(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Println(disappearingText(d))
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, test, deploy, attach, disappearing)
 	return cmd
+}
+
+// parseSpan reads a timer: "off", a Go duration ("90m", "1h30m") or days
+// and weeks ("1d", "2w").
+func parseSpan(s string) (time.Duration, error) {
+	if s == "off" || s == "0" {
+		return 0, nil
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if v, err := strconv.ParseUint(n, 10, 16); err == nil && v > 0 {
+				return time.Duration(v) * unit, nil
+			}
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Second {
+		return 0, withHint(fmt.Errorf("%q is not a timer", s), "give e.g. 30m, 1h, 1d, 2w, or off")
+	}
+	return d, nil
+}
+
+// disappearingText says what a conversation's policy keeps.
+func disappearingText(d client.Disappearing) string {
+	switch {
+	case d.LegalHold:
+		return "messages are kept: the conversation's policy " + d.PolicyID[:12] + " puts them under legal hold"
+	case d.After > 0:
+		return "messages disappear " + roughly(d.After) + " after they are sent (policy " + d.PolicyID[:12] + ")"
+	case d.PolicyID != "":
+		return "messages are kept until read (policy " + d.PolicyID[:12] + " sets no retention)"
+	}
+	return "disappearing messages: off (no policy on this conversation)"
 }
 
 // anyPolicySource is a template's source, a file's, or (rec set) that of

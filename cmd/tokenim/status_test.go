@@ -41,3 +41,16 @@ func TestLiveness(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSpan(t *testing.T) {
+	for in, want := range map[string]time.Duration{"off": 0, "0": 0, "30m": 30 * time.Minute, "1h30m": 90 * time.Minute, "1d": 24 * time.Hour, "2w": 14 * 24 * time.Hour} {
+		if got, err := parseSpan(in); err != nil || got != want {
+			t.Errorf("parseSpan(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "soon", "-1h", "0d", "500ms", "1y"} {
+		if _, err := parseSpan(bad); err == nil {
+			t.Errorf("parseSpan(%q) accepted", bad)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ var funcs = template.FuncMap{
 			*convView
 		}{csrf, v}
 	},
+	"span": span,
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12]
@@ -80,6 +82,72 @@ type convView struct {
 	GroupRec *tokenimv1.GroupRecord
 	Gaps     []client.Gap
 	Error    string
+	// What the conversation's policy does with its messages, and (1:1)
+	// the choices to change it.
+	Disappearing   *client.Disappearing
+	DisappearOpts  []disappearOpt
+	DisappearError string
+}
+
+// disappearOpt is one choice of the 1:1 disappearing-messages timer.
+type disappearOpt struct {
+	Seconds  int64
+	Label    string
+	Selected bool
+}
+
+// disappearChoices are the timers offered for a 1:1 conversation.
+var disappearChoices = []time.Duration{0, 5 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 28 * 24 * time.Hour}
+
+// span names a duration as people say it: "5 minutes", "1 day", "30 days".
+func span(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{365 * 24 * time.Hour, "year"}, {7 * 24 * time.Hour, "week"}, {24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d >= u.d && d%u.d == 0 {
+			if n := d / u.d; n != 1 {
+				return fmt.Sprintf("%d %ss", n, u.name)
+			}
+			return "1 " + u.name
+		}
+	}
+	return d.String()
+}
+
+// setDisappearing fills v's timer: the conversation's policy now and, for
+// a 1:1 conversation, the choices (the one in force selected; a timer set
+// otherwise, e.g. with the CLI, is offered as it is).
+func (v *convView) setDisappearing(ctx context.Context, c *client.Client) {
+	var d client.Disappearing
+	var err error
+	if h, ok := strings.CutPrefix(v.Key, "@"); ok {
+		d, err = c.DirectDisappearing(ctx, h)
+	} else if v.GroupRec != nil {
+		d, err = c.GroupDisappearing(ctx, v.GroupRec)
+	} else {
+		return
+	}
+	if err != nil {
+		v.DisappearError = errorText(err)
+		return
+	}
+	v.Disappearing = &d
+	if v.Group {
+		return
+	}
+	found := false
+	for _, c := range disappearChoices {
+		o := disappearOpt{Seconds: int64(c / time.Second), Label: "off", Selected: c == d.After}
+		if c > 0 {
+			o.Label = span(c)
+		}
+		found = found || o.Selected
+		v.DisappearOpts = append(v.DisappearOpts, o)
+	}
+	if !found {
+		v.DisappearOpts = append(v.DisappearOpts, disappearOpt{Seconds: int64(d.After / time.Second), Label: span(d.After), Selected: true})
+	}
 }
 
 type msgView struct {
@@ -262,6 +330,7 @@ func (s *Server) view(ctx context.Context, c *client.Client, key string) *convVi
 		}
 		v.GroupRec = g
 	}
+	v.setDisappearing(ctx, c)
 	v.Messages = s.messageViews(c, key)
 	if gaps, err := c.Gaps(); err == nil {
 		for _, g := range gaps {
@@ -381,6 +450,32 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, c *client.Client) 
 		return
 	}
 	s.render(w, "messages", s.messageViews(c, key))
+}
+
+// disappearing sets the 1:1 conversation's timer (seconds; 0: off) and
+// shows it as the chain now has it.
+func (s *Server) disappearing(w http.ResponseWriter, r *http.Request, c *client.Client) {
+	key := r.PathValue("conv")
+	h, ok := strings.CutPrefix(key, "@")
+	if !ok {
+		s.render(w, "error", "A group's messages disappear as its policy says: its owner or admins choose the policy.")
+		return
+	}
+	secs, err := strconv.ParseInt(r.FormValue("after"), 10, 64)
+	if err != nil || secs < 0 || secs > int64(100*365*24*time.Hour/time.Second) {
+		s.render(w, "error", "Choose a time from the list.")
+		return
+	}
+	v := &convView{Key: key}
+	if err := c.SetDisappearing(r.Context(), h, time.Duration(secs)*time.Second); err != nil {
+		v.DisappearError = errorText(err)
+	}
+	msg := v.DisappearError
+	v.setDisappearing(r.Context(), c)
+	if msg != "" {
+		v.DisappearError = msg
+	}
+	s.render(w, "disappearing", v)
 }
 
 var errUploadTooLarge = errors.New("upload too large")
@@ -515,15 +610,7 @@ func policyFor(ctx context.Context, c *client.Client, tmpl, date string) (string
 		}
 		src = fmt.Sprintf("read_only_after = timestamp(%q)\n", t.UTC().Format(time.RFC3339))
 	}
-	id := policy.ID(src)
-	if rec, err := client.GetPolicy(ctx, client.Config{NodeURL: c.NodeURL()}, id); err == nil {
-		return rec.Id, nil
-	}
-	name := tmpl + "-" + id[:8]
-	if _, err := c.DeployPolicy(ctx, name, src); err != nil && !errors.Is(err, client.ErrPolicyExists) {
-		return "", err
-	}
-	return id, nil
+	return c.EnsurePolicy(ctx, tmpl, src)
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *client.Client) {

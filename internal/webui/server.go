@@ -159,6 +159,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /c/{conv}/messages", s.withClient(s.messages))
 	mux.HandleFunc("POST /c/{conv}/send", s.withClient(s.send))
 	mux.HandleFunc("POST /c/{conv}/file", s.withClient(s.upload))
+	mux.HandleFunc("POST /c/{conv}/disappearing", s.withClient(s.disappearing))
 	mux.HandleFunc("GET /file/{id}", s.withClient(s.download))
 	mux.HandleFunc("GET /verify/{id}", s.withClient(s.verify))
 	mux.HandleFunc("GET /contact/{handle}", s.withClient(s.contact))

@@ -278,3 +278,81 @@ func TestQueuedWhileTheNodeIsDown(t *testing.T) {
 		t.Fatalf("bob got %q", texts)
 	}
 }
+
+// The disappearing-messages timer of a 1:1 conversation: set in the web
+// client, it is on chain for both parties and applies to what is sent
+// next; turned off, the conversation has no policy again. A group shows
+// what its policy keeps, and its timer is not set from a conversation.
+func TestDisappearing(t *testing.T) {
+	testNode(t)
+	ctx := context.Background()
+	bob, err := client.Create(ctx, client.Config{Home: t.TempDir(), NodeURL: nodeURL, Passphrase: []byte("bob's passphrase"), KeystoreWorkFactor: 10}, handle("dbob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	s, u := serve(t, t.TempDir())
+	hc, base := session(t, u)
+	post := func(path string, form url.Values) (int, string) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-CSRF-Token", s.csrf)
+		return status(t, hc, req)
+	}
+	get := func(path string) string {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		code, body := status(t, hc, req)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		return body
+	}
+	ann := handle("dann")
+	if code, body := post("/unlock", url.Values{"passphrase": {"correct horse"}, "handle": {ann}}); code != 200 || s.account() == nil {
+		t.Fatalf("create account: %d %s", code, body)
+	}
+	conv := "/c/%40" + bob.Handle()
+	if body := get(conv); !strings.Contains(body, `<option value="0" selected>off</option>`) {
+		t.Fatalf("a new conversation's timer is not off: %s", body)
+	}
+	if code, body := post(conv+"/disappearing", url.Values{"after": {"3600"}}); code != 200 || !strings.Contains(body, `<option value="3600" selected>1 hour</option>`) {
+		t.Fatalf("set 1 hour: %d %s", code, body)
+	}
+	if d, err := bob.DirectDisappearing(ctx, ann); err != nil || d.After != time.Hour || d.PolicyID == "" {
+		t.Fatalf("bob's side of the timer: %+v %v", d, err)
+	}
+	if code, body := post(conv+"/send", url.Values{"text": {"gone in an hour"}}); code != 200 || !(strings.Contains(body, "deletes in 1h0m0s") || strings.Contains(body, "deletes in 59m")) {
+		t.Fatalf("a message under the timer: %d %s", code, body)
+	}
+	if code, body := post(conv+"/disappearing", url.Values{"after": {"0"}}); code != 200 || !strings.Contains(body, `<option value="0" selected>off</option>`) {
+		t.Fatalf("turn it off: %d %s", code, body)
+	}
+	if d, err := bob.DirectDisappearing(ctx, ann); err != nil || d.After != 0 || d.PolicyID != "" {
+		t.Fatalf("bob's side after turning it off: %+v %v", d, err)
+	}
+	if code, body := post(conv+"/disappearing", url.Values{"after": {"soon"}}); code != 200 || !strings.Contains(body, "Choose a time") {
+		t.Fatalf("a bad timer: %d %s", code, body)
+	}
+
+	group := handle("dteam")
+	if err := bob.CreateGroup(ctx, group, []string{ann}, ""); err != nil { // the default policy: 30 days
+		t.Fatal(err)
+	}
+	if body := get("/c/" + group); !strings.Contains(body, "messages disappear after 30 days") || strings.Contains(body, "disappearing-after") {
+		t.Fatalf("a group's timer: %s", body)
+	}
+	if _, body := post("/c/"+group+"/disappearing", url.Values{"after": {"60"}}); !strings.Contains(body, "its owner or admins choose the policy") {
+		t.Fatalf("a group's timer set from the conversation: %s", body)
+	}
+}
+
+func TestSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute: "5 minutes", time.Hour: "1 hour", 24 * time.Hour: "1 day", 30 * 24 * time.Hour: "30 days",
+		14 * 24 * time.Hour: "2 weeks", 7 * 365 * 24 * time.Hour: "7 years", 90 * time.Second: "90 seconds", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := span(d); got != want {
+			t.Errorf("span(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
