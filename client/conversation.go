@@ -14,11 +14,20 @@ import (
 
 // AttachPolicy attaches a deployed policy (name or id; "" detaches) to the
 // 1:1 conversation with peer — e.g. disappearing messages. Either party may
-// set it; it applies both ways.
+// set it; it applies both ways. Once it is on chain, peer is told with a
+// notice in the conversation (PolicyNotice), which both histories show.
 func (c *Client) AttachPolicy(ctx context.Context, peer, policyName string) error {
 	h, err := ledger.NormalizeHandle(peer)
 	if err != nil {
 		return err
+	}
+	id := ""
+	if policyName != "" {
+		rec, err := GetPolicy(ctx, c.cfg, policyName)
+		if err != nil {
+			return err
+		}
+		id = rec.Id
 	}
 	acct, err := c.Lookup(ctx, c.Handle())
 	if err != nil {
@@ -30,8 +39,76 @@ func (c *Client) AttachPolicy(ctx context.Context, peer, policyName string) erro
 	}
 	body := &tokenimv1.TxBody{ChainId: st.ChainId, Signer: c.Handle(), Sequence: acct.Sequence,
 		Msg: &tokenimv1.TxBody_SetConversationPolicy{SetConversationPolicy: &tokenimv1.SetConversationPolicy{Peer: h, Policy: policyName}}}
-	_, err = c.broadcast(ctx, body)
-	return err
+	if _, err := c.broadcast(ctx, body); err != nil {
+		return err
+	}
+	text, err := c.policyNoticeText(ctx, h, id, false)
+	if err != nil {
+		return fmt.Errorf("the policy is attached; telling @%s: %w", h, err)
+	}
+	notice := &tokenimv1.Content{Body: &tokenimv1.Content_PolicyNotice{PolicyNotice: &tokenimv1.PolicyNotice{PolicyId: id}}}
+	if _, err := c.sendContent(ctx, h, notice, text); err != nil && !errors.Is(err, ErrQueued) {
+		return fmt.Errorf("the policy is attached; telling @%s: %w", h, err)
+	}
+	return nil
+}
+
+// policyNoticeText says what attaching policy id (or, "", detaching) to
+// the conversation with peer does, from the policy on chain; received
+// (the notice came from peer) adds whether it is still the one in force.
+func (c *Client) policyNoticeText(ctx context.Context, peer, id string, received bool) (string, error) {
+	text := "turned disappearing messages off (the conversation has no policy)"
+	if id != "" {
+		rec, err := GetPolicy(ctx, c.cfg, id)
+		if err != nil {
+			return "", err
+		}
+		if policy.ID(rec.Source) != id {
+			return "", fmt.Errorf("%w: the node sent a policy whose hash is not %s", ErrUnknownPolicy, id)
+		}
+		p, err := policy.Compile(rec.Source)
+		if err != nil {
+			return "", err
+		}
+		d, err := disappearingOf(p, ledger.ConversationVars(c.Handle(), peer, time.Now()))
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case d.LegalHold:
+			text = "put the conversation under legal hold (policy " + id[:12] + "): messages are kept"
+		case d.After > 0:
+			text = "set disappearing messages to " + Span(d.After)
+		default:
+			text = "attached policy " + id[:12] + " to the conversation (messages kept until read)"
+		}
+	}
+	if received {
+		cur, err := c.DirectDisappearing(ctx, peer)
+		if err != nil {
+			return "", err
+		}
+		if cur.PolicyID != id {
+			text += " (since changed)"
+		}
+	}
+	return text, nil
+}
+
+// Span names a duration as people say it: "5 minutes", "1 day", "30 days".
+func Span(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{365 * 24 * time.Hour, "year"}, {7 * 24 * time.Hour, "week"}, {24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d >= u.d && d%u.d == 0 {
+			if n := d / u.d; n != 1 {
+				return fmt.Sprintf("%d %ss", n, u.name)
+			}
+			return "1 " + u.name
+		}
+	}
+	return d.String()
 }
 
 // directExpiry is when the conversation's policy deletes a message sent

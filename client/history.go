@@ -51,6 +51,10 @@ type Message struct {
 	Evidence *Evidence `json:"evidence,omitempty"`
 	// Anchor is set once Verify proved the message in an anchored log.
 	Anchor *Anchor `json:"anchor,omitempty"`
+	// Notice: an event of the conversation (a policy attached or detached,
+	// e.g. a disappearing-messages timer set) rather than something
+	// written; Text says what, as the chain shows it.
+	Notice bool `json:"notice,omitempty"`
 	seq    uint64
 }
 

@@ -96,7 +96,8 @@ func (c *Client) queueDraft(to, group string, content *tokenimv1.Content, text s
 	if err != nil {
 		return nil, err
 	}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true,
+		Notice: content.GetPolicyNotice() != nil}
 	conv := "@" + to
 	if group != "" {
 		msg.To, conv = group, group

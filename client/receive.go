@@ -372,6 +372,18 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 			return err
 		}
 	}
+	if n := content.GetPolicyNotice(); n != nil && env.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+		m.Notice = true
+		text, err := c.policyNoticeText(ctx, env.From, n.PolicyId, true)
+		switch {
+		case errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled):
+			return err // not processed: it stays on the node
+		case err != nil:
+			m.State, m.Text = StateRejected, "" // a policy the chain does not have
+		default:
+			m.Text = text
+		}
+	}
 	if f := content.GetFile(); f != nil {
 		m.Text = fileText(f)
 		if m.File, err = c.rememberFile(m.ID, f); err != nil {

@@ -135,7 +135,7 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	}
 	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize(), Commitment: Commitment(pt)}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter,
-		Evidence: evidenceOf(env, pt)}
+		Evidence: evidenceOf(env, pt), Notice: content.GetPolicyNotice() != nil}
 	return env, msg, nil
 }
 

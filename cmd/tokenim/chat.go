@@ -168,6 +168,9 @@ func bodyOf(m client.Message) string {
 		return "[message could not be decrypted]"
 	}
 	text := m.Text
+	if m.Notice {
+		return "[" + text + "]" // an event of the conversation, not something written
+	}
 	if m.File != nil {
 		text += "  → tokenim file get " + m.ID
 	}

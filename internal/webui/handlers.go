@@ -45,7 +45,7 @@ var funcs = template.FuncMap{
 			*convView
 		}{csrf, v}
 	},
-	"span": span,
+	"span": client.Span,
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12]
@@ -99,22 +99,6 @@ type disappearOpt struct {
 // disappearChoices are the timers offered for a 1:1 conversation.
 var disappearChoices = []time.Duration{0, 5 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 28 * 24 * time.Hour}
 
-// span names a duration as people say it: "5 minutes", "1 day", "30 days".
-func span(d time.Duration) string {
-	for _, u := range []struct {
-		d    time.Duration
-		name string
-	}{{365 * 24 * time.Hour, "year"}, {7 * 24 * time.Hour, "week"}, {24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
-		if d >= u.d && d%u.d == 0 {
-			if n := d / u.d; n != 1 {
-				return fmt.Sprintf("%d %ss", n, u.name)
-			}
-			return "1 " + u.name
-		}
-	}
-	return d.String()
-}
-
 // setDisappearing fills v's timer: the conversation's policy now and, for
 // a 1:1 conversation, the choices (the one in force selected; a timer set
 // otherwise, e.g. with the CLI, is offered as it is).
@@ -140,13 +124,13 @@ func (v *convView) setDisappearing(ctx context.Context, c *client.Client) {
 	for _, c := range disappearChoices {
 		o := disappearOpt{Seconds: int64(c / time.Second), Label: "off", Selected: c == d.After}
 		if c > 0 {
-			o.Label = span(c)
+			o.Label = client.Span(c)
 		}
 		found = found || o.Selected
 		v.DisappearOpts = append(v.DisappearOpts, o)
 	}
 	if !found {
-		v.DisappearOpts = append(v.DisappearOpts, disappearOpt{Seconds: int64(d.After / time.Second), Label: span(d.After), Selected: true})
+		v.DisappearOpts = append(v.DisappearOpts, disappearOpt{Seconds: int64(d.After / time.Second), Label: client.Span(d.After), Selected: true})
 	}
 }
 
@@ -476,6 +460,10 @@ func (s *Server) disappearing(w http.ResponseWriter, r *http.Request, c *client.
 		v.DisappearError = msg
 	}
 	s.render(w, "disappearing", v)
+	// The notice both of you now have in the conversation (out of band).
+	fmt.Fprint(w, `<div id="messages" class="messages" hx-swap-oob="innerHTML">`)
+	s.render(w, "messages", s.messageViews(c, key))
+	fmt.Fprint(w, `</div>`)
 }
 
 var errUploadTooLarge = errors.New("upload too large")

@@ -321,12 +321,36 @@ func TestDisappearing(t *testing.T) {
 	if d, err := bob.DirectDisappearing(ctx, ann); err != nil || d.After != time.Hour || d.PolicyID == "" {
 		t.Fatalf("bob's side of the timer: %+v %v", d, err)
 	}
+	notices := func(want ...string) { // bob's notices from ann since the last call, as the chain shows them
+		t.Helper()
+		got, err := bob.Sync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		for _, m := range got {
+			if m.Notice && m.From == ann && m.State == client.StateReceived {
+				texts = append(texts, m.Text)
+			}
+		}
+		if !slices.Equal(texts, want) {
+			t.Fatalf("bob's notices: %q, want %q", texts, want)
+		}
+	}
+	notices("set disappearing messages to 1 hour")
+	if body := get(conv + "/messages"); !strings.Contains(body, "You set disappearing messages to 1 hour") {
+		t.Fatalf("ann's notice: %s", body)
+	}
 	if code, body := post(conv+"/send", url.Values{"text": {"gone in an hour"}}); code != 200 || !(strings.Contains(body, "deletes in 1h0m0s") || strings.Contains(body, "deletes in 59m")) {
 		t.Fatalf("a message under the timer: %d %s", code, body)
+	}
+	if code, body := post(conv+"/disappearing", url.Values{"after": {"300"}}); code != 200 || !strings.Contains(body, "You set disappearing messages to 5 minutes") {
+		t.Fatalf("set 5 minutes: %d %s", code, body)
 	}
 	if code, body := post(conv+"/disappearing", url.Values{"after": {"0"}}); code != 200 || !strings.Contains(body, `<option value="0" selected>off</option>`) {
 		t.Fatalf("turn it off: %d %s", code, body)
 	}
+	notices("set disappearing messages to 5 minutes (since changed)", "turned disappearing messages off (the conversation has no policy)")
 	if d, err := bob.DirectDisappearing(ctx, ann); err != nil || d.After != 0 || d.PolicyID != "" {
 		t.Fatalf("bob's side after turning it off: %+v %v", d, err)
 	}
@@ -351,7 +375,7 @@ func TestSpan(t *testing.T) {
 		5 * time.Minute: "5 minutes", time.Hour: "1 hour", 24 * time.Hour: "1 day", 30 * 24 * time.Hour: "30 days",
 		14 * 24 * time.Hour: "2 weeks", 7 * 365 * 24 * time.Hour: "7 years", 90 * time.Second: "90 seconds", 1500 * time.Millisecond: "1.5s",
 	} {
-		if got := span(d); got != want {
+		if got := client.Span(d); got != want {
 			t.Errorf("span(%v) = %q, want %q", d, got, want)
 		}
 	}

@@ -237,6 +237,7 @@ type Content struct {
 	//	*Content_File
 	//	*Content_SenderKey
 	//	*Content_SenderKeyRequest
+	//	*Content_PolicyNotice
 	Body isContent_Body `protobuf_oneof:"body"`
 	// group is set on group messages (inside the encryption too).
 	Group string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
@@ -357,6 +358,15 @@ func (x *Content) GetSenderKeyRequest() *SenderKeyRequest {
 	return nil
 }
 
+func (x *Content) GetPolicyNotice() *PolicyNotice {
+	if x != nil {
+		if x, ok := x.Body.(*Content_PolicyNotice); ok {
+			return x.PolicyNotice
+		}
+	}
+	return nil
+}
+
 func (x *Content) GetGroup() string {
 	if x != nil {
 		return x.Group
@@ -398,6 +408,10 @@ type Content_SenderKeyRequest struct {
 	SenderKeyRequest *SenderKeyRequest `protobuf:"bytes,13,opt,name=sender_key_request,json=senderKeyRequest,proto3,oneof"`
 }
 
+type Content_PolicyNotice struct {
+	PolicyNotice *PolicyNotice `protobuf:"bytes,14,opt,name=policy_notice,json=policyNotice,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_File) isContent_Body() {}
@@ -405,6 +419,8 @@ func (*Content_File) isContent_Body() {}
 func (*Content_SenderKey) isContent_Body() {}
 
 func (*Content_SenderKeyRequest) isContent_Body() {}
+
+func (*Content_PolicyNotice) isContent_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -450,6 +466,55 @@ func (x *Text) GetBody() string {
 	return ""
 }
 
+// PolicyNotice tells the other party of a 1:1 conversation that the sender
+// attached a policy to it (policy_id, the hash of its source) or detached
+// it (empty): e.g. set a disappearing-messages timer. It is a claim: the
+// recipient reads the policy from the chain by its id and checks whether
+// it is the one in force before showing what it does.
+type PolicyNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PolicyId      string                 `protobuf:"bytes,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyNotice) Reset() {
+	*x = PolicyNotice{}
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyNotice) ProtoMessage() {}
+
+func (x *PolicyNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyNotice.ProtoReflect.Descriptor instead.
+func (*PolicyNotice) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PolicyNotice) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
 // SenderKeyRequest asks a member for its sender key of one group epoch
 // again (a group message arrived, its key did not: a node dropped it). The
 // member re-sends the key it gave the requester, if the chain still lists
@@ -464,7 +529,7 @@ type SenderKeyRequest struct {
 
 func (x *SenderKeyRequest) Reset() {
 	*x = SenderKeyRequest{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +541,7 @@ func (x *SenderKeyRequest) String() string {
 func (*SenderKeyRequest) ProtoMessage() {}
 
 func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +554,7 @@ func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyRequest.ProtoReflect.Descriptor instead.
 func (*SenderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SenderKeyRequest) GetGroup() string {
@@ -520,7 +585,7 @@ type SenderKeyDistribution struct {
 
 func (x *SenderKeyDistribution) Reset() {
 	*x = SenderKeyDistribution{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +597,7 @@ func (x *SenderKeyDistribution) String() string {
 func (*SenderKeyDistribution) ProtoMessage() {}
 
 func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +610,7 @@ func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
 func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SenderKeyDistribution) GetGroup() string {
@@ -590,7 +655,7 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\n" +
 	" \x01(\fR\n" +
-	"commitment\"\xb3\x03\n" +
+	"commitment\"\xf4\x03\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -604,13 +669,16 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\x04file\x18\v \x01(\v2\x10.tokenim.v1.FileH\x00R\x04file\x12B\n" +
 	"\n" +
 	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12L\n" +
-	"\x12sender_key_request\x18\r \x01(\v2\x1c.tokenim.v1.SenderKeyRequestH\x00R\x10senderKeyRequest\x12\x14\n" +
+	"\x12sender_key_request\x18\r \x01(\v2\x1c.tokenim.v1.SenderKeyRequestH\x00R\x10senderKeyRequest\x12?\n" +
+	"\rpolicy_notice\x18\x0e \x01(\v2\x18.tokenim.v1.PolicyNoticeH\x00R\fpolicyNotice\x12\x14\n" +
 	"\x05group\x18\x14 \x01(\tR\x05group\x12\x12\n" +
 	"\x04from\x18\x15 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x16 \x01(\tR\x02toB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04body\">\n" +
+	"\x04body\x18\x01 \x01(\tR\x04body\"+\n" +
+	"\fPolicyNotice\x12\x1b\n" +
+	"\tpolicy_id\x18\x01 \x01(\tR\bpolicyId\">\n" +
 	"\x10SenderKeyRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"W\n" +
@@ -637,27 +705,29 @@ func file_tokenim_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tokenim_v1_envelope_proto_goTypes = []any{
 	(EnvelopeType)(0),             // 0: tokenim.v1.EnvelopeType
 	(*Envelope)(nil),              // 1: tokenim.v1.Envelope
 	(*Content)(nil),               // 2: tokenim.v1.Content
 	(*Text)(nil),                  // 3: tokenim.v1.Text
-	(*SenderKeyRequest)(nil),      // 4: tokenim.v1.SenderKeyRequest
-	(*SenderKeyDistribution)(nil), // 5: tokenim.v1.SenderKeyDistribution
-	(*File)(nil),                  // 6: tokenim.v1.File
+	(*PolicyNotice)(nil),          // 4: tokenim.v1.PolicyNotice
+	(*SenderKeyRequest)(nil),      // 5: tokenim.v1.SenderKeyRequest
+	(*SenderKeyDistribution)(nil), // 6: tokenim.v1.SenderKeyDistribution
+	(*File)(nil),                  // 7: tokenim.v1.File
 }
 var file_tokenim_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: tokenim.v1.Envelope.type:type_name -> tokenim.v1.EnvelopeType
 	3, // 1: tokenim.v1.Content.text:type_name -> tokenim.v1.Text
-	6, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
-	5, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
-	4, // 4: tokenim.v1.Content.sender_key_request:type_name -> tokenim.v1.SenderKeyRequest
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
+	6, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
+	5, // 4: tokenim.v1.Content.sender_key_request:type_name -> tokenim.v1.SenderKeyRequest
+	4, // 5: tokenim.v1.Content.policy_notice:type_name -> tokenim.v1.PolicyNotice
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_envelope_proto_init() }
@@ -671,6 +741,7 @@ func file_tokenim_v1_envelope_proto_init() {
 		(*Content_File)(nil),
 		(*Content_SenderKey)(nil),
 		(*Content_SenderKeyRequest)(nil),
+		(*Content_PolicyNotice)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -678,7 +749,7 @@ func file_tokenim_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_envelope_proto_rawDesc), len(file_tokenim_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
