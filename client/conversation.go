@@ -42,7 +42,7 @@ func (c *Client) AttachPolicy(ctx context.Context, peer, policyName string) erro
 	if _, err := c.broadcast(ctx, body); err != nil {
 		return err
 	}
-	text, err := c.policyNoticeText(ctx, h, id, false)
+	text, err := c.policyNoticeText(ctx, h, nil, id, false)
 	if err != nil {
 		return fmt.Errorf("the policy is attached; telling @%s: %w", h, err)
 	}
@@ -53,24 +53,22 @@ func (c *Client) AttachPolicy(ctx context.Context, peer, policyName string) erro
 	return nil
 }
 
-// policyNoticeText says what attaching policy id (or, "", detaching) to
-// the conversation with peer does, from the policy on chain; received
-// (the notice came from peer) adds whether it is still the one in force.
-func (c *Client) policyNoticeText(ctx context.Context, peer, id string, received bool) (string, error) {
+// policyNoticeText says what attaching policy id to the conversation
+// with peer (or, "", detaching it) or making it group g's policy does,
+// from the policy on chain; received (the notice came from the other
+// side) adds whether it is still the one in force.
+func (c *Client) policyNoticeText(ctx context.Context, peer string, g *tokenimv1.GroupRecord, id string, received bool) (string, error) {
 	text := "turned disappearing messages off (the conversation has no policy)"
 	if id != "" {
-		rec, err := GetPolicy(ctx, c.cfg, id)
+		p, err := c.policyByID(ctx, id)
 		if err != nil {
 			return "", err
 		}
-		if policy.ID(rec.Source) != id {
-			return "", fmt.Errorf("%w: the node sent a policy whose hash is not %s", ErrUnknownPolicy, id)
+		v := ledger.ConversationVars(c.Handle(), peer, time.Now())
+		if g != nil {
+			v = ledger.GroupVars(g, c.Handle(), time.Now())
 		}
-		p, err := policy.Compile(rec.Source)
-		if err != nil {
-			return "", err
-		}
-		d, err := disappearingOf(p, ledger.ConversationVars(c.Handle(), peer, time.Now()))
+		d, err := disappearingOf(p, v)
 		if err != nil {
 			return "", err
 		}
@@ -82,13 +80,29 @@ func (c *Client) policyNoticeText(ctx context.Context, peer, id string, received
 		default:
 			text = "attached policy " + id[:12] + " to the conversation (messages kept until read)"
 		}
+		if g != nil {
+			switch {
+			case d.LegalHold:
+				text = "changed the group's policy to " + id[:12] + ": messages are kept (legal hold)"
+			case d.After > 0:
+				text = "changed the group's policy to " + id[:12] + ": messages disappear after " + Span(d.After)
+			default:
+				text = "changed the group's policy to " + id[:12] + ": messages kept until read"
+			}
+		}
 	}
 	if received {
-		cur, err := c.DirectDisappearing(ctx, peer)
-		if err != nil {
-			return "", err
+		current := ""
+		if g != nil {
+			current = g.PolicyId
+		} else {
+			cur, err := c.DirectDisappearing(ctx, peer)
+			if err != nil {
+				return "", err
+			}
+			current = cur.PolicyID
 		}
-		if cur.PolicyID != id {
+		if current != id {
 			text += " (since changed)"
 		}
 	}

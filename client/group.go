@@ -93,6 +93,32 @@ func (c *Client) GroupSetRole(ctx context.Context, group, member, role string) e
 	return c.groupTx(ctx, &tokenimv1.TxBody_GroupSetRole{GroupSetRole: &tokenimv1.GroupSetRole{Group: group, Member: h, Role: role}})
 }
 
+// SetGroupPolicy replaces group's policy (a deployed policy's name or id;
+// "" the default). Only an owner may, and a group under legal hold only by
+// a policy that keeps the hold. The group's epoch grows, so every member
+// rotates its sender key (the new policy may let fewer read); the members
+// are told with a notice in the group, which also hands them this
+// account's new sender key.
+func (c *Client) SetGroupPolicy(ctx context.Context, group, policyName string) error {
+	if err := c.groupTx(ctx, &tokenimv1.TxBody_GroupSetPolicy{GroupSetPolicy: &tokenimv1.GroupSetPolicy{Group: group, Policy: policyName}}); err != nil {
+		return err
+	}
+	g, err := c.Group(ctx, group)
+	if err == nil {
+		var text string
+		if text, err = c.policyNoticeText(ctx, "", g, g.PolicyId, false); err == nil {
+			notice := &tokenimv1.Content{Body: &tokenimv1.Content_PolicyNotice{PolicyNotice: &tokenimv1.PolicyNotice{PolicyId: g.PolicyId}}}
+			if _, err = c.sendGroupContent(ctx, group, notice, text); errors.Is(err, ErrQueued) {
+				err = nil
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the policy is set; telling the members: %w", err)
+	}
+	return nil
+}
+
 func (c *Client) groupTx(ctx context.Context, msg any) error {
 	acct, err := c.Lookup(ctx, c.Handle())
 	if err != nil {
@@ -113,6 +139,8 @@ func (c *Client) groupTx(ctx context.Context, msg any) error {
 	case *tokenimv1.TxBody_GroupLeave:
 		body.Msg = m
 	case *tokenimv1.TxBody_GroupSetRole:
+		body.Msg = m
+	case *tokenimv1.TxBody_GroupSetPolicy:
 		body.Msg = m
 	}
 	_, err = c.broadcast(ctx, body)
@@ -223,7 +251,8 @@ func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter}
+	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter,
+		Notice: content.GetPolicyNotice() != nil}
 	if len(to) > 0 {
 		first := to[0]
 		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
@@ -268,17 +297,23 @@ var policies sync.Map
 
 // groupPolicy returns g's compiled policy.
 func (c *Client) groupPolicy(ctx context.Context, g *tokenimv1.GroupRecord) (*policy.Policy, error) {
-	if p, ok := policies.Load(g.PolicyId); ok {
+	return c.policyByID(ctx, g.PolicyId)
+}
+
+// policyByID returns the compiled policy with id: the default one, or one
+// deployed on chain (its source checked against the id).
+func (c *Client) policyByID(ctx context.Context, id string) (*policy.Policy, error) {
+	if p, ok := policies.Load(id); ok {
 		return p.(*policy.Policy), nil
 	}
 	src := policy.Defaults
-	if g.PolicyId != policy.ID(policy.Defaults) {
-		rec, err := GetPolicy(ctx, c.cfg, g.PolicyId)
+	if id != policy.ID(policy.Defaults) {
+		rec, err := GetPolicy(ctx, c.cfg, id)
 		if err != nil {
 			return nil, err
 		}
-		if policy.ID(rec.Source) != g.PolicyId {
-			return nil, fmt.Errorf("%w: the node sent a policy whose hash is not %s", ErrUnknownPolicy, g.PolicyId)
+		if policy.ID(rec.Source) != id {
+			return nil, fmt.Errorf("%w: the node sent a policy whose hash is not %s", ErrUnknownPolicy, id)
 		}
 		src = rec.Source
 	}
@@ -286,7 +321,7 @@ func (c *Client) groupPolicy(ctx context.Context, g *tokenimv1.GroupRecord) (*po
 	if err != nil {
 		return nil, err
 	}
-	policies.Store(g.PolicyId, p)
+	policies.Store(id, p)
 	return p, nil
 }
 

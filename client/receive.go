@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
+	"github.com/tokenim/tokenim/internal/ledger"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/session"
 )
@@ -372,9 +373,19 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 			return err
 		}
 	}
-	if n := content.GetPolicyNotice(); n != nil && env.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+	if n := content.GetPolicyNotice(); n != nil {
 		m.Notice = true
-		text, err := c.policyNoticeText(ctx, env.From, n.PolicyId, true)
+		var g *tokenimv1.GroupRecord
+		if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+			g, err = c.Group(ctx, env.Group) // its policy now, proven
+			if err == nil && ledger.Role(g, env.From) != ledger.RoleOwner {
+				err = fmt.Errorf("%w: a group policy notice from @%s, not an owner", ErrDenied, env.From)
+			}
+		}
+		text := ""
+		if err == nil {
+			text, err = c.policyNoticeText(ctx, env.From, g, n.PolicyId, true)
+		}
 		switch {
 		case errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled):
 			return err // not processed: it stays on the node

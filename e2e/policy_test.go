@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenim/tokenim/client"
 	"github.com/tokenim/tokenim/internal/policy"
@@ -76,4 +78,67 @@ func groupUnder(t *testing.T, owner *client.Client, src string, members ...*clie
 		t.Fatal(err)
 	}
 	return group
+}
+
+// An owner replaces a group's policy: the members are told with a notice,
+// the epoch grows (new sender keys), and the next post carries the new
+// retention; a member cannot.
+func TestGroupSetPolicy(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "gspa")
+	bob, _ := newUser(t, "gspb")
+	group := uniqueHandle("rules")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendGroup(ctx, group, "under the default"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := alice.Group(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hour, err := alice.EnsurePolicy(ctx, "hour", `retention = duration("3600s")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.SetGroupPolicy(ctx, group, hour); !errors.Is(err, client.ErrDenied) {
+		t.Fatalf("a member replaces the policy: %v", err)
+	}
+	if err := alice.SetGroupPolicy(ctx, group, hour); err != nil {
+		t.Fatal(err)
+	}
+	after, err := alice.Group(ctx, group)
+	if err != nil || after.PolicyId != hour || after.Epoch != before.Epoch+1 {
+		t.Fatalf("the group after: %v %v", after, err)
+	}
+	m, err := alice.SendGroup(ctx, group, "under an hour")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ExpiresAt.Sub(m.SentAt) != time.Hour {
+		t.Fatalf("a post under the new policy expires %v after sending", m.ExpiresAt.Sub(m.SentAt))
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, g := range got {
+		if g.Group == group && g.State == client.StateReceived {
+			if g.Notice {
+				seen = append(seen, "notice: "+g.Text)
+			} else {
+				seen = append(seen, g.Text)
+			}
+		}
+	}
+	want := []string{"under the default", "notice: changed the group's policy to " + hour[:12] + ": messages disappear after 1 hour", "under an hour"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("bob got %q, want %q", seen, want)
+	}
+	mine, err := alice.History(func(m *client.Message) bool { return m.Group == group && m.Notice })
+	if err != nil || len(mine) != 1 || mine[0].State != client.StateStored || !strings.HasPrefix(mine[0].Text, "changed the group's policy") {
+		t.Fatalf("alice's notice: %+v %v", mine, err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/policy"
 )
 
@@ -102,7 +103,12 @@ func policyCmd(g *globals) *cobra.Command {
 	}
 	test.Flags().StringVar(&input, "input", "", "JSON file with the inputs")
 	attach := &cobra.Command{
-		Use: "attach @PEER NAME|ID|-", Short: "Attach a deployed policy to your 1:1 conversation with @PEER ('-' detaches)", Args: cobra.ExactArgs(2),
+		Use:   "attach @PEER|GROUP NAME|ID|-",
+		Short: "Attach a deployed policy to your 1:1 conversation with @PEER ('-' detaches), or make it GROUP's policy ('-': the default; owners only)",
+		Long: "With @PEER either of you may attach it; it applies both ways. With a group's bare name only an owner may replace its\n" +
+			"policy (a group under legal hold only by one that keeps it); the members rotate their sender keys. Both sides are told\n" +
+			"with a notice in the conversation.",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pol := args[1]
 			if pol == "-" {
@@ -113,6 +119,16 @@ func policyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			if !strings.HasPrefix(args[0], "@") {
+				if err := ledger.CheckGroupName(args[0]); err != nil {
+					return withHint(err, "accounts take an @ (`policy attach @bob NAME`); a bare name is a group")
+				}
+				if err := c.SetGroupPolicy(cmd.Context(), args[0], pol); err != nil {
+					return err
+				}
+				fmt.Printf("%s's policy replaced; its members rotate their sender keys\n", args[0])
+				return nil
+			}
 			return c.AttachPolicy(cmd.Context(), args[0], pol)
 		},
 	}

@@ -61,7 +61,7 @@ func (groupsModule) Name() string { return "groups" }
 func (groupsModule) Handles(body *tokenimv1.TxBody) bool {
 	switch body.Msg.(type) {
 	case *tokenimv1.TxBody_CreateGroup, *tokenimv1.TxBody_GroupAddMember, *tokenimv1.TxBody_GroupRemoveMember,
-		*tokenimv1.TxBody_GroupLeave, *tokenimv1.TxBody_GroupSetRole:
+		*tokenimv1.TxBody_GroupLeave, *tokenimv1.TxBody_GroupSetRole, *tokenimv1.TxBody_GroupSetPolicy:
 		return true
 	}
 	return false
@@ -104,6 +104,8 @@ func groupName(body *tokenimv1.TxBody) string {
 		return m.GroupLeave.Group
 	case *tokenimv1.TxBody_GroupSetRole:
 		return m.GroupSetRole.Group
+	case *tokenimv1.TxBody_GroupSetPolicy:
+		return m.GroupSetPolicy.Group
 	}
 	return ""
 }
@@ -227,6 +229,8 @@ func nextGroup(ctx *Context, body *tokenimv1.TxBody) (*tokenimv1.GroupRecord, er
 		return changeGroup(ctx, m.GroupLeave.Group, me, "leave", me, "")
 	case *tokenimv1.TxBody_GroupSetRole:
 		return changeGroup(ctx, m.GroupSetRole.Group, me, "set_role", m.GroupSetRole.Member, m.GroupSetRole.Role)
+	case *tokenimv1.TxBody_GroupSetPolicy:
+		return setGroupPolicy(ctx, m.GroupSetPolicy.Group, me, m.GroupSetPolicy.Policy)
 	}
 	return nil, ErrUnknownMessage
 }
@@ -333,6 +337,54 @@ func changeGroup(ctx *Context, name, me, action, target, role string) (*tokenimv
 		return nil, fmt.Errorf("%w: a group keeps at least one owner", ErrInvalidGroup)
 	}
 	return g, nil
+}
+
+// setGroupPolicy replaces g's policy: an owner's act; under legal hold
+// only by a policy that keeps it; the epoch closes (sender keys rotate).
+func setGroupPolicy(ctx *Context, name, me, nameOrID string) (*tokenimv1.GroupRecord, error) {
+	g, err := GetGroup(ctx.KV, name)
+	if err != nil {
+		return nil, err
+	}
+	if Role(g, me) != RoleOwner {
+		return nil, fmt.Errorf("%w: only an owner changes a group's policy", ErrDenied)
+	}
+	pid, err := resolvePolicy(ctx.KV, nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	if pid == g.PolicyId {
+		return nil, fmt.Errorf("%w: %s is already the group's policy", ErrInvalidGroup, pid[:12])
+	}
+	now := time.UnixMilli(ctx.TimeMs).UTC()
+	held, err := legalHold(ctx.KV, g, g.PolicyId, me, now)
+	if err != nil {
+		return nil, err
+	}
+	if held {
+		if keeps, err := legalHold(ctx.KV, g, pid, me, now); err != nil {
+			return nil, err
+		} else if !keeps {
+			return nil, fmt.Errorf("%w: the group is under legal hold: its policy can only be replaced by one that keeps the hold", ErrDenied)
+		}
+	}
+	g.PolicyId = pid
+	g.ClosedAt = append(g.ClosedAt, ctx.Height) // closes epoch g.Epoch
+	g.Epoch++
+	return g, nil
+}
+
+// legalHold evaluates policy id's legal_hold for g at now.
+func legalHold(r Reader, g *tokenimv1.GroupRecord, id, me string, now time.Time) (bool, error) {
+	p, err := compiledPolicy(r, id)
+	if err != nil {
+		return false, err
+	}
+	lim, err := p.Limits(GroupVars(g, me, now))
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrDenied, err)
+	}
+	return lim.LegalHold, nil
 }
 
 // authorize asks the group's policy (leave is always allowed; adding

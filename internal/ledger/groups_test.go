@@ -111,3 +111,76 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 		}
 	}
 }
+
+// Only an owner replaces a group's policy; the epoch closes (sender keys
+// rotate); a group under legal hold keeps a policy that holds.
+func TestGroupSetPolicy(t *testing.T) {
+	m := NewMachine()
+	kv := newState(t, 0)
+	users := map[string]*testUser{}
+	seq := map[string]uint64{}
+	for _, h := range []string{"olga", "pete", "quin"} {
+		u := newUser(t, h)
+		users[h] = u
+		if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
+			t.Fatal(err)
+		}
+		seq[h] = 1
+	}
+	do := func(signer string, msg any) error {
+		body := &tokenimv1.TxBody{ChainId: testChain, Signer: signer, Sequence: seq[signer]}
+		switch x := msg.(type) {
+		case *tokenimv1.CreateGroup:
+			body.Msg = &tokenimv1.TxBody_CreateGroup{CreateGroup: x}
+		case *tokenimv1.GroupSetRole:
+			body.Msg = &tokenimv1.TxBody_GroupSetRole{GroupSetRole: x}
+		case *tokenimv1.GroupSetPolicy:
+			body.Msg = &tokenimv1.TxBody_GroupSetPolicy{GroupSetPolicy: x}
+		case *tokenimv1.DeployPolicy:
+			body.Msg = &tokenimv1.TxBody_DeployPolicy{DeployPolicy: x}
+		}
+		_, err := m.Deliver(kv, testBlock, sign(t, body, users[signer].key))
+		if err == nil {
+			seq[signer]++
+		}
+		return err
+	}
+	steps := []struct {
+		name   string
+		signer string
+		msg    any
+		want   error
+	}{
+		{"create", "olga", &tokenimv1.CreateGroup{Name: "team", Members: []string{"pete", "quin"}}, nil},
+		{"make pete admin", "olga", &tokenimv1.GroupSetRole{Group: "team", Member: "pete", Role: "admin"}, nil},
+		{"deploy a day", "olga", &tokenimv1.DeployPolicy{Name: "day", Source: `retention = duration("24h")`}, nil},
+		{"deploy a hold", "olga", &tokenimv1.DeployPolicy{Name: "hold", Source: "legal_hold = true"}, nil},
+		{"deploy another hold", "olga", &tokenimv1.DeployPolicy{Name: "hold-week", Source: "legal_hold = true\nretention = duration(\"168h\")"}, nil},
+		{"a member cannot", "quin", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "day"}, ErrDenied},
+		{"an admin cannot", "pete", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "day"}, ErrDenied},
+		{"unknown policy", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "nope"}, ErrUnknownPolicy},
+		{"unknown group", "olga", &tokenimv1.GroupSetPolicy{Group: "nope", Policy: "day"}, ErrUnknownGroup},
+		{"already the default", "olga", &tokenimv1.GroupSetPolicy{Group: "team"}, ErrInvalidGroup},
+		{"the owner sets a day", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "day"}, nil},
+		{"the owner puts it on hold", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "hold"}, nil},
+		{"held: not back to a day", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "day"}, ErrDenied},
+		{"held: not back to the default", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: ""}, ErrDenied},
+		{"held: another hold", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "hold-week"}, nil},
+	}
+	for _, s := range steps {
+		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
+			t.Fatalf("%s: got %v, want %v", s.name, err, s.want)
+		}
+	}
+	g, err := GetGroup(kv, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := GetPolicy(kv, "hold-week")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.PolicyId != rec.Id || g.Epoch != 3 || len(g.ClosedAt) != 3 || len(g.Members) != 3 {
+		t.Fatalf("after three policy changes: policy %s epoch %d closed %v members %d", g.PolicyId[:12], g.Epoch, g.ClosedAt, len(g.Members))
+	}
+}

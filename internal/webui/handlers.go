@@ -442,7 +442,7 @@ func (s *Server) disappearing(w http.ResponseWriter, r *http.Request, c *client.
 	key := r.PathValue("conv")
 	h, ok := strings.CutPrefix(key, "@")
 	if !ok {
-		s.render(w, "error", "A group's messages disappear as its policy says: its owner or admins choose the policy.")
+		s.render(w, "error", "A group's messages disappear as its policy says: its owners choose the policy (members & roles).")
 		return
 	}
 	secs, err := strconv.ParseInt(r.FormValue("after"), 10, 64)
@@ -635,10 +635,13 @@ func (s *Server) groupPanel(w http.ResponseWriter, r *http.Request, c *client.Cl
 		Group  *tokenimv1.GroupRecord
 		Proven *client.Proven
 		Me     string
+		Owner  bool
 		Error  string
 	}{CSRF: s.csrf, Group: g, Proven: proven, Me: c.Handle()}
 	if err != nil {
 		data.Error = errorText(err)
+	} else {
+		data.Owner = ledger.Role(g, c.Handle()) == ledger.RoleOwner
 	}
 	s.render(w, "group", data)
 }
@@ -681,6 +684,19 @@ func (s *Server) groupMember(w http.ResponseWriter, r *http.Request, c *client.C
 	}
 	if r.FormValue("action") == "leave" {
 		w.Header().Set("HX-Redirect", "/") // the group is not yours any more
+		return
+	}
+	s.groupPanel(w, r, c)
+}
+
+// groupPolicy replaces a group's policy with a template (owners only).
+func (s *Server) groupPolicy(w http.ResponseWriter, r *http.Request, c *client.Client) {
+	pol, err := policyFor(r.Context(), c, r.FormValue("policy"), r.FormValue("date"))
+	if err == nil {
+		err = c.SetGroupPolicy(r.Context(), r.PathValue("group"), pol)
+	}
+	if err != nil {
+		s.render(w, "error", errorText(err))
 		return
 	}
 	s.groupPanel(w, r, c)

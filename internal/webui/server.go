@@ -169,6 +169,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /groups/join", s.withClient(s.joinGroup))
 	mux.HandleFunc("GET /g/{group}", s.withClient(s.groupPanel))
 	mux.HandleFunc("POST /g/{group}/members", s.withClient(s.groupMember))
+	mux.HandleFunc("POST /g/{group}/policy", s.withClient(s.groupPolicy))
 	mux.HandleFunc("GET /g/{group}/epochs", s.withClient(s.groupEpochs))
 	mux.HandleFunc("GET /search", s.withClient(s.search))
 	return s.guard(mux)

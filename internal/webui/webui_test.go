@@ -365,8 +365,26 @@ func TestDisappearing(t *testing.T) {
 	if body := get("/c/" + group); !strings.Contains(body, "messages disappear after 30 days") || strings.Contains(body, "disappearing-after") {
 		t.Fatalf("a group's timer: %s", body)
 	}
-	if _, body := post("/c/"+group+"/disappearing", url.Values{"after": {"60"}}); !strings.Contains(body, "its owner or admins choose the policy") {
+	if _, body := post("/c/"+group+"/disappearing", url.Values{"after": {"60"}}); !strings.Contains(body, "its owners choose the policy") {
 		t.Fatalf("a group's timer set from the conversation: %s", body)
+	}
+	if body := get("/g/" + group); strings.Contains(body, "change-policy") {
+		t.Fatalf("a member is offered to change the group's policy: %s", body)
+	}
+	if _, body := post("/g/"+group+"/policy", url.Values{"policy": {"ephemeral"}}); !strings.Contains(body, "only an owner") {
+		t.Fatalf("a member changes the group's policy: %s", body)
+	}
+	if err := bob.GroupSetRole(ctx, group, ann, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	if body := get("/g/" + group); !strings.Contains(body, "change-policy") {
+		t.Fatalf("an owner is not offered to change the group's policy: %s", body)
+	}
+	if code, body := post("/g/"+group+"/policy", url.Values{"policy": {"ephemeral"}}); code != 200 || !strings.Contains(body, "epoch 1") {
+		t.Fatalf("an owner changes the group's policy: %d %s", code, body)
+	}
+	if body := get("/c/" + group); !strings.Contains(body, "messages disappear after 1 day") || !strings.Contains(body, "You changed the group&#39;s policy") {
+		t.Fatalf("the group after the change: %s", body)
 	}
 }
 

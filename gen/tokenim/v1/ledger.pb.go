@@ -156,6 +156,7 @@ type TxBody struct {
 	//	*TxBody_GroupLeave
 	//	*TxBody_GroupSetRole
 	//	*TxBody_SetConversationPolicy
+	//	*TxBody_GroupSetPolicy
 	//	*TxBody_AnchorLog
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
@@ -337,6 +338,15 @@ func (x *TxBody) GetSetConversationPolicy() *SetConversationPolicy {
 	return nil
 }
 
+func (x *TxBody) GetGroupSetPolicy() *GroupSetPolicy {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_GroupSetPolicy); ok {
+			return x.GroupSetPolicy
+		}
+	}
+	return nil
+}
+
 func (x *TxBody) GetAnchorLog() *AnchorLog {
 	if x != nil {
 		if x, ok := x.Msg.(*TxBody_AnchorLog); ok {
@@ -402,6 +412,10 @@ type TxBody_SetConversationPolicy struct {
 	SetConversationPolicy *SetConversationPolicy `protobuf:"bytes,36,opt,name=set_conversation_policy,json=setConversationPolicy,proto3,oneof"`
 }
 
+type TxBody_GroupSetPolicy struct {
+	GroupSetPolicy *GroupSetPolicy `protobuf:"bytes,37,opt,name=group_set_policy,json=groupSetPolicy,proto3,oneof"`
+}
+
 type TxBody_AnchorLog struct {
 	AnchorLog *AnchorLog `protobuf:"bytes,40,opt,name=anchor_log,json=anchorLog,proto3,oneof"`
 }
@@ -431,6 +445,8 @@ func (*TxBody_GroupLeave) isTxBody_Msg() {}
 func (*TxBody_GroupSetRole) isTxBody_Msg() {}
 
 func (*TxBody_SetConversationPolicy) isTxBody_Msg() {}
+
+func (*TxBody_GroupSetPolicy) isTxBody_Msg() {}
 
 func (*TxBody_AnchorLog) isTxBody_Msg() {}
 
@@ -1885,6 +1901,64 @@ func (x *GroupSetRole) GetRole() string {
 	return ""
 }
 
+// GroupSetPolicy replaces a group's policy (a deployed policy's name or
+// id; empty: the default). Only an owner may: the policy is where every
+// other right in the group comes from. A group whose policy puts it under
+// legal hold keeps one that does. The epoch grows, as on a removal: the
+// members rotate their sender keys, since the new policy may let fewer
+// read.
+type GroupSetPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Policy        string                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSetPolicy) Reset() {
+	*x = GroupSetPolicy{}
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSetPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSetPolicy) ProtoMessage() {}
+
+func (x *GroupSetPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSetPolicy.ProtoReflect.Descriptor instead.
+func (*GroupSetPolicy) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GroupSetPolicy) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSetPolicy) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
 type GroupMember struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1895,7 +1969,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +1981,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[25]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +1994,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GroupMember) GetHandle() string {
@@ -1944,11 +2018,12 @@ type GroupRecord struct {
 	PolicyId string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
 	// members sorted by handle.
 	Members []*GroupMember `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
-	// epoch grows on every removal or leave: members rotate their sender keys.
+	// epoch grows on every removal, leave or policy change: members rotate
+	// their sender keys.
 	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	CreatedHeight int64  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
 	// closed_at[e] is the height of the block that closed epoch e (a
-	// removal or leave). The state after block closed_at[e]-1 holds epoch
+	// removal, leave or policy change). The state after block closed_at[e]-1 holds epoch
 	// e's final member list, so a client can prove who was a member of a
 	// closed epoch (GetStateProof at that height).
 	ClosedAt      []int64 `protobuf:"varint,6,rep,packed,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
@@ -1958,7 +2033,7 @@ type GroupRecord struct {
 
 func (x *GroupRecord) Reset() {
 	*x = GroupRecord{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2045,7 @@ func (x *GroupRecord) String() string {
 func (*GroupRecord) ProtoMessage() {}
 
 func (x *GroupRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[26]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2058,7 @@ func (x *GroupRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupRecord.ProtoReflect.Descriptor instead.
 func (*GroupRecord) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GroupRecord) GetName() string {
@@ -2039,7 +2114,7 @@ type AccountGroups struct {
 
 func (x *AccountGroups) Reset() {
 	*x = AccountGroups{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2126,7 @@ func (x *AccountGroups) String() string {
 func (*AccountGroups) ProtoMessage() {}
 
 func (x *AccountGroups) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[27]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2139,7 @@ func (x *AccountGroups) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountGroups.ProtoReflect.Descriptor instead.
 func (*AccountGroups) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{27}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AccountGroups) GetGroups() []string {
@@ -2088,7 +2163,7 @@ type SetConversationPolicy struct {
 
 func (x *SetConversationPolicy) Reset() {
 	*x = SetConversationPolicy{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2175,7 @@ func (x *SetConversationPolicy) String() string {
 func (*SetConversationPolicy) ProtoMessage() {}
 
 func (x *SetConversationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[28]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2188,7 @@ func (x *SetConversationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConversationPolicy.ProtoReflect.Descriptor instead.
 func (*SetConversationPolicy) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{28}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetConversationPolicy) GetPeer() string {
@@ -2153,7 +2228,7 @@ type AnchorLog struct {
 
 func (x *AnchorLog) Reset() {
 	*x = AnchorLog{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2240,7 @@ func (x *AnchorLog) String() string {
 func (*AnchorLog) ProtoMessage() {}
 
 func (x *AnchorLog) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[29]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2253,7 @@ func (x *AnchorLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnchorLog.ProtoReflect.Descriptor instead.
 func (*AnchorLog) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{29}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AnchorLog) GetTreeSize() uint64 {
@@ -2230,7 +2305,7 @@ type LogAnchor struct {
 
 func (x *LogAnchor) Reset() {
 	*x = LogAnchor{}
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2317,7 @@ func (x *LogAnchor) String() string {
 func (*LogAnchor) ProtoMessage() {}
 
 func (x *LogAnchor) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_ledger_proto_msgTypes[30]
+	mi := &file_tokenim_v1_ledger_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2330,7 @@ func (x *LogAnchor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogAnchor.ProtoReflect.Descriptor instead.
 func (*LogAnchor) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{30}
+	return file_tokenim_v1_ledger_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogAnchor) GetNodeId() string {
@@ -2301,7 +2376,7 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"tokenim.v1\"6\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xc3\b\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x8b\t\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -2320,7 +2395,8 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\vgroup_leave\x18\" \x01(\v2\x16.tokenim.v1.GroupLeaveH\x00R\n" +
 	"groupLeave\x12@\n" +
 	"\x0egroup_set_role\x18# \x01(\v2\x18.tokenim.v1.GroupSetRoleH\x00R\fgroupSetRole\x12[\n" +
-	"\x17set_conversation_policy\x18$ \x01(\v2!.tokenim.v1.SetConversationPolicyH\x00R\x15setConversationPolicy\x126\n" +
+	"\x17set_conversation_policy\x18$ \x01(\v2!.tokenim.v1.SetConversationPolicyH\x00R\x15setConversationPolicy\x12F\n" +
+	"\x10group_set_policy\x18% \x01(\v2\x1a.tokenim.v1.GroupSetPolicyH\x00R\x0egroupSetPolicy\x126\n" +
 	"\n" +
 	"anchor_log\x18( \x01(\v2\x15.tokenim.v1.AnchorLogH\x00R\tanchorLogB\x05\n" +
 	"\x03msg\"[\n" +
@@ -2430,7 +2506,10 @@ const file_tokenim_v1_ledger_proto_rawDesc = "" +
 	"\fGroupSetRole\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"9\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\">\n" +
+	"\x0eGroupSetPolicy\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policy\"9\n" +
 	"\vGroupMember\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\"\xcb\x01\n" +
@@ -2472,7 +2551,7 @@ func file_tokenim_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_tokenim_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(KeyEvent_Kind)(0),            // 0: tokenim.v1.KeyEvent.Kind
 	(*Tx)(nil),                    // 1: tokenim.v1.Tx
@@ -2500,12 +2579,13 @@ var file_tokenim_v1_ledger_proto_goTypes = []any{
 	(*GroupRemoveMember)(nil),     // 23: tokenim.v1.GroupRemoveMember
 	(*GroupLeave)(nil),            // 24: tokenim.v1.GroupLeave
 	(*GroupSetRole)(nil),          // 25: tokenim.v1.GroupSetRole
-	(*GroupMember)(nil),           // 26: tokenim.v1.GroupMember
-	(*GroupRecord)(nil),           // 27: tokenim.v1.GroupRecord
-	(*AccountGroups)(nil),         // 28: tokenim.v1.AccountGroups
-	(*SetConversationPolicy)(nil), // 29: tokenim.v1.SetConversationPolicy
-	(*AnchorLog)(nil),             // 30: tokenim.v1.AnchorLog
-	(*LogAnchor)(nil),             // 31: tokenim.v1.LogAnchor
+	(*GroupSetPolicy)(nil),        // 26: tokenim.v1.GroupSetPolicy
+	(*GroupMember)(nil),           // 27: tokenim.v1.GroupMember
+	(*GroupRecord)(nil),           // 28: tokenim.v1.GroupRecord
+	(*AccountGroups)(nil),         // 29: tokenim.v1.AccountGroups
+	(*SetConversationPolicy)(nil), // 30: tokenim.v1.SetConversationPolicy
+	(*AnchorLog)(nil),             // 31: tokenim.v1.AnchorLog
+	(*LogAnchor)(nil),             // 32: tokenim.v1.LogAnchor
 }
 var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	4,  // 0: tokenim.v1.TxBody.register_account:type_name -> tokenim.v1.RegisterAccount
@@ -2520,21 +2600,22 @@ var file_tokenim_v1_ledger_proto_depIdxs = []int32{
 	23, // 9: tokenim.v1.TxBody.group_remove_member:type_name -> tokenim.v1.GroupRemoveMember
 	24, // 10: tokenim.v1.TxBody.group_leave:type_name -> tokenim.v1.GroupLeave
 	25, // 11: tokenim.v1.TxBody.group_set_role:type_name -> tokenim.v1.GroupSetRole
-	29, // 12: tokenim.v1.TxBody.set_conversation_policy:type_name -> tokenim.v1.SetConversationPolicy
-	30, // 13: tokenim.v1.TxBody.anchor_log:type_name -> tokenim.v1.AnchorLog
-	3,  // 14: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 15: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	3,  // 16: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	13, // 17: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
-	0,  // 18: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
-	3,  // 19: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
-	17, // 20: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
-	26, // 21: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	30, // 12: tokenim.v1.TxBody.set_conversation_policy:type_name -> tokenim.v1.SetConversationPolicy
+	26, // 13: tokenim.v1.TxBody.group_set_policy:type_name -> tokenim.v1.GroupSetPolicy
+	31, // 14: tokenim.v1.TxBody.anchor_log:type_name -> tokenim.v1.AnchorLog
+	3,  // 15: tokenim.v1.RegisterAccount.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 16: tokenim.v1.RotateSignedPrekey.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	3,  // 17: tokenim.v1.Account.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	13, // 18: tokenim.v1.ValidatorSet.validators:type_name -> tokenim.v1.Validator
+	0,  // 19: tokenim.v1.KeyEvent.kind:type_name -> tokenim.v1.KeyEvent.Kind
+	3,  // 20: tokenim.v1.KeyEvent.signed_prekey:type_name -> tokenim.v1.SignedPrekey
+	17, // 21: tokenim.v1.GenesisState.params:type_name -> tokenim.v1.Params
+	27, // 22: tokenim.v1.GroupRecord.members:type_name -> tokenim.v1.GroupMember
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_ledger_proto_init() }
@@ -2556,6 +2637,7 @@ func file_tokenim_v1_ledger_proto_init() {
 		(*TxBody_GroupLeave)(nil),
 		(*TxBody_GroupSetRole)(nil),
 		(*TxBody_SetConversationPolicy)(nil),
+		(*TxBody_GroupSetPolicy)(nil),
 		(*TxBody_AnchorLog)(nil),
 	}
 	type x struct{}
@@ -2564,7 +2646,7 @@ func file_tokenim_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_ledger_proto_rawDesc), len(file_tokenim_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
