@@ -35,7 +35,11 @@ func groupCmd(g *globals) *cobra.Command {
 				ms = strings.Split(members, ",")
 			}
 			return withClient(cmd.Context(), func(c *client.Client) error {
-				if err := c.CreateGroup(cmd.Context(), args[0], ms, pol); err != nil {
+				p, err := policyOnChain(cmd.Context(), c, pol)
+				if err != nil {
+					return err
+				}
+				if err := c.CreateGroup(cmd.Context(), args[0], ms, p); err != nil {
 					return err
 				}
 				fmt.Printf("created %s\n", args[0])
@@ -44,7 +48,7 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&members, "members", "", "comma-separated handles")
-	create.Flags().StringVar(&pol, "policy", "", "a deployed policy's name or id (default: the default policy)")
+	create.Flags().StringVar(&pol, "policy", "", "a deployed policy's name or id, or a template or .cel file (deployed first if needed); default: the default policy")
 	add := &cobra.Command{
 		Use: "add NAME @HANDLE [--role ROLE]", Short: "Add a member", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +105,7 @@ func policyCmd(g *globals) *cobra.Command {
 	}
 	test.Flags().StringVar(&input, "input", "", "JSON file with the inputs")
 	attach := &cobra.Command{
-		Use:   "attach @PEER|GROUP NAME|ID|-",
+		Use:   "attach @PEER|GROUP NAME|ID|TEMPLATE|FILE|-",
 		Short: "Attach a deployed policy to your 1:1 conversation with @PEER ('-' detaches), or make it GROUP's policy ('-': the default; owners only)",
 		Long: "With @PEER either of you may attach it; it applies both ways. With a group's bare name only an owner may replace its\n" +
 			"policy (a group under legal hold only by one that keeps it); the members rotate their sender keys. Both sides are told\n" +
@@ -119,6 +121,9 @@ func policyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			if pol, err = policyOnChain(cmd.Context(), c, pol); err != nil {
+				return err
+			}
 			if !strings.HasPrefix(args[0], "@") {
 				if err := ledger.CheckGroupName(args[0]); err != nil {
 					return withHint(err, "accounts take an @ (`policy attach @bob NAME`); a bare name is a group")
@@ -196,6 +201,36 @@ func disappearingText(d client.Disappearing) string {
 		return "messages are kept until read (policy " + d.PolicyID[:12] + " sets no retention)"
 	}
 	return "disappearing messages: off (no policy on this conversation)"
+}
+
+// policyOnChain resolves a --policy argument for use on chain: a deployed
+// policy's name or id as it is; otherwise a template's name or a .cel
+// file, deployed first if no one has deployed that source (its id is
+// returned). "" stays "" (the default, or detach).
+func policyOnChain(ctx context.Context, c *client.Client, arg string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	_, err := client.GetPolicy(ctx, client.Config{NodeURL: c.NodeURL()}, arg)
+	if err == nil || !errors.Is(err, client.ErrUnknownPolicy) {
+		return arg, err
+	}
+	src, serr := policySource(arg)
+	if serr != nil {
+		return "", withHint(err, "give a deployed policy's name or id, a template (`tokenim policy list`) or a .cel file")
+	}
+	prefix := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(strings.TrimSuffix(filepath.Base(arg), ".cel")))
+	id, err := c.EnsurePolicy(ctx, prefix, src)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "%s is on chain as policy %s\n", arg, id[:12])
+	return id, nil
 }
 
 // anyPolicySource is a template's source, a file's, or (rec set) that of
