@@ -227,3 +227,56 @@ func (c *Client) EnsurePolicy(ctx context.Context, prefix, source string) (strin
 	}
 	return id, nil
 }
+
+// Rights is what a group's policy lets this account do now, and the
+// limits it sets, evaluated here as the nodes evaluate them (for add and
+// remove: of a plain member).
+type Rights struct {
+	PolicyID, Source     string // the policy and its CEL text
+	Post, Invite, Remove bool
+	PostRule, PostReason string // the rule that refuses a post, and why
+	MaxSize, Rate        int64
+	RateWindow           time.Duration
+	ReadOnlyAfter        time.Time // zero: no such rule
+	Disappearing         Disappearing
+}
+
+// GroupRights evaluates g's policy for this account now.
+func (c *Client) GroupRights(ctx context.Context, g *tokenimv1.GroupRecord) (Rights, error) {
+	p, err := c.policyByID(ctx, g.PolicyId)
+	if err != nil {
+		return Rights{}, err
+	}
+	v := ledger.GroupVars(g, c.Handle(), time.Now())
+	r := Rights{PolicyID: p.ID(), Source: p.Source()}
+	if r.Disappearing, err = disappearingOf(p, v); err != nil {
+		return Rights{}, err
+	}
+	lim, err := p.Limits(v)
+	if err != nil {
+		return Rights{}, err
+	}
+	r.RateWindow, r.ReadOnlyAfter = lim.RateWindow, lim.ReadOnlyAfter
+	if r.MaxSize, r.Rate, err = p.Numbers(v); err != nil {
+		return Rights{}, err
+	}
+	for _, a := range []struct {
+		action string
+		to     *bool
+	}{{"post", &r.Post}, {"invite", &r.Invite}, {"remove", &r.Remove}} {
+		va := v
+		va.Action = a.action
+		if a.action != "post" {
+			va.Target, va.TargetRole = "", ledger.RoleMember
+		}
+		d, err := p.Decide(va)
+		if err != nil {
+			return Rights{}, err
+		}
+		*a.to = d.Allowed
+		if a.action == "post" && !d.Allowed {
+			r.PostRule, r.PostReason = d.Rule, d.Reason
+		}
+	}
+	return r, nil
+}

@@ -111,6 +111,19 @@ func (p *Policy) Limits(v Vars) (Limits, error) {
 	return l, nil
 }
 
+// Numbers evaluates max_size (bytes) and rate (posts per rate_window).
+func (p *Policy) Numbers(v Vars) (maxSize, rate int64, err error) {
+	m, _, err := p.eval("max_size", v)
+	if err != nil {
+		return 0, 0, err
+	}
+	r, _, err := p.eval("rate", v)
+	if err != nil {
+		return 0, 0, err
+	}
+	return m.(int64), r.(int64), nil
+}
+
 // eval runs one rule and returns its Go value and cost.
 func (p *Policy) eval(rule string, v Vars) (any, uint64, error) {
 	prg, ok := p.rules[rule]

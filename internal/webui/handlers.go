@@ -636,12 +636,18 @@ func (s *Server) groupPanel(w http.ResponseWriter, r *http.Request, c *client.Cl
 		Proven *client.Proven
 		Me     string
 		Owner  bool
+		Rights *client.Rights
 		Error  string
 	}{CSRF: s.csrf, Group: g, Proven: proven, Me: c.Handle()}
 	if err != nil {
 		data.Error = errorText(err)
 	} else {
 		data.Owner = ledger.Role(g, c.Handle()) == ledger.RoleOwner
+		if rights, err := c.GroupRights(r.Context(), g); err == nil {
+			data.Rights = &rights
+		} else {
+			data.Error = errorText(err)
+		}
 	}
 	s.render(w, "group", data)
 }

@@ -368,8 +368,9 @@ func TestDisappearing(t *testing.T) {
 	if _, body := post("/c/"+group+"/disappearing", url.Values{"after": {"60"}}); !strings.Contains(body, "its owners choose the policy") {
 		t.Fatalf("a group's timer set from the conversation: %s", body)
 	}
-	if body := get("/g/" + group); strings.Contains(body, "change-policy") {
-		t.Fatalf("a member is offered to change the group's policy: %s", body)
+	if body := get("/g/" + group); strings.Contains(body, "change-policy") || !strings.Contains(body, "✓ you may post") ||
+		!strings.Contains(body, "✗ you may not add members") || !strings.Contains(body, "messages disappear after 30 days") || !strings.Contains(body, "can_post") {
+		t.Fatalf("a member's view of the group's rules: %s", body)
 	}
 	if _, body := post("/g/"+group+"/policy", url.Values{"policy": {"ephemeral"}}); !strings.Contains(body, "only an owner") {
 		t.Fatalf("a member changes the group's policy: %s", body)
@@ -377,8 +378,8 @@ func TestDisappearing(t *testing.T) {
 	if err := bob.GroupSetRole(ctx, group, ann, "owner"); err != nil {
 		t.Fatal(err)
 	}
-	if body := get("/g/" + group); !strings.Contains(body, "change-policy") {
-		t.Fatalf("an owner is not offered to change the group's policy: %s", body)
+	if body := get("/g/" + group); !strings.Contains(body, "change-policy") || !strings.Contains(body, "✓ you may add members") {
+		t.Fatalf("an owner's view of the group: %s", body)
 	}
 	if code, body := post("/g/"+group+"/policy", url.Values{"policy": {"ephemeral"}}); code != 200 || !strings.Contains(body, "epoch 1") {
 		t.Fatalf("an owner changes the group's policy: %d %s", code, body)
