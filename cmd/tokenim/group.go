@@ -131,6 +131,13 @@ func groupCmd(g *globals) *cobra.Command {
 				}
 				if !asJSON {
 					printGroup(os.Stdout, gr, pr, at)
+					if at == 0 && ledger.Role(gr, c.Handle()) != "" {
+						rights, err := c.GroupRights(cmd.Context(), gr)
+						if err != nil {
+							return err
+						}
+						printRights(os.Stdout, rights)
+					}
 				}
 				if !epochs {
 					return nil
@@ -185,6 +192,33 @@ func groupCmd(g *globals) *cobra.Command {
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
 	cmd.AddCommand(create, add, join, remove, leave, setRole, show, list)
 	return cmd
+}
+
+// printRights prints what the group's policy lets this account do now.
+func printRights(w io.Writer, r client.Rights) {
+	may := func(ok bool, what string) string {
+		if ok {
+			return "you may " + what
+		}
+		return "you may not " + what
+	}
+	fmt.Fprintf(w, "rules, as the nodes apply them to you now (`tokenim policy show %s` prints the policy):\n", r.PolicyID)
+	post := may(r.Post, "post")
+	if !r.Post {
+		post += " (" + r.PostReason + ")"
+	}
+	fmt.Fprintf(w, "  %s; %s; %s\n", post, may(r.Invite, "add members"), may(r.Remove, "remove members"))
+	keep := "messages are kept until read"
+	switch {
+	case r.Disappearing.LegalHold:
+		keep = "messages are kept (legal hold)"
+	case r.Disappearing.After > 0:
+		keep = "messages disappear after " + client.Span(r.Disappearing.After)
+	}
+	fmt.Fprintf(w, "  %s; at most %d bytes a message, %d posts per %s\n", keep, r.MaxSize, r.Rate, client.Span(r.RateWindow))
+	if !r.ReadOnlyAfter.IsZero() {
+		fmt.Fprintf(w, "  read-only from %s\n", r.ReadOnlyAfter.Local().Format("2006-01-02 15:04"))
+	}
 }
 
 // printGroup prints a proven group record (at: the height asked for, 0 the

@@ -83,3 +83,15 @@ func TestPrintHistory(t *testing.T) {
 		t.Error("a bad group name is accepted")
 	}
 }
+
+func TestPrintRights(t *testing.T) {
+	var out bytes.Buffer
+	printRights(&out, client.Rights{PolicyID: strings.Repeat("ab", 32), Post: false, PostReason: "can_post is false: sender_role in [\"owner\"]",
+		Invite: true, MaxSize: 65536, Rate: 60, RateWindow: time.Minute, Disappearing: client.Disappearing{After: 24 * time.Hour}})
+	want := "rules, as the nodes apply them to you now (`tokenim policy show " + strings.Repeat("ab", 32) + "` prints the policy):\n" +
+		"  you may not post (can_post is false: sender_role in [\"owner\"]); you may add members; you may not remove members\n" +
+		"  messages disappear after 1 day; at most 65536 bytes a message, 60 posts per 1 minute\n"
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
