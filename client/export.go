@@ -308,7 +308,7 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 		rep.Anchored++
 		sets[a.ValidatorsHash] = true
 		line := TranscriptLine{From: content.From, To: to, Counter: content.Counter,
-			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: content.GetText().GetBody(), AnchoredAt: a.Committed, Height: a.Height}
+			SentAt: time.UnixMilli(content.SentAtMs).UTC(), Text: transcriptText(&content), AnchoredAt: a.Committed, Height: a.Height}
 		if content.Group != "" && ex.Format != exportFormatV1 {
 			at := groupAt{content.Group, a.Height - 1}
 			g := groups[at]
@@ -353,4 +353,19 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 	}
 	slices.Sort(rep.ValidatorSets)
 	return rep, nil
+}
+
+// transcriptText is what an exported message says: its text, or what it is
+// (a file, a policy notice: the policy's id, which the chain resolves).
+func transcriptText(content *tokenimv1.Content) string {
+	switch {
+	case content.GetFile() != nil:
+		return fileText(content.GetFile())
+	case content.GetPolicyNotice() != nil:
+		if id := content.GetPolicyNotice().PolicyId; id != "" {
+			return "[notice: attached policy " + id + "]"
+		}
+		return "[notice: detached the conversation's policy]"
+	}
+	return content.GetText().GetBody()
 }
