@@ -24,6 +24,12 @@
 // conversation, the next Sync, or every 5 s while Listen runs (FlushOutbox
 // does it now; OnOutboxSent tells when).
 //
+// An outgoing message's State goes sending → stored (on the node's disk) →
+// delivered (1:1: the recipient's device sent back a receipt — an
+// end-to-end encrypted Receipt listing the ids it stored, one per sender
+// for what one Ack covers; none in groups, where a post would bring 999
+// back). Verify adds the proof that it was anchored.
+//
 // Invariants: private keys and plaintexts never leave the client; a
 // Signal session is only built from a bundle whose identity key equals the
 // chain's record for that handle, and a received first message is only

@@ -16,6 +16,7 @@ import (
 const (
 	StateSending       = "sending"       // outgoing, not yet confirmed by the node
 	StateStored        = "stored"        // outgoing, on the node's disk
+	StateDelivered     = "delivered"     // outgoing 1:1, on the recipient's device (a receipt came back)
 	StateFailed        = "failed"        // outgoing, the node refused or was unreachable
 	StateReceived      = "received"      // incoming, decrypted
 	StateUndecryptable = "undecryptable" // incoming, failed to decrypt (ErrDecrypt)

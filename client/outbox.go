@@ -279,7 +279,7 @@ func (c *Client) sendQueued(ctx context.Context, key string, e *outboxEntry) err
 			}
 		}
 	}
-	msg.State = StateStored
+	msg.State = c.storedState(msg.ID)
 	now := time.Now() // the nodes count retention from admission: now
 	if msg.Group != "" {
 		if g, err := c.Group(ctx, msg.Group); err == nil {

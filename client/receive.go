@@ -38,19 +38,25 @@ const (
 
 // Sync sends what waits in the outbox, then fetches every envelope waiting
 // on the node, decrypts and stores them, acknowledges them, and returns the
-// new messages.
+// new messages (not protocol messages: sender keys, receipts).
 func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	if err := c.purgeExpired(); err != nil {
 		return nil, err
 	}
 	c.FlushOutbox(ctx) // what cannot go yet stays queued (Queued, and the history, tell)
 	var got []Message
-	err := c.receive(ctx, true, func(m Message) { got = append(got, m) })
+	err := c.receive(ctx, true, func(m Message) {
+		if m.State != StateControl {
+			got = append(got, m)
+		}
+	})
 	return got, err
 }
 
 // Listen delivers messages to fn as they arrive, until ctx ends; it
-// reconnects (with backoff) when the node goes away.
+// reconnects (with backoff) when the node goes away. Protocol messages
+// (StateControl: a sender key, a receipt, which changed the state of
+// messages sent) reach fn too, for a user interface to refresh.
 func (c *Client) Listen(ctx context.Context, fn func(Message)) error {
 	go c.flushLoop(ctx)
 	backoff := 250 * time.Millisecond
@@ -149,9 +155,10 @@ type receiver struct {
 	nodeID   string
 	caughtUp bool
 
-	mu      sync.Mutex // guards last and prekeys (the stream's loop and ackLoop)
-	last    uint64     // last processed cursor
-	prekeys int        // one-time prekeys consumed
+	mu       sync.Mutex          // guards last, prekeys and receipts (the stream's loop and ackLoop)
+	last     uint64              // last processed cursor
+	prekeys  int                 // one-time prekeys consumed
+	receipts map[string][][]byte // 1:1 senders → ids of their messages now stored here, to confirm
 
 	ackMu     sync.Mutex                                                                  // serializes ack: the local cursor never moves back
 	acked     atomic.Uint64                                                               // last acknowledged cursor (sent)
@@ -193,6 +200,12 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 	r.last = d.Cursor
 	if d.Envelope.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && isNew {
 		r.prekeys++
+	}
+	if isNew && wantsReceipt(m) {
+		if r.receipts == nil {
+			r.receipts = map[string][][]byte{}
+		}
+		r.receipts[m.From] = append(r.receipts[m.From], d.Envelope.Id)
 	}
 	behind := r.last - r.acked.Load()
 	r.mu.Unlock()
@@ -240,11 +253,74 @@ func (r *receiver) ack(ctx context.Context, live bool) error {
 		r.applied = last
 	}
 	r.acked.Store(last)
+	r.sendReceipts(ctx)
 	if prekeys > 0 {
 		r.mu.Lock()
 		r.prekeys -= prekeys
 		r.mu.Unlock()
 		return r.c.TopUpPrekeys(ctx)
+	}
+	return nil
+}
+
+// Receipts: a client confirms to the sender each 1:1 message it has
+// stored (text, file), with one Receipt per sender for what one Ack
+// covers; the sender marks those messages delivered. Group messages get
+// none: a post to 1,000 members would bring 999 back. Receipts are
+// best-effort protocol messages: one the network cannot take now is
+// dropped, not queued.
+const (
+	receiptMaxIDs = 256
+	receiptWait   = 5 * time.Second
+)
+
+// wantsReceipt reports whether a received message is confirmed to its
+// sender.
+func wantsReceipt(m *Message) bool {
+	return !m.Outgoing && m.Group == "" && m.State == StateReceived && !m.Notice
+}
+
+// sendReceipts sends the receipts collected since the last ones.
+func (r *receiver) sendReceipts(ctx context.Context) {
+	r.mu.Lock()
+	pending := r.receipts
+	r.receipts = nil
+	r.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, receiptWait)
+	defer cancel()
+	for from, ids := range pending {
+		for len(ids) > 0 {
+			n := min(len(ids), receiptMaxIDs)
+			content := &tokenimv1.Content{Body: &tokenimv1.Content_Receipt{Receipt: &tokenimv1.Receipt{MessageIds: ids[:n]}}}
+			if _, err := r.c.sendContent(ctx, from, content, ""); err != nil {
+				break // best-effort: the messages stay "stored" at the sender
+			}
+			ids = ids[n:]
+		}
+	}
+}
+
+// markDelivered records a receipt from peer: its outgoing 1:1 messages to
+// peer with these ids are on peer's device.
+func (c *Client) markDelivered(peer string, ids [][]byte) error {
+	for _, id := range ids {
+		m, err := c.message(hex.EncodeToString(id))
+		if errors.Is(err, ErrUnknownMessage) {
+			continue // deleted here (expired), or never ours
+		}
+		if err != nil {
+			return err
+		}
+		if !m.Outgoing || m.Group != "" || m.To != peer || (m.State != StateStored && m.State != StateSending) {
+			continue
+		}
+		m.State = StateDelivered
+		if err := c.putMessage(m, "", 0); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -371,6 +447,14 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 		m.State = StateControl
 		if err := c.answerSenderKeyRequest(ctx, env.From, req); err != nil {
 			return err
+		}
+	}
+	if rc := content.GetReceipt(); rc != nil {
+		m.State = StateControl
+		if env.Type != tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+			if err := c.markDelivered(env.From, rc.MessageIds); err != nil {
+				return err
+			}
 		}
 	}
 	if n := content.GetPolicyNotice(); n != nil {

@@ -45,7 +45,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (*Message, error) {
 // recipient's keys from the network) is queued unsealed, as is one behind
 // queued messages: it is sealed when its turn comes.
 func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.Content, text string) (*Message, error) {
-	control := content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil
+	control := content.GetSenderKey() != nil || content.GetSenderKeyRequest() != nil || content.GetReceipt() != nil
 	conv := "@" + to
 	if !control { // protocol messages are retried by their own flow
 		waiting, why, err := c.flushConversation(ctx, conv)
@@ -63,6 +63,11 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		}
 		return nil, err
 	}
+	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
+	if content.GetReceipt() != nil { // not kept in the history: it only changes the state of others
+		_, err := call(ctx, c, "send", req, c.relay.Send)
+		return nil, err
+	}
 	if f := content.GetFile(); f != nil {
 		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
 			return nil, err
@@ -71,7 +76,6 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 	if control {
 		msg.State = StateControl
 	}
-	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
 	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
@@ -84,7 +88,7 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		return nil, deniedErr(err)
 	}
 	if msg.State != StateControl {
-		msg.State = StateStored
+		msg.State = c.storedState(msg.ID)
 	}
 	if exp, err := c.directExpiry(ctx, to, msg.SentAt); err == nil {
 		msg.ExpiresAt = exp
@@ -166,4 +170,13 @@ func (c *Client) nextCounter(to string) (uint64, error) {
 	}
 	n++
 	return n, c.store.Put(bucketMeta, key, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// storedState is the state of an outgoing message the node just took:
+// stored, unless the recipient's receipt came back first (delivered).
+func (c *Client) storedState(id string) string {
+	if cur, err := c.message(id); err == nil && cur.State == StateDelivered {
+		return StateDelivered
+	}
+	return StateStored
 }

@@ -178,3 +178,60 @@ func assertNoPlaintext(t *testing.T, dir string, secrets []string) {
 		t.Fatal("no files scanned")
 	}
 }
+
+// Delivery receipts: once bob's device has alice's 1:1 messages, alice's
+// history shows them delivered; a group post stays stored (no receipts in
+// groups), and the receipts themselves show in neither history.
+func TestDeliveryReceipts(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "dra")
+	bob, _ := newUser(t, "drb")
+	var ids []string
+	for _, text := range []string{"one", "two"} {
+		m, err := alice.Send(ctx, bob.Handle(), text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	group := uniqueHandle("rcpt")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	post, err := alice.SendGroup(ctx, group, "to the group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) string {
+		t.Helper()
+		hist, err := alice.History(func(m *client.Message) bool { return m.ID == id })
+		if err != nil || len(hist) != 1 {
+			t.Fatalf("alice's message %s: %v %v", id, hist, err)
+		}
+		return hist[0].State
+	}
+	if state(ids[0]) != client.StateStored {
+		t.Fatalf("before bob read: %s", state(ids[0]))
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := alice.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("alice's sync returned bob's receipts as messages: %+v", got)
+	}
+	for _, id := range ids {
+		if s := state(id); s != client.StateDelivered {
+			t.Fatalf("message %s after bob read it: %s", id, s)
+		}
+	}
+	if s := state(post.ID); s != client.StateStored {
+		t.Fatalf("a group post after bob read it: %s", s)
+	}
+	if hist, err := bob.History(func(m *client.Message) bool { return m.Outgoing }); err != nil || len(hist) != 0 {
+		t.Fatalf("bob's history shows what he sent: %+v %v", hist, err)
+	}
+}

@@ -238,7 +238,8 @@ func (s *Server) postUnlock(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listen(ctx context.Context, c *client.Client) {
 	c.OnOutboxSent(func(m client.Message) { s.hub.publish(convKey(&m, c.Handle())) }) // queued → stored
 	err := c.Listen(ctx, func(m client.Message) {
-		if m.State == client.StateControl {
+		if m.State == client.StateControl { // e.g. a receipt: the states of the conversation changed
+			s.hub.publish(convKey(&m, c.Handle()))
 			return
 		}
 		key := convKey(&m, c.Handle())

@@ -238,6 +238,7 @@ type Content struct {
 	//	*Content_SenderKey
 	//	*Content_SenderKeyRequest
 	//	*Content_PolicyNotice
+	//	*Content_Receipt
 	Body isContent_Body `protobuf_oneof:"body"`
 	// group is set on group messages (inside the encryption too).
 	Group string `protobuf:"bytes,20,opt,name=group,proto3" json:"group,omitempty"`
@@ -367,6 +368,15 @@ func (x *Content) GetPolicyNotice() *PolicyNotice {
 	return nil
 }
 
+func (x *Content) GetReceipt() *Receipt {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
 func (x *Content) GetGroup() string {
 	if x != nil {
 		return x.Group
@@ -412,6 +422,10 @@ type Content_PolicyNotice struct {
 	PolicyNotice *PolicyNotice `protobuf:"bytes,14,opt,name=policy_notice,json=policyNotice,proto3,oneof"`
 }
 
+type Content_Receipt struct {
+	Receipt *Receipt `protobuf:"bytes,15,opt,name=receipt,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_File) isContent_Body() {}
@@ -421,6 +435,8 @@ func (*Content_SenderKey) isContent_Body() {}
 func (*Content_SenderKeyRequest) isContent_Body() {}
 
 func (*Content_PolicyNotice) isContent_Body() {}
+
+func (*Content_Receipt) isContent_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -466,6 +482,54 @@ func (x *Text) GetBody() string {
 	return ""
 }
 
+// Receipt tells the sender of 1:1 messages that the recipient's device has
+// them, decrypted and stored (a delivery receipt): their message ids. It
+// travels end-to-end encrypted like any message, so only the two parties
+// learn it.
+type Receipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageIds    [][]byte               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Receipt) GetMessageIds() [][]byte {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 // PolicyNotice tells the other party of a 1:1 conversation that the sender
 // attached a policy to it (policy_id, the hash of its source) or detached
 // it (empty): e.g. set a disappearing-messages timer. It is a claim: the
@@ -480,7 +544,7 @@ type PolicyNotice struct {
 
 func (x *PolicyNotice) Reset() {
 	*x = PolicyNotice{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +556,7 @@ func (x *PolicyNotice) String() string {
 func (*PolicyNotice) ProtoMessage() {}
 
 func (x *PolicyNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[3]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +569,7 @@ func (x *PolicyNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyNotice.ProtoReflect.Descriptor instead.
 func (*PolicyNotice) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{3}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PolicyNotice) GetPolicyId() string {
@@ -529,7 +593,7 @@ type SenderKeyRequest struct {
 
 func (x *SenderKeyRequest) Reset() {
 	*x = SenderKeyRequest{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +605,7 @@ func (x *SenderKeyRequest) String() string {
 func (*SenderKeyRequest) ProtoMessage() {}
 
 func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[4]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +618,7 @@ func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyRequest.ProtoReflect.Descriptor instead.
 func (*SenderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{4}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SenderKeyRequest) GetGroup() string {
@@ -585,7 +649,7 @@ type SenderKeyDistribution struct {
 
 func (x *SenderKeyDistribution) Reset() {
 	*x = SenderKeyDistribution{}
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +661,7 @@ func (x *SenderKeyDistribution) String() string {
 func (*SenderKeyDistribution) ProtoMessage() {}
 
 func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_envelope_proto_msgTypes[5]
+	mi := &file_tokenim_v1_envelope_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +674,7 @@ func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
 func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{5}
+	return file_tokenim_v1_envelope_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SenderKeyDistribution) GetGroup() string {
@@ -655,7 +719,7 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\n" +
 	" \x01(\fR\n" +
-	"commitment\"\xf4\x03\n" +
+	"commitment\"\xa5\x04\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +
@@ -670,13 +734,17 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"sender_key\x18\f \x01(\v2!.tokenim.v1.SenderKeyDistributionH\x00R\tsenderKey\x12L\n" +
 	"\x12sender_key_request\x18\r \x01(\v2\x1c.tokenim.v1.SenderKeyRequestH\x00R\x10senderKeyRequest\x12?\n" +
-	"\rpolicy_notice\x18\x0e \x01(\v2\x18.tokenim.v1.PolicyNoticeH\x00R\fpolicyNotice\x12\x14\n" +
+	"\rpolicy_notice\x18\x0e \x01(\v2\x18.tokenim.v1.PolicyNoticeH\x00R\fpolicyNotice\x12/\n" +
+	"\areceipt\x18\x0f \x01(\v2\x13.tokenim.v1.ReceiptH\x00R\areceipt\x12\x14\n" +
 	"\x05group\x18\x14 \x01(\tR\x05group\x12\x12\n" +
 	"\x04from\x18\x15 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x16 \x01(\tR\x02toB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04body\"+\n" +
+	"\x04body\x18\x01 \x01(\tR\x04body\"*\n" +
+	"\aReceipt\x12\x1f\n" +
+	"\vmessage_ids\x18\x01 \x03(\fR\n" +
+	"messageIds\"+\n" +
 	"\fPolicyNotice\x12\x1b\n" +
 	"\tpolicy_id\x18\x01 \x01(\tR\bpolicyId\">\n" +
 	"\x10SenderKeyRequest\x12\x14\n" +
@@ -705,29 +773,31 @@ func file_tokenim_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_tokenim_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_tokenim_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tokenim_v1_envelope_proto_goTypes = []any{
 	(EnvelopeType)(0),             // 0: tokenim.v1.EnvelopeType
 	(*Envelope)(nil),              // 1: tokenim.v1.Envelope
 	(*Content)(nil),               // 2: tokenim.v1.Content
 	(*Text)(nil),                  // 3: tokenim.v1.Text
-	(*PolicyNotice)(nil),          // 4: tokenim.v1.PolicyNotice
-	(*SenderKeyRequest)(nil),      // 5: tokenim.v1.SenderKeyRequest
-	(*SenderKeyDistribution)(nil), // 6: tokenim.v1.SenderKeyDistribution
-	(*File)(nil),                  // 7: tokenim.v1.File
+	(*Receipt)(nil),               // 4: tokenim.v1.Receipt
+	(*PolicyNotice)(nil),          // 5: tokenim.v1.PolicyNotice
+	(*SenderKeyRequest)(nil),      // 6: tokenim.v1.SenderKeyRequest
+	(*SenderKeyDistribution)(nil), // 7: tokenim.v1.SenderKeyDistribution
+	(*File)(nil),                  // 8: tokenim.v1.File
 }
 var file_tokenim_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: tokenim.v1.Envelope.type:type_name -> tokenim.v1.EnvelopeType
 	3, // 1: tokenim.v1.Content.text:type_name -> tokenim.v1.Text
-	7, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
-	6, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
-	5, // 4: tokenim.v1.Content.sender_key_request:type_name -> tokenim.v1.SenderKeyRequest
-	4, // 5: tokenim.v1.Content.policy_notice:type_name -> tokenim.v1.PolicyNotice
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8, // 2: tokenim.v1.Content.file:type_name -> tokenim.v1.File
+	7, // 3: tokenim.v1.Content.sender_key:type_name -> tokenim.v1.SenderKeyDistribution
+	6, // 4: tokenim.v1.Content.sender_key_request:type_name -> tokenim.v1.SenderKeyRequest
+	5, // 5: tokenim.v1.Content.policy_notice:type_name -> tokenim.v1.PolicyNotice
+	4, // 6: tokenim.v1.Content.receipt:type_name -> tokenim.v1.Receipt
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_envelope_proto_init() }
@@ -742,6 +812,7 @@ func file_tokenim_v1_envelope_proto_init() {
 		(*Content_SenderKey)(nil),
 		(*Content_SenderKeyRequest)(nil),
 		(*Content_PolicyNotice)(nil),
+		(*Content_Receipt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -749,7 +820,7 @@ func file_tokenim_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_envelope_proto_rawDesc), len(file_tokenim_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
