@@ -72,6 +72,8 @@ type Client struct {
 
 	epochsMu sync.Mutex
 	epochs   map[string]*tokenimv1.GroupRecord // closed epochs' proven final records, by group/epoch (group.go)
+
+	proven sync.Map // handle → provenKey: identity keys proven lately (identity.go)
 }
 
 // Handle is the account's handle.

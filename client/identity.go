@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -38,7 +39,20 @@ func Fingerprint(identityKey []byte) string {
 // proven against a header the trusted validators signed (ProveAccount), so
 // a node cannot serve a forged or stale key — and checks it against the
 // key pinned for that contact.
+//
+// A key proven less than identityFresh ago is used again without a new
+// proof. Until the recipient answers, every message of a new conversation
+// is a PreKeySignalMessage that carries the sender's identity key, and a
+// proof of the latest state waits for the next block: proving it for each
+// message made a one-way conversation wait up to a block per message.
+// The price: a key changed on chain reaches this client up to
+// identityFresh late.
 func (c *Client) chainIdentity(ctx context.Context, handle string) (*tokenimv1.Account, error) {
+	if v, ok := c.proven.Load(handle); ok {
+		if p := v.(provenKey); time.Since(p.at) < identityFresh {
+			return p.acct, nil
+		}
+	}
 	acct, _, err := c.ProveAccount(ctx, handle)
 	if err != nil {
 		return nil, err
@@ -55,7 +69,18 @@ func (c *Client) chainIdentity(ctx context.Context, handle string) (*tokenimv1.A
 			return nil, err
 		}
 	}
+	c.proven.Store(handle, provenKey{acct: acct, at: time.Now()})
 	return acct, nil
+}
+
+// identityFresh is how long a proven identity key is used without a new
+// proof (chainIdentity).
+const identityFresh = time.Minute
+
+// provenKey is an account record proven against the chain, and when.
+type provenKey struct {
+	acct *tokenimv1.Account
+	at   time.Time
 }
 
 // buildSession fetches handle's prekey bundle and runs X3DH. The bundle's

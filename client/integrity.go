@@ -3,9 +3,11 @@ package client
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"slices"
 	"strings"
 
@@ -40,20 +42,28 @@ const (
 // "group/<name>"): counter, the previous message's id and a fresh nonce.
 // Called with c.mu held; the counter and last id persist before use.
 func (c *Client) stamp(key string, content *tokenimv1.Content) error {
-	n, err := c.nextCounter(key)
-	if err != nil {
-		return err
-	}
-	prev, _, err := c.store.Get(bucketMeta, metaOutLast+key)
-	if err != nil {
-		return err
-	}
-	content.Counter, content.PrevId = n, prev
 	content.Nonce = make([]byte, 32)
 	if _, err := rand.Read(content.Nonce); err != nil {
 		return err
 	}
-	return c.store.Put(bucketMeta, metaOutLast+key, content.MessageId)
+	return c.store.Update(func(tx *signalstore.Tx) error { // one transaction: one fsync pair, not two
+		n := uint64(0)
+		if b, ok, err := tx.Get(bucketMeta, "out_counter/"+key); err != nil {
+			return err
+		} else if ok && len(b) == 8 {
+			n = binary.BigEndian.Uint64(b)
+		}
+		n++
+		prev, _, err := tx.Get(bucketMeta, metaOutLast+key)
+		if err != nil {
+			return err
+		}
+		content.Counter, content.PrevId = n, prev
+		if err := tx.Put(bucketMeta, "out_counter/"+key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return err
+		}
+		return tx.Put(bucketMeta, metaOutLast+key, content.MessageId)
+	})
 }
 
 // seen is what arrived of one direction: every counter up to Contiguous,

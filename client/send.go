@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -156,20 +155,6 @@ func messageIdentity(content *tokenimv1.Content) ([]byte, time.Time, error) {
 	now := time.Now()
 	content.MessageId, content.SentAtMs = id, now.UnixMilli()
 	return id, now, nil
-}
-
-// nextCounter returns the next number of this account's conversation with
-// to, persisted before use (called with c.mu held).
-func (c *Client) nextCounter(to string) (uint64, error) {
-	key := "out_counter/" + to
-	n := uint64(0)
-	if b, ok, err := c.store.Get(bucketMeta, key); err != nil {
-		return 0, err
-	} else if ok && len(b) == 8 {
-		n = binary.BigEndian.Uint64(b)
-	}
-	n++
-	return n, c.store.Put(bucketMeta, key, binary.BigEndian.AppendUint64(nil, n))
 }
 
 // storedState is the state of an outgoing message the node just took:

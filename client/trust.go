@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 	cmtmath "github.com/cometbft/cometbft/libs/math"
@@ -376,7 +377,11 @@ func (c *Client) AcceptKeyChange(ctx context.Context, handle string) error {
 	if err := c.store.DeleteSession(ctx, protocol.NewSignalAddress(acct.Handle, DeviceID)); err != nil {
 		return err
 	}
-	return c.store.Put(bucketContacts, acct.Handle, acct.IdentityKey)
+	if err := c.store.Put(bucketContacts, acct.Handle, acct.IdentityKey); err != nil {
+		return err
+	}
+	c.proven.Store(acct.Handle, provenKey{acct: acct, at: time.Now()})
+	return nil
 }
 
 // PinKey pins identityKey for handle — a key the user verified out of band
@@ -388,5 +393,6 @@ func (c *Client) PinKey(handle string, identityKey []byte) error {
 	if err != nil {
 		return err
 	}
+	c.proven.Delete(h) // the next use proves the chain's key against this pin
 	return c.store.Put(bucketContacts, h, identityKey)
 }

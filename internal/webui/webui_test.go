@@ -24,13 +24,27 @@ import (
 	"github.com/tokenim/tokenim/internal/node"
 )
 
-// One in-process node for the package, started on first use.
+// One in-process node for the package, started on first use, stopped and
+// deleted when the tests end (TestMain).
 var (
 	nodeOnce sync.Once
 	nodeURL  string
 	nodeErr  error
+	nodeDir  string
+	testN    *node.Node
 	handles  atomic.Int64
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testN != nil {
+		testN.Stop()
+	}
+	if nodeDir != "" {
+		os.RemoveAll(nodeDir)
+	}
+	os.Exit(code)
+}
 
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,15 +63,14 @@ func testNode(t *testing.T) string {
 			nodeErr = err
 			return
 		}
+		nodeDir = dir
 		home := filepath.Join(dir, "node")
 		addrs := node.Addrs{API: freeAddr(), P2P: freeAddr(), RPC: freeAddr()}
 		if nodeErr = node.Init(home, node.InitOptions{Addrs: addrs, ChainID: "tokenim-webui", PowDifficulty: 4, PowDifficultySet: true}); nodeErr != nil {
 			return
 		}
-		var n *node.Node
-		if n, nodeErr = node.Start(context.Background(), home, node.StartOptions{Addrs: addrs}); nodeErr == nil {
+		if testN, nodeErr = node.Start(context.Background(), home, node.StartOptions{Addrs: addrs}); nodeErr == nil {
 			nodeURL = "http://" + addrs.API
-			_ = n // stops with the test process
 		}
 	})
 	if nodeErr != nil {
