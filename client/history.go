@@ -57,6 +57,13 @@ type Message struct {
 	// written; Text says what, as the chain shows it.
 	Notice bool `json:"notice,omitempty"`
 	seq    uint64
+	meta   []metaWrite // written with the message by the next putMessage
+}
+
+// metaWrite is a bucketMeta key and value.
+type metaWrite struct {
+	key   string
+	value []byte
 }
 
 // Local history layout (values encrypted by signalstore):
@@ -81,7 +88,7 @@ func (c *Client) hasMessage(id []byte) (bool, error) {
 // putMessage adds or updates m in the history, and (if cursor > 0) records
 // the receive cursor of nodeID, in one transaction.
 func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
-	return c.store.Update(func(tx *signalstore.Tx) error {
+	err := c.store.Update(func(tx *signalstore.Tx) error {
 		if m.seq == 0 {
 			if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
 				return err
@@ -111,11 +118,20 @@ func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
 		if err := tx.Put(bucketHistory, seqKey(m.seq), b); err != nil {
 			return err
 		}
+		for _, w := range m.meta {
+			if err := tx.Put(bucketMeta, w.key, w.value); err != nil {
+				return err
+			}
+		}
 		if cursor > 0 {
 			return tx.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cursor))
 		}
 		return nil
 	})
+	if err == nil {
+		m.meta = nil
+	}
+	return err
 }
 
 // Receive cursors are per node: each replica numbers its copy of the

@@ -77,9 +77,11 @@ type seen struct {
 // (still reported once, then forgotten).
 const maxAbove = 4096
 
-// track records counter n from sender in direction key and reports whether
-// n had arrived before (a replay: same number, another message).
-func (c *Client) track(sender, key string, n uint64) (replayed bool, err error) {
+// track records counter n from sender in direction key, with message m
+// (putMessage writes it in m's transaction: one commit, and nothing is
+// recorded for a message not stored), and reports whether n had arrived
+// before (a replay: same number, another message).
+func (c *Client) track(m *Message, sender, key string, n uint64) (replayed bool, err error) {
 	if n == 0 {
 		return false, nil
 	}
@@ -107,7 +109,8 @@ func (c *Client) track(sender, key string, n uint64) (replayed bool, err error) 
 	if err != nil {
 		return false, err
 	}
-	return false, c.store.Put(bucketMeta, k, b)
+	m.meta = append(m.meta, metaWrite{k, b})
+	return false, nil
 }
 
 // Gap is a run of messages a sender numbered but this client never

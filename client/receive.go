@@ -430,7 +430,7 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 		m.Evidence.Member = c.Handle()
 	}
-	if m.Replayed, err = c.track(env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
+	if m.Replayed, err = c.track(m, env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
 		return err
 	}
 	if skd := content.GetSenderKey(); skd != nil {
