@@ -7,12 +7,15 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 )
 
-func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
+// groupBench registers handles and returns a function that signs and
+// delivers one group-module (or policy) message as signer.
+func groupBench(t *testing.T, handles ...string) (KV, func(signer string, msg any) error) {
+	t.Helper()
 	m := NewMachine()
 	kv := newState(t, 0)
 	users := map[string]*testUser{}
 	seq := map[string]uint64{}
-	for _, h := range []string{"olga", "pete", "quin", "rita"} {
+	for _, h := range handles {
 		u := newUser(t, h)
 		users[h] = u
 		if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
@@ -33,6 +36,8 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 			body.Msg = &tokenimv1.TxBody_GroupLeave{GroupLeave: x}
 		case *tokenimv1.GroupSetRole:
 			body.Msg = &tokenimv1.TxBody_GroupSetRole{GroupSetRole: x}
+		case *tokenimv1.GroupSetPolicy:
+			body.Msg = &tokenimv1.TxBody_GroupSetPolicy{GroupSetPolicy: x}
 		case *tokenimv1.DeployPolicy:
 			body.Msg = &tokenimv1.TxBody_DeployPolicy{DeployPolicy: x}
 		}
@@ -42,12 +47,29 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 		}
 		return err
 	}
-	steps := []struct {
-		name   string
-		signer string
-		msg    any
-		want   error
-	}{
+	return kv, do
+}
+
+// groupStep is one transaction of a table test and the error it gets.
+type groupStep struct {
+	name   string
+	signer string
+	msg    any
+	want   error
+}
+
+func runGroupSteps(t *testing.T, do func(string, any) error, steps []groupStep) {
+	t.Helper()
+	for _, s := range steps {
+		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
+			t.Fatalf("%s: got %v, want %v", s.name, err, s.want)
+		}
+	}
+}
+
+func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
+	kv, do := groupBench(t, "olga", "pete", "quin", "rita")
+	steps := []groupStep{
 		{"create", "olga", &tokenimv1.CreateGroup{Name: "team", Members: []string{"pete"}}, nil},
 		{"create again", "pete", &tokenimv1.CreateGroup{Name: "team"}, ErrGroupExists},
 		{"unknown member", "olga", &tokenimv1.CreateGroup{Name: "team2", Members: []string{"nobody"}}, ErrUnknownAccount},
@@ -76,11 +98,7 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 		{"rita joins as a reader", "rita", &tokenimv1.GroupAddMember{Group: "club", Member: "rita", Role: "reader"}, nil},
 		{"a joiner cannot invite under it", "quin", &tokenimv1.GroupAddMember{Group: "club", Member: "pete"}, ErrDenied},
 	}
-	for _, s := range steps {
-		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
-			t.Fatalf("%s: got %v, want %v", s.name, err, s.want)
-		}
-	}
+	runGroupSteps(t, do, steps)
 	g, err := GetGroup(kv, "team")
 	if err != nil {
 		t.Fatal(err)
@@ -115,42 +133,8 @@ func TestGroupsUnderTheDefaultPolicy(t *testing.T) {
 // Only an owner replaces a group's policy; the epoch closes (sender keys
 // rotate); a group under legal hold keeps a policy that holds.
 func TestGroupSetPolicy(t *testing.T) {
-	m := NewMachine()
-	kv := newState(t, 0)
-	users := map[string]*testUser{}
-	seq := map[string]uint64{}
-	for _, h := range []string{"olga", "pete", "quin"} {
-		u := newUser(t, h)
-		users[h] = u
-		if _, err := m.Deliver(kv, testBlock, sign(t, u.registerBody(t, 0), u.key)); err != nil {
-			t.Fatal(err)
-		}
-		seq[h] = 1
-	}
-	do := func(signer string, msg any) error {
-		body := &tokenimv1.TxBody{ChainId: testChain, Signer: signer, Sequence: seq[signer]}
-		switch x := msg.(type) {
-		case *tokenimv1.CreateGroup:
-			body.Msg = &tokenimv1.TxBody_CreateGroup{CreateGroup: x}
-		case *tokenimv1.GroupSetRole:
-			body.Msg = &tokenimv1.TxBody_GroupSetRole{GroupSetRole: x}
-		case *tokenimv1.GroupSetPolicy:
-			body.Msg = &tokenimv1.TxBody_GroupSetPolicy{GroupSetPolicy: x}
-		case *tokenimv1.DeployPolicy:
-			body.Msg = &tokenimv1.TxBody_DeployPolicy{DeployPolicy: x}
-		}
-		_, err := m.Deliver(kv, testBlock, sign(t, body, users[signer].key))
-		if err == nil {
-			seq[signer]++
-		}
-		return err
-	}
-	steps := []struct {
-		name   string
-		signer string
-		msg    any
-		want   error
-	}{
+	kv, do := groupBench(t, "olga", "pete", "quin")
+	steps := []groupStep{
 		{"create", "olga", &tokenimv1.CreateGroup{Name: "team", Members: []string{"pete", "quin"}}, nil},
 		{"make pete admin", "olga", &tokenimv1.GroupSetRole{Group: "team", Member: "pete", Role: "admin"}, nil},
 		{"deploy a day", "olga", &tokenimv1.DeployPolicy{Name: "day", Source: `retention = duration("24h")`}, nil},
@@ -167,11 +151,7 @@ func TestGroupSetPolicy(t *testing.T) {
 		{"held: not back to the default", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: ""}, ErrDenied},
 		{"held: another hold", "olga", &tokenimv1.GroupSetPolicy{Group: "team", Policy: "hold-week"}, nil},
 	}
-	for _, s := range steps {
-		if err := do(s.signer, s.msg); !errors.Is(err, s.want) {
-			t.Fatalf("%s: got %v, want %v", s.name, err, s.want)
-		}
-	}
+	runGroupSteps(t, do, steps)
 	g, err := GetGroup(kv, "team")
 	if err != nil {
 		t.Fatal(err)

@@ -118,6 +118,17 @@ func session(t *testing.T, tokenURL string) (*http.Client, string) {
 	return hc, base
 }
 
+// poster posts forms as the page does (with the CSRF token).
+func poster(t *testing.T, s *Server, hc *http.Client, base string) func(path string, form url.Values) (int, string) {
+	return func(path string, form url.Values) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-CSRF-Token", s.csrf)
+		return status(t, hc, req)
+	}
+}
+
 func status(t *testing.T, hc *http.Client, req *http.Request) (int, string) {
 	t.Helper()
 	res, err := hc.Do(req)
@@ -251,12 +262,7 @@ func TestQueuedWhileTheNodeIsDown(t *testing.T) {
 	defer bob.Close()
 	s, u := serveVia(t, t.TempDir(), nodeSrv.URL)
 	hc, base := session(t, u)
-	post := func(path string, form url.Values) (int, string) {
-		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-CSRF-Token", s.csrf)
-		return status(t, hc, req)
-	}
+	post := poster(t, s, hc, base)
 	if code, body := post("/unlock", url.Values{"passphrase": {"correct horse"}, "handle": {handle("qann")}}); code != 200 || s.account() == nil {
 		t.Fatalf("create account: %d %s", code, body)
 	}
@@ -306,12 +312,7 @@ func TestDisappearing(t *testing.T) {
 	defer bob.Close()
 	s, u := serve(t, t.TempDir())
 	hc, base := session(t, u)
-	post := func(path string, form url.Values) (int, string) {
-		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-CSRF-Token", s.csrf)
-		return status(t, hc, req)
-	}
+	post := poster(t, s, hc, base)
 	get := func(path string) string {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		code, body := status(t, hc, req)
