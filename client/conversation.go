@@ -222,6 +222,12 @@ func (c *Client) EnsurePolicy(ctx context.Context, prefix, source string) (strin
 	} else if !errors.Is(err, ErrUnknownPolicy) {
 		return "", err
 	}
+	if len(prefix) > 23 { // names are 3–32 characters
+		prefix = prefix[:23]
+	}
+	if prefix == "" {
+		prefix = "policy"
+	}
 	if _, err := c.DeployPolicy(ctx, prefix+"-"+id[:8], source); err != nil && !errors.Is(err, ErrPolicyExists) {
 		return "", err
 	}
