@@ -348,16 +348,23 @@ func (c *Client) OnOutboxSent(fn func(Message)) { c.outboxHook.Store(&fn) }
 // flushLoop retries a non-empty outbox every outboxFlushEvery until ctx
 // ends.
 func (c *Client) flushLoop(ctx context.Context) {
-	t := time.NewTicker(outboxFlushEvery)
+	every(ctx, outboxFlushEvery, func() {
+		if n, err := c.Queued(); err == nil && n > 0 {
+			c.FlushOutbox(ctx)
+		}
+	})
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if n, err := c.Queued(); err == nil && n > 0 {
-			c.FlushOutbox(ctx)
+			fn()
 		}
 	}
 }

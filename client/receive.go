@@ -3,9 +3,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,16 +174,9 @@ type receiver struct {
 
 // ackLoop acknowledges, every ackDelay, what the live stream processed.
 func (r *receiver) ackLoop(ctx context.Context) {
-	t := time.NewTicker(ackDelay)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.ack(ctx, true) // a failure is retried on the next tick and when the stream ends
-		}
-	}
+	every(ctx, ackDelay, func() {
+		r.ack(ctx, true) // a failure is retried on the next tick and when the stream ends
+	})
 }
 
 func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) error {
@@ -304,25 +300,43 @@ func (r *receiver) sendReceipts(ctx context.Context) {
 }
 
 // markDelivered records a receipt from peer: its outgoing 1:1 messages to
-// peer with these ids are on peer's device.
+// peer with these ids are on peer's device. One transaction for the whole
+// receipt (up to receiptMaxIDs messages).
 func (c *Client) markDelivered(peer string, ids [][]byte) error {
-	for _, id := range ids {
-		m, err := c.message(hex.EncodeToString(id))
-		if errors.Is(err, ErrUnknownMessage) {
-			continue // deleted here (expired), or never ours
+	return c.store.Update(func(tx *signalstore.Tx) error {
+		for _, id := range ids {
+			seq, ok, err := tx.Get(bucketMsgID, hex.EncodeToString(id))
+			if err != nil {
+				return err
+			}
+			if !ok || len(seq) != 8 {
+				continue // never ours
+			}
+			key := seqKey(binary.BigEndian.Uint64(seq))
+			b, ok, err := tx.Get(bucketHistory, key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // deleted here: its retention ended
+			}
+			var m Message
+			if err := json.Unmarshal(b, &m); err != nil {
+				return fmt.Errorf("history entry: %w", err)
+			}
+			if !m.Outgoing || m.Group != "" || m.To != peer || (m.State != StateStored && m.State != StateSending) {
+				continue
+			}
+			m.State = StateDelivered
+			if b, err = json.Marshal(&m); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketHistory, key, b); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-		if !m.Outgoing || m.Group != "" || m.To != peer || (m.State != StateStored && m.State != StateSending) {
-			continue
-		}
-		m.State = StateDelivered
-		if err := c.putMessage(m, "", 0); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // streamAck sends an Ack on the AckStream, opening it first if needed
