@@ -73,22 +73,18 @@ func (c *Client) policyNoticeText(ctx context.Context, peer string, g *tokenimv1
 			return "", err
 		}
 		switch {
+		case g != nil && d.LegalHold:
+			text = "changed the group's policy to " + id[:12] + ": messages are kept (legal hold)"
+		case g != nil && d.After > 0:
+			text = "changed the group's policy to " + id[:12] + ": messages disappear after " + Span(d.After)
+		case g != nil:
+			text = "changed the group's policy to " + id[:12] + ": messages kept until read"
 		case d.LegalHold:
 			text = "put the conversation under legal hold (policy " + id[:12] + "): messages are kept"
 		case d.After > 0:
 			text = "set disappearing messages to " + Span(d.After)
 		default:
 			text = "attached policy " + id[:12] + " to the conversation (messages kept until read)"
-		}
-		if g != nil {
-			switch {
-			case d.LegalHold:
-				text = "changed the group's policy to " + id[:12] + ": messages are kept (legal hold)"
-			case d.After > 0:
-				text = "changed the group's policy to " + id[:12] + ": messages disappear after " + Span(d.After)
-			default:
-				text = "changed the group's policy to " + id[:12] + ": messages kept until read"
-			}
 		}
 	}
 	if received {
