@@ -23,25 +23,31 @@ const (
 
 // request is one queued Append or Ack for the committer.
 type request struct {
-	state   atomic.Int32
-	envs    []encoded // Append (or LogOnly)
-	logOnly bool      // leaves only: the envelopes are stored elsewhere
-	ack     *ackOp    // Ack
-	forget  *forgetOp // Forget
-	dup     []bool
-	size    int        // encoded bytes, for batch caps
-	done    chan error // capacity 1; answered once
+	state    atomic.Int32
+	envs     []encoded   // Append (or LogOnly)
+	logOnly  bool        // leaves only: the envelopes are stored elsewhere
+	ack      *ackOp      // Ack
+	forget   *forgetOp   // Forget
+	groupAck *groupAckOp // AckGroup
+	prune    *pruneOp    // Prune
+	pruned   int         // what Prune deleted
+	dup      []bool
+	size     int        // encoded bytes, for batch caps
+	done     chan error // capacity 1; answered once
 }
 
 // encoded is a validated envelope and its deterministic encoding.
 type encoded struct {
-	id        [IDSize]byte
-	to        string
-	value     []byte            // full encoding, or a stub (body.go)
-	hash      [sha256.Size]byte // of the ciphertext
-	body      []byte            // a stub's ciphertext, stored once
-	leaf      []byte            // the message log's leaf data
-	expiresMs int64             // 0: kept until acknowledged
+	id          [IDSize]byte
+	to          string
+	value       []byte            // full encoding, or a stub (body.go)
+	hash        [sha256.Size]byte // of the ciphertext
+	body        []byte            // a stub's ciphertext, stored once
+	readers     []byte            // a group post's reader list (group.go)
+	readersHash [sha256.Size]byte
+	readerSet   *readerSet
+	leaf        []byte // the message log's leaf data
+	expiresMs   int64  // 0: kept until acknowledged
 }
 
 type ackOp struct {
@@ -50,7 +56,7 @@ type ackOp struct {
 }
 
 func (r *request) weight() int {
-	if r.ack != nil || r.forget != nil {
+	if r.ack != nil || r.forget != nil || r.groupAck != nil || r.prune != nil {
 		return 1
 	}
 	return len(r.envs)
@@ -76,11 +82,11 @@ func (s *Store) Append(ctx context.Context, envs []*tokenimv1.Envelope) (dup []b
 			return nil, err
 		}
 	}
-	if err := encode(envs, req.envs); err != nil {
+	if err := s.encode(envs, req.envs); err != nil {
 		return nil, err
 	}
 	for _, e := range req.envs {
-		req.size += len(e.value) + len(e.body)
+		req.size += len(e.value) + len(e.body) + len(e.readers)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: append: %w", err)
@@ -115,8 +121,10 @@ func validate(i int, e *tokenimv1.Envelope) error {
 		return bad("envelope", "nil")
 	case len(e.Id) != IDSize:
 		return bad("id", "%d bytes, want %d", len(e.Id), IDSize)
-	case e.To == "":
+	case e.To == "" && !IsGroupPost(e):
 		return bad("to", "empty")
+	case IsGroupPost(e) && len(GroupMailbox(e.Group)) > MaxName:
+		return bad("group", "%d bytes (cap %d)", len(e.Group), MaxName-len(GroupMailboxPrefix))
 	case len(e.To) > MaxName:
 		return bad("to", "%d bytes (cap %d)", len(e.To), MaxName)
 	case len(e.Ciphertext) == 0:
@@ -165,6 +173,9 @@ func (s *Store) LogOnly(ctx context.Context, envs []*tokenimv1.Envelope) error {
 func (s *Store) Ack(recipient string, upTo uint64) error {
 	if err := checkName(recipient); err != nil {
 		return err
+	}
+	if IsGroupMailbox(recipient) {
+		return fmt.Errorf("%w: a group mailbox is acknowledged per reader (AckGroup)", ErrInvalidEnvelope)
 	}
 	req := &request{ack: &ackOp{recipient: recipient, upTo: upTo}, done: make(chan error, 1)}
 	if err := s.enqueue(req); err != nil {

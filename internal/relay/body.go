@@ -56,6 +56,12 @@ func stubHash(v []byte) ([sha256.Size]byte, error) {
 // ciphertext (only called for a stub).
 func decodeValue(v []byte, body func([sha256.Size]byte) ([]byte, error)) (*tokenimv1.Envelope, error) {
 	env := new(tokenimv1.Envelope)
+	if isPost(v) {
+		if len(v) < stubHeader {
+			return nil, fmt.Errorf("%w: post of %d bytes", ErrCorrupt, len(v))
+		}
+		return env, proto.Unmarshal(v[stubHeader:], env)
+	}
 	if !isStub(v) {
 		return env, proto.Unmarshal(v, env)
 	}
@@ -120,7 +126,7 @@ func (b *builder) refChange(h [sha256.Size]byte) *refChange {
 
 // unref drops the reference of a deleted mail value, if it is a stub.
 func (b *builder) unref(v []byte) error {
-	if !isStub(v) {
+	if !isStub(v) && !isPost(v) {
 		return nil
 	}
 	h, err := stubHash(v)
@@ -207,9 +213,18 @@ func (s *Store) cacheRef(h [sha256.Size]byte, st refState) {
 // encode fills enc with envs' stored encodings: a ciphertext (of at least
 // SharedMinSize bytes) that several envelopes of the call carry is stored
 // once and those envelopes as stubs; the others in full.
-func encode(envs []*tokenimv1.Envelope, enc []encoded) error {
+func (s *Store) encode(envs []*tokenimv1.Envelope, enc []encoded) error {
 	count := map[[sha256.Size]byte]int{}
 	for i, e := range envs {
+		if IsGroupPost(e) {
+			enc[i].hash = sha256.Sum256(e.Ciphertext)
+			enc[i].id, enc[i].expiresMs = [IDSize]byte(e.Id), e.ExpiresAtMs
+			enc[i].leaf = msglog.LeafDataFromHash(e.Id, enc[i].hash[:], e.Commitment)
+			if err := s.encodePost(e, &enc[i]); err != nil {
+				return &EnvelopeError{Index: i, Field: "envelope", Reason: err.Error()}
+			}
+			continue
+		}
 		if i > 0 && sameSlice(e.Ciphertext, envs[i-1].Ciphertext) {
 			enc[i].hash = enc[i-1].hash // copies of one post share the slice
 		} else {
@@ -223,6 +238,9 @@ func encode(envs []*tokenimv1.Envelope, enc []encoded) error {
 	}
 	bodies := map[[sha256.Size]byte][]byte{} // one copy of each body, not the caller's
 	for i, e := range envs {
+		if IsGroupPost(e) {
+			continue
+		}
 		var err error
 		if len(e.Ciphertext) < SharedMinSize || count[enc[i].hash] < 2 {
 			enc[i].value, err = marshalOpts.Marshal(e)
@@ -263,7 +281,7 @@ func sameSlice(a, b []byte) bool {
 // valueID returns a copy of the envelope id in a stored mail value (full
 // or stub) without decoding the rest.
 func valueID(v []byte) ([]byte, error) {
-	if isStub(v) {
+	if isStub(v) || isPost(v) {
 		if len(v) < stubHeader {
 			return nil, fmt.Errorf("%w: stub of %d bytes", ErrCorrupt, len(v))
 		}

@@ -147,6 +147,12 @@ func (s *Store) commit(reqs []*request) {
 	for name, c := range b.ackFloor {
 		s.acked[name] = max(s.acked[name], c)
 	}
+	for k, p := range b.positions {
+		if len(s.positions) >= positionCacheCap {
+			clear(s.positions)
+		}
+		s.positions[k] = p
+	}
 	s.updateTails(b)
 	for _, r := range reqs {
 		r.done <- nil
@@ -156,34 +162,36 @@ func (s *Store) commit(reqs []*request) {
 // builder accumulates one batch. Nothing in the Store changes until the
 // batch committed.
 type builder struct {
-	s        *Store
-	batch    *pebble.Batch
-	nowMs    uint64
-	cursors  map[string]uint64     // last cursor assigned in this batch
-	ids      map[[IDSize]byte]bool // ids admitted in this batch
-	logged   map[[IDSize]byte]bool // ids logged only, in this batch
-	added    map[string][]added    // envelopes set in this batch, per recipient
-	ackedTo  map[string]uint64     // highest Ack in this batch, per recipient
-	ackFloor map[string]uint64     // cursors at or below it are all deleted once committed
-	deleted  map[string]bool       // mail keys Forget deleted in this batch
-	forgot   map[string]bool       // recipients Forget deleted from
-	notify   map[string]struct{}
-	dCount   int64 // change of the live envelope count
-	dBytes   int64 // change of the live bytes
-	stored   uint64
-	appends  uint64
-	leafIDs  [][]byte // the message log's new leaves, in order
-	leaves   [][]byte
-	refs     map[[sha256.Size]byte]*refChange // shared bodies' reference changes
-	admitted [][IDSize]byte                   // ids stored in this batch, for the admission index
-	expiring map[uint64][][IDSize]byte        // retention end (ms) → ids, for the retention index
-	newRefs  map[[sha256.Size]byte]refState   // their counts once committed
+	s         *Store
+	batch     *pebble.Batch
+	nowMs     uint64
+	cursors   map[string]uint64     // last cursor assigned in this batch
+	ids       map[[IDSize]byte]bool // ids admitted in this batch
+	logged    map[[IDSize]byte]bool // ids logged only, in this batch
+	added     map[string][]added    // envelopes set in this batch, per recipient
+	ackedTo   map[string]uint64     // highest Ack in this batch, per recipient
+	ackFloor  map[string]uint64     // cursors at or below it are all deleted once committed
+	deleted   map[string]bool       // mail keys Forget deleted in this batch
+	forgot    map[string]bool       // recipients Forget deleted from
+	notify    map[string]struct{}
+	dCount    int64 // change of the live envelope count
+	dBytes    int64 // change of the live bytes
+	stored    uint64
+	appends   uint64
+	leafIDs   [][]byte // the message log's new leaves, in order
+	leaves    [][]byte
+	refs      map[[sha256.Size]byte]*refChange // shared bodies' reference changes
+	admitted  [][IDSize]byte                   // ids stored in this batch, for the admission index
+	expiring  map[uint64][][IDSize]byte        // retention end (ms) → ids, for the retention index
+	newRefs   map[[sha256.Size]byte]refState   // their counts once committed
+	positions map[string]uint64                // read positions set in this batch (group.go)
 }
 
 type added struct {
-	cursor uint64
-	value  []byte
-	body   []byte // a stub's ciphertext
+	cursor  uint64
+	value   []byte
+	body    []byte     // a stub's ciphertext
+	readers *readerSet // a group post's readers
 }
 
 // newBuilder starts a batch for n envelopes. The committer's previous
@@ -198,6 +206,7 @@ func (s *Store) newBuilder(n int) *builder {
 			added: make(map[string][]added, n), ackedTo: map[string]uint64{}, ackFloor: map[string]uint64{}, notify: make(map[string]struct{}, n),
 			deleted: map[string]bool{}, forgot: map[string]bool{}, logged: map[[IDSize]byte]bool{},
 			refs: map[[sha256.Size]byte]*refChange{}, newRefs: map[[sha256.Size]byte]refState{}, expiring: map[uint64][][IDSize]byte{},
+			positions: map[string]uint64{},
 		}
 		s.spare = b
 	} else {
@@ -213,6 +222,7 @@ func (s *Store) newBuilder(n int) *builder {
 		clear(b.refs)
 		clear(b.newRefs)
 		clear(b.expiring)
+		clear(b.positions)
 		clear(b.leafIDs)
 		clear(b.leaves)
 		b.dCount, b.dBytes, b.stored, b.appends = 0, 0, 0, 0
@@ -231,6 +241,10 @@ func (b *builder) build(reqs []*request) error {
 			err = b.ack(r.ack.recipient, r.ack.upTo)
 		case r.forget != nil:
 			err = b.forget(r.forget)
+		case r.groupAck != nil:
+			err = b.groupAck(r.groupAck)
+		case r.prune != nil:
+			err = b.prune(r)
 		default:
 			err = b.append(r)
 			b.appends++
@@ -280,7 +294,7 @@ func (b *builder) append(r *request) error {
 		b.ids[e.id] = true
 		b.leafIDs = append(b.leafIDs, e.id[:])
 		b.leaves = append(b.leaves, e.leaf)
-		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value, body: e.body})
+		b.added[e.to] = append(b.added[e.to], added{cursor: c, value: e.value, body: e.body, readers: e.readerSet})
 		b.notify[e.to] = struct{}{}
 		b.dCount++
 		b.dBytes += int64(len(e.value))
@@ -295,6 +309,9 @@ func (b *builder) setEnvelope(e *encoded, cursor uint64) error {
 	}
 	if e.body != nil {
 		b.ref(e.hash, e.body)
+	}
+	if e.readers != nil || e.readerSet != nil {
+		b.ref(e.readersHash, e.readers)
 	}
 	if err := b.batch.Set(dedupKey(e.id[:]), dedupValue(b.nowMs, cursor, e.to), nil); err != nil {
 		return err

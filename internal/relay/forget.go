@@ -130,6 +130,9 @@ func (s *Store) envelopeByID(id []byte) (*tokenimv1.Envelope, bool, error) {
 		return nil, false, err
 	}
 	env, err := decodeValue(val, s.bodyOf)
+	if err == nil {
+		err = s.withReaders(val, env)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: envelope %x: %v", ErrCorrupt, id, err)
 	}

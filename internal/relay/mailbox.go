@@ -9,7 +9,8 @@ import (
 )
 
 // Read returns up to limit deliveries of recipient's mailbox with cursor >
-// after, in cursor order. A limit <= 0 or > MaxReadLimit means MaxReadLimit.
+// after, in cursor order. A group mailbox's posts come with their readers
+// (for a peer; a member reads with ReadGroup). A limit <= 0 or > MaxReadLimit means MaxReadLimit.
 func (s *Store) Read(recipient string, after uint64, limit int) ([]*tokenimv1.Delivery, error) {
 	if err := checkName(recipient); err != nil {
 		return nil, err
@@ -23,6 +24,9 @@ func (s *Store) Read(recipient string, after uint64, limit int) ([]*tokenimv1.De
 	defer s.dbMu.RUnlock()
 	if after == math.MaxUint64 {
 		return nil, nil
+	}
+	if IsGroupMailbox(recipient) { // a peer's read: with each post's readers
+		return s.readDB(recipient, after, limit)
 	}
 	if out, ok, err := s.readTail(recipient, after, limit); ok {
 		return out, err
@@ -41,6 +45,9 @@ func (s *Store) readDB(recipient string, after uint64, limit int) ([]*tokenimv1.
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
 		cursor := mailCursor(it.Key())
 		env, err := decodeValue(it.Value(), s.bodyOf)
+		if err == nil {
+			err = s.withReaders(it.Value(), env)
+		}
 		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("%w: envelope %q/%d: %v", ErrCorrupt, recipient, cursor, err)

@@ -60,6 +60,7 @@ type Store struct {
 	sorted    *pebble.Batch                  // sortBatch's batch, reset for each commit
 	spare     *builder                       // the committer's builder, reused (newBuilder)
 	acked     map[string]uint64              // per mailbox: every cursor up to it is deleted
+	positions map[string]uint64              // read positions in group mailboxes (group.go)
 	liveCount int64
 	liveBytes int64
 
@@ -79,6 +80,8 @@ type Store struct {
 	tailBytes  int              // memory of all tails, shared bodies once
 	tailBodies map[*byte]int    // shared bodies held by tails: entries holding each
 	wakeBuf    []chan struct{}  // committer only: subscribers to wake after a commit
+
+	readers readerSets // parsed reader lists of group posts (group.go)
 
 	prekeyMu [prekeyStripes]sync.Mutex
 	sweepMu  sync.Mutex
@@ -110,7 +113,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir: opts.Dir, log: opts.Logger, now: opts.Now, window: opts.DedupWindow, onLog: opts.OnLogGrowth,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, acked: map[string]uint64{}, tailBodies: map[*byte]int{}, subs: make(map[string]map[chan struct{}]struct{}),
+		cursors: make(map[string]uint64), refCache: map[[sha256.Size]byte]refState{}, acked: map[string]uint64{}, positions: map[string]uint64{}, tailBodies: map[*byte]int{}, subs: make(map[string]map[chan struct{}]struct{}),
 		tails: make(map[string]*tail),
 	}
 	if s.log == nil {

@@ -30,9 +30,10 @@ type tail struct {
 }
 
 type tailEntry struct {
-	cursor uint64
-	value  []byte // the stored encoding; never modified
-	body   []byte // a stub's ciphertext (shared by the tails of a group post)
+	cursor  uint64
+	value   []byte     // the stored encoding; never modified
+	body    []byte     // a stub's ciphertext (shared by the tails of a group post)
+	readers *readerSet // a group post's readers
 }
 
 // updateTails records a committed batch in the tails of subscribed
@@ -90,7 +91,7 @@ func (s *Store) recordInTails(b *builder) {
 				s.dropTail(t)
 				break
 			}
-			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value, body: a.body})
+			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value, body: a.body, readers: a.readers})
 			t.bytes += len(a.value) + len(a.body)
 			s.hold(a.value, a.body)
 		}

@@ -108,7 +108,14 @@ type Envelope struct {
 	// bytes) (32 bytes), set by the sender. Content carries a random nonce,
 	// so it hides the content; revealing the Content later proves what the
 	// anchored envelope said (docs/verify.md). The recipient checks it.
-	Commitment    []byte `protobuf:"bytes,10,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	Commitment []byte `protobuf:"bytes,10,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	// readers, on a group post (a GROUP envelope without a recipient: the
+	// post is stored once, in the group's mailbox), are the members the
+	// group's policy lets read it (can_read), as the entry node decided at
+	// admission; the sender is not one. Set by the entry node and passed
+	// between nodes only: a client's value is ignored, and deliveries to
+	// clients do not carry it.
+	Readers       []string `protobuf:"bytes,11,rep,name=readers,proto3" json:"readers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +216,13 @@ func (x *Envelope) GetExpiresAtMs() int64 {
 func (x *Envelope) GetCommitment() []byte {
 	if x != nil {
 		return x.Commitment
+	}
+	return nil
+}
+
+func (x *Envelope) GetReaders() []string {
+	if x != nil {
+		return x.Readers
 	}
 	return nil
 }
@@ -703,7 +717,7 @@ var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19tokenim/v1/envelope.proto\x12\n" +
-	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xa2\x02\n" +
+	"tokenim.v1\x1a\x15tokenim/v1/blob.proto\"\xbc\x02\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -719,7 +733,8 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\n" +
 	" \x01(\fR\n" +
-	"commitment\"\xa5\x04\n" +
+	"commitment\x12\x18\n" +
+	"\areaders\x18\v \x03(\tR\areaders\"\xa5\x04\n" +
 	"\aContent\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1c\n" +

@@ -2121,7 +2121,11 @@ func (x *SendResponse) GetDuplicates() [][]byte {
 type ReceiveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// after is the last cursor the client has processed (0: from the start).
-	After         uint64 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	After uint64 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	// groups are the client's positions in the mailboxes of its groups
+	// (a group absent here is read from the position its last Ack left on
+	// this node). Every group the caller is a member of is delivered.
+	Groups        []*GroupPosition `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2163,17 +2167,82 @@ func (x *ReceiveRequest) GetAfter() uint64 {
 	return 0
 }
 
-type Delivery struct {
+func (x *ReceiveRequest) GetGroups() []*GroupPosition {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// GroupPosition is a reader's last processed cursor in a group's mailbox.
+type GroupPosition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cursor        uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	Envelope      *Envelope              `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	After         uint64                 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPosition) Reset() {
+	*x = GroupPosition{}
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPosition) ProtoMessage() {}
+
+func (x *GroupPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPosition.ProtoReflect.Descriptor instead.
+func (*GroupPosition) Descriptor() ([]byte, []int) {
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GroupPosition) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupPosition) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+type Delivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cursor numbers the delivery within its mailbox: the caller's own, or
+	// the group's (group set).
+	Cursor   uint64    `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Envelope *Envelope `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// group is set when the delivery comes from a group's mailbox (a group
+	// post, stored once for all its readers).
+	Group         string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2254,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[41]
+	mi := &file_tokenim_v1_node_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2267,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{41}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Delivery) GetCursor() uint64 {
@@ -2215,6 +2284,13 @@ func (x *Delivery) GetEnvelope() *Envelope {
 	return nil
 }
 
+func (x *Delivery) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type ReceiveResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Item:
@@ -2228,7 +2304,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2316,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[42]
+	mi := &file_tokenim_v1_node_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2329,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{42}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReceiveResponse) GetItem() isReceiveResponse_Item {
@@ -2299,15 +2375,19 @@ func (*ReceiveResponse_Delivery) isReceiveResponse_Item() {}
 func (*ReceiveResponse_CaughtUp) isReceiveResponse_Item() {}
 
 type AckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cursor        uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Cursor uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// group, if set, acknowledges up to cursor in that group's mailbox: the
+	// caller's read position there (a post is deleted once every reader
+	// has passed it, or when its retention ends).
+	Group         string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2399,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[43]
+	mi := &file_tokenim_v1_node_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2412,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{43}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AckRequest) GetCursor() uint64 {
@@ -2340,6 +2420,13 @@ func (x *AckRequest) GetCursor() uint64 {
 		return x.Cursor
 	}
 	return 0
+}
+
+func (x *AckRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 type AckResponse struct {
@@ -2350,7 +2437,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[44]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2449,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[44]
+	mi := &file_tokenim_v1_node_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2462,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{44}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{45}
 }
 
 type ReplicateRequest struct {
@@ -2389,7 +2476,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[45]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2488,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[45]
+	mi := &file_tokenim_v1_node_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2501,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{45}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReplicateRequest) GetEnvelopes() []*Envelope {
@@ -2440,7 +2527,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[46]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2539,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[46]
+	mi := &file_tokenim_v1_node_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2552,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{46}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReplicateResponse) GetDuplicates() [][]byte {
@@ -2485,7 +2572,7 @@ type ForgetRequest struct {
 
 func (x *ForgetRequest) Reset() {
 	*x = ForgetRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[47]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2584,7 @@ func (x *ForgetRequest) String() string {
 func (*ForgetRequest) ProtoMessage() {}
 
 func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[47]
+	mi := &file_tokenim_v1_node_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2597,7 @@ func (x *ForgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetRequest.ProtoReflect.Descriptor instead.
 func (*ForgetRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{47}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ForgetRequest) GetRecipient() string {
@@ -2535,7 +2622,7 @@ type ForgetResponse struct {
 
 func (x *ForgetResponse) Reset() {
 	*x = ForgetResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[48]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2634,7 @@ func (x *ForgetResponse) String() string {
 func (*ForgetResponse) ProtoMessage() {}
 
 func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[48]
+	mi := &file_tokenim_v1_node_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2647,7 @@ func (x *ForgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetResponse.ProtoReflect.Descriptor instead.
 func (*ForgetResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{48}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{49}
 }
 
 type PullRequest struct {
@@ -2578,7 +2665,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[49]
+	mi := &file_tokenim_v1_node_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2677,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[49]
+	mi := &file_tokenim_v1_node_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2690,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{49}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PullRequest) GetSinceMs() int64 {
@@ -2648,7 +2735,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tokenim_v1_node_proto_msgTypes[50]
+	mi := &file_tokenim_v1_node_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2747,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenim_v1_node_proto_msgTypes[50]
+	mi := &file_tokenim_v1_node_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2760,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{50}
+	return file_tokenim_v1_node_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PullResponse) GetEnvelopes() []*Envelope {
@@ -2843,19 +2930,25 @@ const file_tokenim_v1_node_proto_rawDesc = "" +
 	"\fSendResponse\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x01 \x03(\fR\n" +
-	"duplicates\"&\n" +
+	"duplicates\"Y\n" +
 	"\x0eReceiveRequest\x12\x14\n" +
-	"\x05after\x18\x01 \x01(\x04R\x05after\"T\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\x121\n" +
+	"\x06groups\x18\x02 \x03(\v2\x19.tokenim.v1.GroupPositionR\x06groups\";\n" +
+	"\rGroupPosition\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\"j\n" +
 	"\bDelivery\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x120\n" +
-	"\benvelope\x18\x02 \x01(\v2\x14.tokenim.v1.EnvelopeR\benvelope\"l\n" +
+	"\benvelope\x18\x02 \x01(\v2\x14.tokenim.v1.EnvelopeR\benvelope\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\"l\n" +
 	"\x0fReceiveResponse\x122\n" +
 	"\bdelivery\x18\x01 \x01(\v2\x14.tokenim.v1.DeliveryH\x00R\bdelivery\x12\x1d\n" +
 	"\tcaught_up\x18\x02 \x01(\bH\x00R\bcaughtUpB\x06\n" +
-	"\x04item\"$\n" +
+	"\x04item\":\n" +
 	"\n" +
 	"AckRequest\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"\r\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\r\n" +
 	"\vAckResponse\"|\n" +
 	"\x10ReplicateRequest\x122\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x14.tokenim.v1.EnvelopeR\tenvelopes\x124\n" +
@@ -2926,7 +3019,7 @@ func file_tokenim_v1_node_proto_rawDescGZIP() []byte {
 	return file_tokenim_v1_node_proto_rawDescData
 }
 
-var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_tokenim_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_tokenim_v1_node_proto_goTypes = []any{
 	(*GetMessageProofRequest)(nil),        // 0: tokenim.v1.GetMessageProofRequest
 	(*GetMessageProofResponse)(nil),       // 1: tokenim.v1.GetMessageProofResponse
@@ -2969,107 +3062,109 @@ var file_tokenim_v1_node_proto_goTypes = []any{
 	(*SharedCiphertext)(nil),              // 38: tokenim.v1.SharedCiphertext
 	(*SendResponse)(nil),                  // 39: tokenim.v1.SendResponse
 	(*ReceiveRequest)(nil),                // 40: tokenim.v1.ReceiveRequest
-	(*Delivery)(nil),                      // 41: tokenim.v1.Delivery
-	(*ReceiveResponse)(nil),               // 42: tokenim.v1.ReceiveResponse
-	(*AckRequest)(nil),                    // 43: tokenim.v1.AckRequest
-	(*AckResponse)(nil),                   // 44: tokenim.v1.AckResponse
-	(*ReplicateRequest)(nil),              // 45: tokenim.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),             // 46: tokenim.v1.ReplicateResponse
-	(*ForgetRequest)(nil),                 // 47: tokenim.v1.ForgetRequest
-	(*ForgetResponse)(nil),                // 48: tokenim.v1.ForgetResponse
-	(*PullRequest)(nil),                   // 49: tokenim.v1.PullRequest
-	(*PullResponse)(nil),                  // 50: tokenim.v1.PullResponse
-	(*PolicyRecord)(nil),                  // 51: tokenim.v1.PolicyRecord
-	(*GroupRecord)(nil),                   // 52: tokenim.v1.GroupRecord
-	(*ValidatorSet)(nil),                  // 53: tokenim.v1.ValidatorSet
-	(*ValidatorProposal)(nil),             // 54: tokenim.v1.ValidatorProposal
-	(*NodeRecord)(nil),                    // 55: tokenim.v1.NodeRecord
-	(*Account)(nil),                       // 56: tokenim.v1.Account
-	(*Envelope)(nil),                      // 57: tokenim.v1.Envelope
-	(*PutChunkRequest)(nil),               // 58: tokenim.v1.PutChunkRequest
-	(*GetChunkRequest)(nil),               // 59: tokenim.v1.GetChunkRequest
-	(*PutChunkResponse)(nil),              // 60: tokenim.v1.PutChunkResponse
-	(*GetChunkResponse)(nil),              // 61: tokenim.v1.GetChunkResponse
+	(*GroupPosition)(nil),                 // 41: tokenim.v1.GroupPosition
+	(*Delivery)(nil),                      // 42: tokenim.v1.Delivery
+	(*ReceiveResponse)(nil),               // 43: tokenim.v1.ReceiveResponse
+	(*AckRequest)(nil),                    // 44: tokenim.v1.AckRequest
+	(*AckResponse)(nil),                   // 45: tokenim.v1.AckResponse
+	(*ReplicateRequest)(nil),              // 46: tokenim.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),             // 47: tokenim.v1.ReplicateResponse
+	(*ForgetRequest)(nil),                 // 48: tokenim.v1.ForgetRequest
+	(*ForgetResponse)(nil),                // 49: tokenim.v1.ForgetResponse
+	(*PullRequest)(nil),                   // 50: tokenim.v1.PullRequest
+	(*PullResponse)(nil),                  // 51: tokenim.v1.PullResponse
+	(*PolicyRecord)(nil),                  // 52: tokenim.v1.PolicyRecord
+	(*GroupRecord)(nil),                   // 53: tokenim.v1.GroupRecord
+	(*ValidatorSet)(nil),                  // 54: tokenim.v1.ValidatorSet
+	(*ValidatorProposal)(nil),             // 55: tokenim.v1.ValidatorProposal
+	(*NodeRecord)(nil),                    // 56: tokenim.v1.NodeRecord
+	(*Account)(nil),                       // 57: tokenim.v1.Account
+	(*Envelope)(nil),                      // 58: tokenim.v1.Envelope
+	(*PutChunkRequest)(nil),               // 59: tokenim.v1.PutChunkRequest
+	(*GetChunkRequest)(nil),               // 60: tokenim.v1.GetChunkRequest
+	(*PutChunkResponse)(nil),              // 61: tokenim.v1.PutChunkResponse
+	(*GetChunkResponse)(nil),              // 62: tokenim.v1.GetChunkResponse
 }
 var file_tokenim_v1_node_proto_depIdxs = []int32{
 	5,  // 0: tokenim.v1.GetStateProofResponse.light_block:type_name -> tokenim.v1.GetLightBlockResponse
-	51, // 1: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	52, // 2: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
-	51, // 3: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
-	53, // 4: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
-	54, // 5: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
-	55, // 6: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
-	56, // 7: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
+	52, // 1: tokenim.v1.GetConversationPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	53, // 2: tokenim.v1.GetGroupResponse.group:type_name -> tokenim.v1.GroupRecord
+	52, // 3: tokenim.v1.GetPolicyResponse.policy:type_name -> tokenim.v1.PolicyRecord
+	54, // 4: tokenim.v1.ValidatorsResponse.set:type_name -> tokenim.v1.ValidatorSet
+	55, // 5: tokenim.v1.ValidatorsResponse.proposals:type_name -> tokenim.v1.ValidatorProposal
+	56, // 6: tokenim.v1.ListNodesResponse.nodes:type_name -> tokenim.v1.NodeRecord
+	57, // 7: tokenim.v1.GetAccountResponse.account:type_name -> tokenim.v1.Account
 	30, // 8: tokenim.v1.UploadPrekeysRequest.prekeys:type_name -> tokenim.v1.OneTimePrekey
-	56, // 9: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
+	57, // 9: tokenim.v1.GetPrekeyBundleResponse.account:type_name -> tokenim.v1.Account
 	30, // 10: tokenim.v1.GetPrekeyBundleResponse.one_time_prekey:type_name -> tokenim.v1.OneTimePrekey
-	57, // 11: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
+	58, // 11: tokenim.v1.SendRequest.envelopes:type_name -> tokenim.v1.Envelope
 	38, // 12: tokenim.v1.SendRequest.shared:type_name -> tokenim.v1.SharedCiphertext
-	57, // 13: tokenim.v1.SharedCiphertext.copies:type_name -> tokenim.v1.Envelope
-	57, // 14: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
-	41, // 15: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
-	57, // 16: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
-	38, // 17: tokenim.v1.ReplicateRequest.shared:type_name -> tokenim.v1.SharedCiphertext
-	57, // 18: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
-	20, // 19: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
-	22, // 20: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
-	24, // 21: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
-	16, // 22: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
-	18, // 23: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
-	14, // 24: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
-	12, // 25: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
-	10, // 26: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
-	8,  // 27: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
-	6,  // 28: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
-	0,  // 29: tokenim.v1.NodeService.GetMessageProof:input_type -> tokenim.v1.GetMessageProofRequest
-	2,  // 30: tokenim.v1.NodeService.GetStateProof:input_type -> tokenim.v1.GetStateProofRequest
-	4,  // 31: tokenim.v1.NodeService.GetLightBlock:input_type -> tokenim.v1.GetLightBlockRequest
-	26, // 32: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
-	28, // 33: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
-	31, // 34: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
-	33, // 35: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
-	35, // 36: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
-	37, // 37: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
-	40, // 38: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
-	43, // 39: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
-	43, // 40: tokenim.v1.RelayService.AckStream:input_type -> tokenim.v1.AckRequest
-	45, // 41: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
-	47, // 42: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
-	49, // 43: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
-	58, // 44: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
-	59, // 45: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
-	21, // 46: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
-	23, // 47: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
-	25, // 48: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
-	17, // 49: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
-	19, // 50: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
-	15, // 51: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
-	13, // 52: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
-	11, // 53: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
-	9,  // 54: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
-	7,  // 55: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
-	1,  // 56: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
-	3,  // 57: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
-	5,  // 58: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
-	27, // 59: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
-	29, // 60: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
-	32, // 61: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
-	34, // 62: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
-	36, // 63: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
-	39, // 64: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
-	42, // 65: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
-	44, // 66: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
-	44, // 67: tokenim.v1.RelayService.AckStream:output_type -> tokenim.v1.AckResponse
-	46, // 68: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
-	48, // 69: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
-	50, // 70: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
-	60, // 71: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
-	61, // 72: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
-	46, // [46:73] is the sub-list for method output_type
-	19, // [19:46] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	58, // 13: tokenim.v1.SharedCiphertext.copies:type_name -> tokenim.v1.Envelope
+	41, // 14: tokenim.v1.ReceiveRequest.groups:type_name -> tokenim.v1.GroupPosition
+	58, // 15: tokenim.v1.Delivery.envelope:type_name -> tokenim.v1.Envelope
+	42, // 16: tokenim.v1.ReceiveResponse.delivery:type_name -> tokenim.v1.Delivery
+	58, // 17: tokenim.v1.ReplicateRequest.envelopes:type_name -> tokenim.v1.Envelope
+	38, // 18: tokenim.v1.ReplicateRequest.shared:type_name -> tokenim.v1.SharedCiphertext
+	58, // 19: tokenim.v1.PullResponse.envelopes:type_name -> tokenim.v1.Envelope
+	20, // 20: tokenim.v1.NodeService.Status:input_type -> tokenim.v1.StatusRequest
+	22, // 21: tokenim.v1.NodeService.BroadcastTx:input_type -> tokenim.v1.BroadcastTxRequest
+	24, // 22: tokenim.v1.NodeService.GetAccount:input_type -> tokenim.v1.GetAccountRequest
+	16, // 23: tokenim.v1.NodeService.Genesis:input_type -> tokenim.v1.GenesisRequest
+	18, // 24: tokenim.v1.NodeService.ListNodes:input_type -> tokenim.v1.ListNodesRequest
+	14, // 25: tokenim.v1.NodeService.Validators:input_type -> tokenim.v1.ValidatorsRequest
+	12, // 26: tokenim.v1.NodeService.GetPolicy:input_type -> tokenim.v1.GetPolicyRequest
+	10, // 27: tokenim.v1.NodeService.GetGroup:input_type -> tokenim.v1.GetGroupRequest
+	8,  // 28: tokenim.v1.NodeService.ListGroups:input_type -> tokenim.v1.ListGroupsRequest
+	6,  // 29: tokenim.v1.NodeService.GetConversationPolicy:input_type -> tokenim.v1.GetConversationPolicyRequest
+	0,  // 30: tokenim.v1.NodeService.GetMessageProof:input_type -> tokenim.v1.GetMessageProofRequest
+	2,  // 31: tokenim.v1.NodeService.GetStateProof:input_type -> tokenim.v1.GetStateProofRequest
+	4,  // 32: tokenim.v1.NodeService.GetLightBlock:input_type -> tokenim.v1.GetLightBlockRequest
+	26, // 33: tokenim.v1.RelayService.Challenge:input_type -> tokenim.v1.ChallengeRequest
+	28, // 34: tokenim.v1.RelayService.Authenticate:input_type -> tokenim.v1.AuthenticateRequest
+	31, // 35: tokenim.v1.RelayService.UploadPrekeys:input_type -> tokenim.v1.UploadPrekeysRequest
+	33, // 36: tokenim.v1.RelayService.PrekeyCount:input_type -> tokenim.v1.PrekeyCountRequest
+	35, // 37: tokenim.v1.RelayService.GetPrekeyBundle:input_type -> tokenim.v1.GetPrekeyBundleRequest
+	37, // 38: tokenim.v1.RelayService.Send:input_type -> tokenim.v1.SendRequest
+	40, // 39: tokenim.v1.RelayService.Receive:input_type -> tokenim.v1.ReceiveRequest
+	44, // 40: tokenim.v1.RelayService.Ack:input_type -> tokenim.v1.AckRequest
+	44, // 41: tokenim.v1.RelayService.AckStream:input_type -> tokenim.v1.AckRequest
+	46, // 42: tokenim.v1.PeerService.Replicate:input_type -> tokenim.v1.ReplicateRequest
+	48, // 43: tokenim.v1.PeerService.Forget:input_type -> tokenim.v1.ForgetRequest
+	50, // 44: tokenim.v1.PeerService.Pull:input_type -> tokenim.v1.PullRequest
+	59, // 45: tokenim.v1.PeerService.ReplicateChunk:input_type -> tokenim.v1.PutChunkRequest
+	60, // 46: tokenim.v1.PeerService.FetchChunk:input_type -> tokenim.v1.GetChunkRequest
+	21, // 47: tokenim.v1.NodeService.Status:output_type -> tokenim.v1.StatusResponse
+	23, // 48: tokenim.v1.NodeService.BroadcastTx:output_type -> tokenim.v1.BroadcastTxResponse
+	25, // 49: tokenim.v1.NodeService.GetAccount:output_type -> tokenim.v1.GetAccountResponse
+	17, // 50: tokenim.v1.NodeService.Genesis:output_type -> tokenim.v1.GenesisResponse
+	19, // 51: tokenim.v1.NodeService.ListNodes:output_type -> tokenim.v1.ListNodesResponse
+	15, // 52: tokenim.v1.NodeService.Validators:output_type -> tokenim.v1.ValidatorsResponse
+	13, // 53: tokenim.v1.NodeService.GetPolicy:output_type -> tokenim.v1.GetPolicyResponse
+	11, // 54: tokenim.v1.NodeService.GetGroup:output_type -> tokenim.v1.GetGroupResponse
+	9,  // 55: tokenim.v1.NodeService.ListGroups:output_type -> tokenim.v1.ListGroupsResponse
+	7,  // 56: tokenim.v1.NodeService.GetConversationPolicy:output_type -> tokenim.v1.GetConversationPolicyResponse
+	1,  // 57: tokenim.v1.NodeService.GetMessageProof:output_type -> tokenim.v1.GetMessageProofResponse
+	3,  // 58: tokenim.v1.NodeService.GetStateProof:output_type -> tokenim.v1.GetStateProofResponse
+	5,  // 59: tokenim.v1.NodeService.GetLightBlock:output_type -> tokenim.v1.GetLightBlockResponse
+	27, // 60: tokenim.v1.RelayService.Challenge:output_type -> tokenim.v1.ChallengeResponse
+	29, // 61: tokenim.v1.RelayService.Authenticate:output_type -> tokenim.v1.AuthenticateResponse
+	32, // 62: tokenim.v1.RelayService.UploadPrekeys:output_type -> tokenim.v1.UploadPrekeysResponse
+	34, // 63: tokenim.v1.RelayService.PrekeyCount:output_type -> tokenim.v1.PrekeyCountResponse
+	36, // 64: tokenim.v1.RelayService.GetPrekeyBundle:output_type -> tokenim.v1.GetPrekeyBundleResponse
+	39, // 65: tokenim.v1.RelayService.Send:output_type -> tokenim.v1.SendResponse
+	43, // 66: tokenim.v1.RelayService.Receive:output_type -> tokenim.v1.ReceiveResponse
+	45, // 67: tokenim.v1.RelayService.Ack:output_type -> tokenim.v1.AckResponse
+	45, // 68: tokenim.v1.RelayService.AckStream:output_type -> tokenim.v1.AckResponse
+	47, // 69: tokenim.v1.PeerService.Replicate:output_type -> tokenim.v1.ReplicateResponse
+	49, // 70: tokenim.v1.PeerService.Forget:output_type -> tokenim.v1.ForgetResponse
+	51, // 71: tokenim.v1.PeerService.Pull:output_type -> tokenim.v1.PullResponse
+	61, // 72: tokenim.v1.PeerService.ReplicateChunk:output_type -> tokenim.v1.PutChunkResponse
+	62, // 73: tokenim.v1.PeerService.FetchChunk:output_type -> tokenim.v1.GetChunkResponse
+	47, // [47:74] is the sub-list for method output_type
+	20, // [20:47] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tokenim_v1_node_proto_init() }
@@ -3080,7 +3175,7 @@ func file_tokenim_v1_node_proto_init() {
 	file_tokenim_v1_blob_proto_init()
 	file_tokenim_v1_envelope_proto_init()
 	file_tokenim_v1_ledger_proto_init()
-	file_tokenim_v1_node_proto_msgTypes[42].OneofWrappers = []any{
+	file_tokenim_v1_node_proto_msgTypes[43].OneofWrappers = []any{
 		(*ReceiveResponse_Delivery)(nil),
 		(*ReceiveResponse_CaughtUp)(nil),
 	}
@@ -3090,7 +3185,7 @@ func file_tokenim_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenim_v1_node_proto_rawDesc), len(file_tokenim_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
