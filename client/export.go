@@ -290,7 +290,10 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 		}
 		wantID, to := content.MessageId, content.To
 		if content.Group != "" {
-			wantID, to = groupEnvelopeID(content.MessageId, m.Member), content.Group
+			to = content.Group
+			if m.Member != "" { // a member's copy (before group mailboxes)
+				wantID = groupEnvelopeID(content.MessageId, m.Member)
+			}
 		} else if m.Member != "" || to == "" {
 			return nil, fail("a 1:1 message names no recipient, or a group member")
 		}
@@ -320,7 +323,10 @@ func VerifyExport(data []byte) (*ExportReport, error) {
 				return nil, fail("%v", err)
 			}
 			used[at] = true
-			line.Member, line.SenderRole, line.MemberRole = m.Member, roleOrNone(rec, content.From), roleOrNone(rec, m.Member)
+			line.Member, line.SenderRole = m.Member, roleOrNone(rec, content.From)
+			if m.Member != "" {
+				line.MemberRole = roleOrNone(rec, m.Member)
+			}
 			if line.SenderRole == notAMember {
 				rep.NotMembers++
 			}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
@@ -19,7 +18,6 @@ import (
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/signalerror"
-	"google.golang.org/protobuf/proto"
 )
 
 // Group errors.
@@ -253,12 +251,10 @@ func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1
 	}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter,
 		Notice: content.GetPolicyNotice() != nil}
-	if len(to) > 0 {
-		first := to[0]
-		msg.Evidence = evidenceOf(&tokenimv1.Envelope{Id: groupEnvelopeID(id, first), Ciphertext: ct, Commitment: Commitment(raw)}, raw)
-		msg.Evidence.Member = first
-	}
-	return msg, groupRequests(g, to, id, ct, Commitment(raw)), g, nil
+	post := &tokenimv1.Envelope{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g.Name, Epoch: g.Epoch,
+		Ciphertext: ct, Commitment: Commitment(raw)}
+	msg.Evidence = evidenceOf(post, raw)
+	return msg, []*tokenimv1.SendRequest{{Envelopes: []*tokenimv1.Envelope{post}}}, g, nil
 }
 
 // knowsGroup reports whether the history has a message of group: a name
@@ -392,57 +388,15 @@ func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, con
 	return m.SignedSerialize(), pt, nil
 }
 
-// fanOutBatch is how many copies go in one Send: a node takes 1,024
-// envelopes per request, so a 1,000-member group's post is one request.
-const fanOutBatch = 1024
-
-// groupRequests builds the Send requests that store the ciphertext for
-// each reader: the copies of a request share the ciphertext, sent once.
-func groupRequests(g *tokenimv1.GroupRecord, to []string, id, ct, commitment []byte) []*tokenimv1.SendRequest {
-	var reqs []*tokenimv1.SendRequest
-	for part := range slices.Chunk(to, fanOutBatch) {
-		sc := &tokenimv1.SharedCiphertext{Ciphertext: ct}
-		for _, m := range part {
-			sc.Copies = append(sc.Copies, &tokenimv1.Envelope{Id: groupEnvelopeID(id, m), To: m,
-				Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g.Name, Epoch: g.Epoch, Commitment: commitment})
-		}
-		reqs = append(reqs, &tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{sc}})
-	}
-	return reqs
-}
-
 // fanOut makes reqs in order; when one fails it returns those not made yet
 // (the failed one first).
 func (c *Client) fanOut(ctx context.Context, reqs []*tokenimv1.SendRequest) ([]*tokenimv1.SendRequest, error) {
 	for i, req := range reqs {
-		_, err := call(ctx, c, "send to group", req, c.relay.Send)
-		if connect.CodeOf(err) == connect.CodeInvalidArgument {
-			err = c.sendCopiesInFull(ctx, req.Shared[0])
-		}
-		if err != nil {
+		if _, err := call(ctx, c, "send to group", req, c.relay.Send); err != nil {
 			return reqs[i:], deniedErr(err)
 		}
 	}
 	return nil, nil
-}
-
-// sendCopiesInFull sends sc's copies each with the ciphertext, 512 per
-// request: a node from before shared ciphertexts refuses the field it does
-// not know (invalid argument), and takes this. A request the node refuses
-// for another reason is refused again, with the node's reason.
-func (c *Client) sendCopiesInFull(ctx context.Context, sc *tokenimv1.SharedCiphertext) error {
-	for part := range slices.Chunk(sc.Copies, 512) {
-		envs := make([]*tokenimv1.Envelope, len(part))
-		for i, cp := range part {
-			e := proto.Clone(cp).(*tokenimv1.Envelope)
-			e.Ciphertext = sc.Ciphertext
-			envs[i] = e
-		}
-		if _, err := call(ctx, c, "send to group", &tokenimv1.SendRequest{Envelopes: envs}, c.relay.Send); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // distributeSenderKey sends this account's sender key for the group's
@@ -677,7 +631,11 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 	if err := codec.Unmarshal(raw, &content, MaxTextBytes+1024); err != nil {
 		return nil, ErrDecrypt
 	}
-	if content.Group != env.Group || string(groupEnvelopeID(content.MessageId, c.Handle())) != string(env.Id) {
+	wantID := content.MessageId // a post, stored once for every reader
+	if env.To != "" {
+		wantID = groupEnvelopeID(content.MessageId, c.Handle()) // a member's copy (before group mailboxes)
+	}
+	if content.Group != env.Group || string(wantID) != string(env.Id) {
 		return nil, ErrDecrypt
 	}
 	if err := checkCommitment(env, raw, &content); err != nil {

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/signalstore"
 )
 
@@ -57,6 +59,7 @@ type Message struct {
 	// written; Text says what, as the chain shows it.
 	Notice bool `json:"notice,omitempty"`
 	seq    uint64
+	keyFor string      // the group of a sender key this message carried (receive.go)
 	meta   []metaWrite // written with the message by the next putMessage
 }
 
@@ -86,8 +89,8 @@ func (c *Client) hasMessage(id []byte) (bool, error) {
 }
 
 // putMessage adds or updates m in the history, and (if cursor > 0) records
-// the receive cursor of nodeID, in one transaction.
-func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
+// the receive cursor of scope (mailboxScope), in one transaction.
+func (c *Client) putMessage(m *Message, scope string, cursor uint64) error {
 	err := c.store.Update(func(tx *signalstore.Tx) error {
 		if m.seq == 0 {
 			if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
@@ -124,7 +127,7 @@ func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
 			}
 		}
 		if cursor > 0 {
-			return tx.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cursor))
+			return tx.Put(bucketMeta, cursorKey(scope), binary.BigEndian.AppendUint64(nil, cursor))
 		}
 		return nil
 	})
@@ -135,19 +138,47 @@ func (c *Client) putMessage(m *Message, nodeID string, cursor uint64) error {
 }
 
 // Receive cursors are per node: each replica numbers its copy of the
-// mailbox itself.
-func cursorKey(nodeID string) string { return metaCursor + "/" + nodeID }
+// mailbox itself. A scope is a node's own mailbox (the node id) or a
+// group's mailbox on it (mailboxScope).
+func cursorKey(scope string) string { return metaCursor + "/" + scope }
 
-func (c *Client) cursor(nodeID string) (uint64, error) {
-	b, ok, err := c.store.Get(bucketMeta, cursorKey(nodeID))
+// groupScopeSep separates the node id from the group in a group mailbox's
+// scope.
+const groupScopeSep = "/#"
+
+// mailboxScope is the cursor scope of a delivery from nodeID: its own
+// mailbox, or group's.
+func mailboxScope(nodeID, group string) string {
+	if group == "" {
+		return nodeID
+	}
+	return nodeID + groupScopeSep + group
+}
+
+// groupPositions returns this client's positions in the group mailboxes
+// of nodeID.
+func (c *Client) groupPositions(nodeID string) ([]*tokenimv1.GroupPosition, error) {
+	prefix := cursorKey(nodeID + groupScopeSep)
+	var out []*tokenimv1.GroupPosition
+	err := c.store.ForEach(bucketMeta, func(k string, v []byte) error {
+		if strings.HasPrefix(k, prefix) && len(v) == 8 {
+			out = append(out, &tokenimv1.GroupPosition{Group: k[len(prefix):], After: binary.BigEndian.Uint64(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (c *Client) cursor(scope string) (uint64, error) {
+	b, ok, err := c.store.Get(bucketMeta, cursorKey(scope))
 	if err != nil || !ok || len(b) != 8 {
 		return 0, err
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
 
-func (c *Client) setCursor(nodeID string, cur uint64) error {
-	return c.store.Put(bucketMeta, cursorKey(nodeID), binary.BigEndian.AppendUint64(nil, cur))
+func (c *Client) setCursor(scope string, cur uint64) error {
+	return c.store.Put(bucketMeta, cursorKey(scope), binary.BigEndian.AppendUint64(nil, cur))
 }
 
 // History returns the local history, filter may be nil. Messages are in

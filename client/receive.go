@@ -9,8 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/tokenim/tokenim/internal/signalstore"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -48,13 +49,29 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	}
 	c.FlushOutbox(ctx) // what cannot go yet stays queued (Queued, and the history, tell)
 	var got []Message
-	err := c.receive(ctx, true, func(m Message) {
+	keep := func(m Message) {
 		if m.State != StateControl {
 			got = append(got, m)
 		}
-	})
+	}
+	err := c.receive(ctx, true, keep)
+	for i := 0; errors.Is(err, errGroupsLearned) && i < maxRestarts; i++ {
+		err = c.receive(ctx, true, keep)
+	}
+	if errors.Is(err, errGroupsLearned) {
+		err = nil // the next Sync reads them
+	}
 	return got, err
 }
+
+// errGroupsLearned ends a stream that brought the sender key of a group
+// it did not read: a member removed while offline still gets the posts
+// it was a reader of, from a stream that reads that group's mailbox too
+// (the node reads the groups a member is in now, and those it names).
+var errGroupsLearned = errors.New("new groups to read")
+
+// maxRestarts bounds the streams one Sync opens for groups it learned.
+const maxRestarts = 3
 
 // Listen delivers messages to fn as they arrive, until ctx ends; it
 // reconnects (with backoff) when the node goes away. Protocol messages
@@ -67,6 +84,9 @@ func (c *Client) Listen(ctx context.Context, fn func(Message)) error {
 		err := c.receive(ctx, false, fn)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errGroupsLearned) {
+			continue // at once, with those groups
 		}
 		if err != nil && !errors.Is(err, ErrNodeUnreachable) && connect.CodeOf(err) != connect.CodeUnavailable {
 			return err
@@ -96,9 +116,13 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 	if err != nil {
 		return err
 	}
+	groups, err := c.groupPositions(nodeID)
+	if err != nil {
+		return err
+	}
 	var stream *connect.ServerStreamForClient[tokenimv1.ReceiveResponse]
 	for attempt := 0; ; attempt++ {
-		req := connect.NewRequest(&tokenimv1.ReceiveRequest{After: after})
+		req := connect.NewRequest(&tokenimv1.ReceiveRequest{After: after, Groups: groups})
 		if err := c.authed(ctx, req.Header()); err != nil {
 			return err
 		}
@@ -116,11 +140,13 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		break
 	}
 	defer stream.Close()
-	r := &receiver{c: c, fn: fn, nodeID: nodeID, applied: after}
+	r := &receiver{c: c, fn: fn, nodeID: nodeID, last: map[string]uint64{"": after}, acked: map[string]uint64{"": after}, applied: map[string]uint64{"": after}}
+	for _, g := range groups {
+		r.last[g.Group], r.acked[g.Group], r.applied[g.Group] = g.After, g.After, g.After
+	}
 	// The AckStream outlives ctx by its last Ack: it is closed, not cut.
 	r.ackCtx, r.abortAcks = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.abortAcks()
-	r.acked.Store(after)
 	ackCtx, stopAcks := context.WithCancel(ctx)
 	acksDone := make(chan struct{})
 	go func() { defer close(acksDone); r.ackLoop(ackCtx) }()
@@ -132,6 +158,12 @@ func (c *Client) receive(ctx context.Context, untilCaughtUp bool, fn func(Messag
 		if stream.Msg().GetCaughtUp() {
 			if err := r.ack(ctx, !untilCaughtUp); err != nil { // Sync's Ack is its last
 				return err
+			}
+			if r.learnedGroups() {
+				if !untilCaughtUp {
+					r.ack(context.WithoutCancel(ctx), false)
+				}
+				return errGroupsLearned
 			}
 			// Others may have fetched bundles without writing: check the stock.
 			if err := c.TopUpPrekeys(ctx); err != nil || untilCaughtUp {
@@ -158,18 +190,35 @@ type receiver struct {
 	nodeID   string
 	caughtUp bool
 
-	mu       sync.Mutex          // guards last, prekeys and receipts (the stream's loop and ackLoop)
-	last     uint64              // last processed cursor
+	// Cursors are per mailbox: "" is the account's own, a group name
+	// that group's (Delivery.group).
+	mu       sync.Mutex          // guards last, acked, prekeys and receipts (the stream's loop and ackLoop)
+	last     map[string]uint64   // last processed cursor
+	acked    map[string]uint64   // last acknowledged cursor (sent; written under ackMu too)
 	prekeys  int                 // one-time prekeys consumed
 	receipts map[string][][]byte // 1:1 senders → ids of their messages now stored here, to confirm
+	learned  map[string]bool     // groups a sender key named that had no delivery on this stream yet
 
 	ackMu     sync.Mutex                                                                  // serializes ack: the local cursor never moves back
-	acked     atomic.Uint64                                                               // last acknowledged cursor (sent)
 	ackStream *connect.ClientStreamForClient[tokenimv1.AckRequest, tokenimv1.AckResponse] // open AckStream (ackMu)
-	applied   uint64                                                                      // the node applied every Ack up to it (ackMu)
+	applied   map[string]uint64                                                           // the node applied every Ack up to it (ackMu)
 	noStream  bool                                                                        // the node has no AckStream (ackMu)
 	ackCtx    context.Context                                                             // of the AckStreams
 	abortAcks context.CancelFunc                                                          // ends them (unblocks a Send)
+}
+
+// learnedGroups reports whether the stream brought, in its backlog, sender
+// keys of groups it delivered nothing of: it may not read their mailboxes
+// (a member removed since reads a group only if it names it).
+func (r *receiver) learnedGroups() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for g := range r.learned {
+		if _, ok := r.last[g]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ackLoop acknowledges, every ackDelay, what the live stream processed.
@@ -193,7 +242,7 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 		return err
 	}
 	r.mu.Lock()
-	r.last = d.Cursor
+	r.last[d.Group] = d.Cursor
 	if d.Envelope.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY && isNew {
 		r.prekeys++
 	}
@@ -203,8 +252,25 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 		}
 		r.receipts[m.From] = append(r.receipts[m.From], d.Envelope.Id)
 	}
-	behind := r.last - r.acked.Load()
+	behind := r.last[d.Group] - r.acked[d.Group]
+	learned := ""
+	if g := m.keyFor; g != "" && isNew {
+		if _, ok := r.last[g]; !ok {
+			learned = g
+		}
+	}
+	if learned != "" {
+		if r.learned == nil {
+			r.learned = map[string]bool{}
+		}
+		r.learned[learned] = true
+	}
 	r.mu.Unlock()
+	if learned != "" {
+		if err := r.c.learnGroup(r.nodeID, learned); err != nil {
+			return err
+		}
+	}
 	if isNew {
 		r.fn(*m)
 	}
@@ -234,21 +300,32 @@ func (r *receiver) ack(ctx context.Context, live bool) error {
 		r.closeAckStream()
 	}
 	r.mu.Lock()
-	last, prekeys := r.last, r.prekeys
+	var todo []*tokenimv1.AckRequest
+	for mb, last := range r.last {
+		if last > r.acked[mb] {
+			todo = append(todo, &tokenimv1.AckRequest{Cursor: last, Group: mb})
+		}
+	}
+	prekeys := r.prekeys
 	r.mu.Unlock()
-	if last <= r.acked.Load() {
+	if len(todo) == 0 {
 		return nil
 	}
-	if err := r.c.setCursor(r.nodeID, last); err != nil {
-		return err
-	}
-	if !live || !r.streamAck(ctx, last) {
-		if _, err := call(ctx, r.c, "ack", &tokenimv1.AckRequest{Cursor: last}, r.c.relay.Ack); err != nil {
+	slices.SortFunc(todo, func(a, b *tokenimv1.AckRequest) int { return strings.Compare(a.Group, b.Group) })
+	for _, req := range todo {
+		if err := r.c.setCursor(mailboxScope(r.nodeID, req.Group), req.Cursor); err != nil {
 			return err
 		}
-		r.applied = last
+		if !live || !r.streamAck(ctx, req) {
+			if _, err := call(ctx, r.c, "ack", req, r.c.relay.Ack); err != nil {
+				return err
+			}
+			r.applied[req.Group] = req.Cursor
+		}
+		r.mu.Lock()
+		r.acked[req.Group] = req.Cursor
+		r.mu.Unlock()
 	}
-	r.acked.Store(last)
 	r.sendReceipts(ctx)
 	if prekeys > 0 {
 		r.mu.Lock()
@@ -343,7 +420,7 @@ func (c *Client) markDelivered(peer string, ids [][]byte) error {
 // (ackMu held). It reports false when the Ack must go as a request: the
 // node has no AckStream, or the stream failed (it is closed then, and the
 // next live Ack opens another).
-func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
+func (r *receiver) streamAck(ctx context.Context, req *tokenimv1.AckRequest) bool {
 	if r.noStream {
 		return false
 	}
@@ -354,7 +431,7 @@ func (r *receiver) streamAck(ctx context.Context, cursor uint64) bool {
 		}
 		r.ackStream = s
 	}
-	if err := r.ackStream.Send(&tokenimv1.AckRequest{Cursor: cursor}); err != nil {
+	if err := r.ackStream.Send(req); err != nil {
 		r.closeAckStream()
 		return false
 	}
@@ -374,11 +451,15 @@ func (r *receiver) closeAckStream() {
 	case connect.CodeUnauthenticated:
 		r.c.dropToken() // the next request or stream authenticates again
 	}
-	if err == nil {
-		r.applied = max(r.applied, r.acked.Load())
-		return
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for mb, a := range r.acked {
+		if err == nil {
+			r.applied[mb] = max(r.applied[mb], a)
+		} else {
+			r.acked[mb] = r.applied[mb]
+		}
 	}
-	r.acked.Store(r.applied)
 }
 
 // open decrypts a delivery and stores it; isNew is false for an envelope
@@ -414,7 +495,7 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	} else if err := c.fill(ctx, m, env, content, err); err != nil {
 		return nil, false, err
 	}
-	if err := c.putMessage(m, nodeID, d.Cursor); err != nil {
+	if err := c.putMessage(m, mailboxScope(nodeID, d.Group), d.Cursor); err != nil {
 		return nil, false, err
 	}
 	return m, true, nil
@@ -441,8 +522,8 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 		return err
 	}
 	m.Evidence = evidenceOf(env, raw)
-	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
-		m.Evidence.Member = c.Handle()
+	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP && env.To != "" {
+		m.Evidence.Member = c.Handle() // a member's copy (before group mailboxes)
 	}
 	if m.Replayed, err = c.track(m, env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
 		return err
@@ -455,6 +536,8 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 			m.State = StateRejected
 		} else if err := c.retryPending(ctx, skd.Group, skd.Epoch, env.From); err != nil {
 			return err
+		} else {
+			m.keyFor = skd.Group
 		}
 	}
 	if req := content.GetSenderKeyRequest(); req != nil {
@@ -559,4 +642,15 @@ func decodeContent(padded []byte, env *tokenimv1.Envelope) (*tokenimv1.Content, 
 		return nil, err
 	}
 	return &content, nil
+}
+
+// learnGroup records a group whose mailbox on nodeID this client reads
+// from now on (from its start, if it has no position there yet): a
+// sender key named it.
+func (c *Client) learnGroup(nodeID, group string) error {
+	scope := mailboxScope(nodeID, group)
+	if _, ok, err := c.store.Get(bucketMeta, cursorKey(scope)); err != nil || ok {
+		return err
+	}
+	return c.setCursor(scope, 0)
 }

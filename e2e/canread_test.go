@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
-	"google.golang.org/protobuf/proto"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // tokenTap remembers the bearer token its client last sent, so a test can
@@ -110,58 +107,13 @@ func TestGroupCanRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		refused(groupCopyFor(t, bob.Handle(), tc.excluded.Handle(), g.Epoch), tc.excluded.Handle())
+		refused(groupCopyFor(t, group, bob.Handle(), tc.excluded.Handle(), g.Epoch), tc.excluded.Handle())
+		if ds, _, err := tn.n.Relay().ReadGroup(relay.GroupMailbox(group), tc.excluded.Handle(), 0, 0); err != nil || len(ds) != 0 {
+			t.Fatalf("case %d: the post is stored for %s (%d, %v)", i, tc.excluded.Handle(), len(ds), err)
+		}
 		if got := groupTexts(t, bob, group); len(got) != 1 || got[0] != alice.Handle()+": "+text {
 			t.Fatalf("case %d: bob got %q", i, got)
 		}
 		noGroupMessages(tc.excluded, group)
-	}
-}
-
-// oldNodeTransport answers a SendRequest that uses shared ciphertexts as a
-// node from before them does: invalid argument (an unknown field).
-type oldNodeTransport struct{ refused atomic.Int32 }
-
-func (o *oldNodeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(r.URL.Path, "/Send") && r.Body != nil {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		var req tokenimv1.SendRequest
-		if proto.Unmarshal(body, &req) == nil && len(req.Shared) > 0 {
-			o.refused.Add(1)
-			msg := `{"code":"invalid_argument","message":"proto: unknown field 2"}`
-			return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
-				Body: io.NopCloser(strings.NewReader(msg)), ContentLength: int64(len(msg)), Request: r}, nil
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-// A node from before shared ciphertexts refuses a post's copies sent with
-// the ciphertext once; the client sends them in full and the members get
-// the post.
-func TestGroupPostToAnOldNode(t *testing.T) {
-	ctx := ctxT(t)
-	old := &oldNodeTransport{}
-	alice := newUserVia(t, "ona", old)
-	bob, _ := newUser(t, "onb")
-	carol, _ := newUser(t, "onc")
-	group := uniqueHandle("oldies")
-	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.SendGroup(ctx, group, "to an old node"); err != nil {
-		t.Fatal(err)
-	}
-	if old.refused.Load() == 0 {
-		t.Fatal("the client never used shared ciphertexts")
-	}
-	for _, m := range []*client.Client{bob, carol} {
-		if got := groupTexts(t, m, group); len(got) != 1 || got[0] != alice.Handle()+": to an old node" {
-			t.Fatalf("%s got %q", m.Handle(), got)
-		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/relay"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -71,7 +72,7 @@ func TestGroupSendRemoveSend(t *testing.T) {
 	}
 	// A node that hands carol a copy anyway (it bypasses the policy): she has
 	// no sender key of the new epoch, and alice will not give her one.
-	leak := groupCopyFor(t, bob.Handle(), carol.Handle(), 1)
+	leak := groupCopyFor(t, group, bob.Handle(), carol.Handle(), 1)
 	if _, err := tn.n.Relay().Append(ctx, []*tokenimv1.Envelope{leak}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +125,14 @@ func TestGroupKeyLostThenRequested(t *testing.T) {
 		t.Fatal(err)
 	}
 	waiting, err := tn.n.Relay().Read(bob.Handle(), 0, 0)
-	if err != nil || len(waiting) != 2 || waiting[0].Envelope.Group != "" {
+	if err != nil || len(waiting) != 1 || waiting[0].Envelope.Group != "" {
 		t.Fatalf("bob's mailbox: %v %v", waiting, err)
 	}
+	posts, _, err := tn.n.Relay().ReadGroup(relay.GroupMailbox(group), bob.Handle(), 0, 0)
+	if err != nil || len(posts) != 1 {
+		t.Fatalf("the group's mailbox, for bob: %v %v", posts, err)
+	}
+	waiting = append(waiting, posts...)
 	if err := tn.n.Relay().Forget(bob.Handle(), [][]byte{waiting[0].Envelope.Id}); err != nil { // the sender key
 		t.Fatal(err)
 	}
@@ -152,11 +158,11 @@ func TestGroupKeyLostThenRequested(t *testing.T) {
 	}
 }
 
-// groupCopyFor takes the newest group envelope of epoch waiting for from at
-// the node and returns a copy addressed to to, as a misbehaving node would.
-func groupCopyFor(t *testing.T, from, to string, epoch uint64) *tokenimv1.Envelope {
+// groupCopyFor takes the newest post of epoch in group's mailbox that from
+// may read and returns a copy addressed to to, as a misbehaving node would.
+func groupCopyFor(t *testing.T, group, from, to string, epoch uint64) *tokenimv1.Envelope {
 	t.Helper()
-	ds, err := tn.n.Relay().Read(from, 0, 0)
+	ds, _, err := tn.n.Relay().ReadGroup(relay.GroupMailbox(group), from, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

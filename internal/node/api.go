@@ -28,6 +28,8 @@ const (
 	MaxEnvelopesPerSend = relay.MaxAppendEnvelopes // a 1,000-member group's post in one request
 	MaxPrekeysPerUpload = 200
 	readBatch           = 256
+	// MaxReceiveGroups caps the groups a Receive request names.
+	MaxReceiveGroups = 1024
 )
 
 func (n *Node) serveAPI(addr string) error {

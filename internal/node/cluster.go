@@ -26,6 +26,9 @@ const sweepEvery = time.Second
 func (n *Node) sweeper(ctx context.Context) {
 	for sleepCtx(ctx, sweepEvery) {
 		now := time.Now().UnixMilli()
+		if p := n.pruneGroups(); p > 0 {
+			n.metrics.pruned(p)
+		}
 		k, err := n.relay.Expire(now)
 		if err != nil {
 			n.log.Warn("retention sweep failed", "err", err)

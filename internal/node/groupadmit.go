@@ -13,6 +13,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/policy"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // groupGate checks group envelopes against the group's policy at
@@ -75,22 +76,41 @@ func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) 
 	}
 	for _, group := range order {
 		es := byGroup[group]
-		copies := make([]copyOf, len(es))
-		for i, e := range es {
-			copies[i] = copyOf{to: e.To, id: e.Id}
-		}
 		gc, err := n.loadGroupCheck(r, group, me, now)
 		if err != nil {
 			return err
 		}
+		var copies []copyOf
+		var first *tokenimv1.Envelope
+		var readers []string
 		for _, e := range es {
+			if relay.IsGroupPost(e) {
+				// Stored once, in the group's mailbox, for the members
+				// allowed to read it.
+				if readers == nil {
+					if readers, err = gc.readersOf(me); err != nil {
+						return err
+					}
+				}
+				e.Readers = readers
+				if err := n.gate.checkPost(gc.p, gc.v, e.Ciphertext, []copyOf{{to: relay.GroupMailbox(group), id: e.Id}}, group+"/"+me, now); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := gc.mayRead(e.To); err != nil {
 				return err
 			}
+			copies = append(copies, copyOf{to: e.To, id: e.Id})
+			if first == nil {
+				first = e
+			}
 		}
 		// The post is counted toward the rate last, once it is admitted.
-		if err := n.gate.checkPost(gc.p, gc.v, es[0].Ciphertext, copies, group+"/"+me, now); err != nil {
-			return err
+		if first != nil {
+			if err := n.gate.checkPost(gc.p, gc.v, first.Ciphertext, copies, group+"/"+me, now); err != nil {
+				return err
+			}
 		}
 		for _, e := range es {
 			e.ExpiresAtMs = gc.expires
@@ -274,7 +294,7 @@ func (n *Node) observeReplicated(envs []*tokenimv1.Envelope, now time.Time) {
 			order = append(order, k)
 			cts[k] = e.Ciphertext
 		}
-		copies[k] = append(copies[k], copyOf{to: e.To, id: e.Id})
+		copies[k] = append(copies[k], copyOf{to: mailboxOf(e), id: e.Id})
 	}
 	for _, k := range order {
 		var p *policy.Policy

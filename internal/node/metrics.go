@@ -27,6 +27,7 @@ type metrics struct {
 	replicaIn  prometheus.Counter
 	pulledIn   prometheus.Counter
 	expiredN   prometheus.Counter
+	prunedN    prometheus.Counter
 	expiredC   prometheus.Counter
 	anchoredN  prometheus.Gauge
 	anchorH    prometheus.Gauge
@@ -43,13 +44,14 @@ func newMetrics(n *Node) *metrics {
 		replicaIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_replicated_in_total", Help: "Envelopes other nodes replicated here."}),
 		pulledIn:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_pulled_total", Help: "Envelopes fetched by anti-entropy."}),
 		expiredN:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_envelopes_expired_total", Help: "Envelopes deleted by the retention sweeper."}),
+		prunedN:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_group_posts_pruned_total", Help: "Group posts deleted once every reader had acknowledged them."}),
 		expiredC:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenim_chunks_expired_total", Help: "File chunks deleted by the retention sweeper."}),
 		anchoredN:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenim_log_anchored_size", Help: "Leaves of this node's message log anchored on chain."}),
 		anchorH:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenim_log_anchor_height", Help: "Height of this node's latest anchor."}),
 		rpcs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenim_api_requests_total", Help: "API requests by procedure and code."}, []string{"procedure", "code"}),
 	}
 	height := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokenim_chain_height", Help: "Latest committed height."}, func() float64 { return float64(n.Height()) })
-	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, m.expiredC, m.anchoredN, m.anchorH, height,
+	m.reg.MustRegister(m.admittedN, m.duplicates, m.admitBytes, m.deliveredN, m.appendSecs, m.rpcs, m.replicaIn, m.pulledIn, m.expiredN, m.prunedN, m.expiredC, m.anchoredN, m.anchorH, height,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,6 +75,7 @@ func (m *metrics) replicated(k int) { m.replicaIn.Add(float64(k)) }
 func (m *metrics) pulled(k int) { m.pulledIn.Add(float64(k)) }
 
 func (m *metrics) expired(k int) { m.expiredN.Add(float64(k)) }
+func (m *metrics) pruned(k int)  { m.prunedN.Add(float64(k)) }
 
 func (m *metrics) expiredChunks(k int) { m.expiredC.Add(float64(k)) }
 

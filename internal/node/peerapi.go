@@ -10,6 +10,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 type peerService struct{ n *Node }
@@ -25,6 +26,17 @@ func (s *peerService) Replicate(ctx context.Context, req *connect.Request[tokeni
 	// The entry node checked that recipients are registered; this node's
 	// view of the chain may lag a block behind, so only the form is checked.
 	for _, e := range envs {
+		if relay.IsGroupPost(e) {
+			if err := ledger.CheckGroupName(e.Group); err != nil {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group post: %w", err))
+			}
+			for _, r := range e.Readers {
+				if h, err := ledger.NormalizeHandle(r); err != nil || h != r {
+					return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("reader %q is not a handle", r))
+				}
+			}
+			continue
+		}
 		if h, err := ledger.NormalizeHandle(e.To); err != nil || h != e.To {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("recipient %q is not a handle", e.To))
 		}
@@ -71,7 +83,7 @@ func (s *peerService) Pull(_ context.Context, req *connect.Request[tokenimv1.Pul
 		resp.LastId = envs[len(envs)-1].Id
 	}
 	for _, e := range envs {
-		if slices.Contains(s.n.mailboxReplicas(e.To), caller) {
+		if slices.Contains(s.n.mailboxReplicas(mailboxOf(e)), caller) {
 			resp.Envelopes = append(resp.Envelopes, e)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/placement"
+	"github.com/tokenim/tokenim/internal/relay"
 )
 
 // registry is the node registry and replication factor as of the latest
@@ -66,6 +67,14 @@ func (n *Node) registry() *registry {
 			for _, h := range changed {
 				reg.replicas.Delete(h)
 			}
+			if len(changed) > 0 { // a member's home nodes: its groups' mailboxes too
+				reg.replicas.Range(func(k, _ any) bool {
+					if relay.IsGroupMailbox(k.(string)) {
+						reg.replicas.Delete(k)
+					}
+					return true
+				})
+			}
 		}
 	}
 	n.reg.cur = reg
@@ -82,6 +91,9 @@ func (n *Node) mailboxReplicas(handle string) []string {
 // mailboxReplicaSet is mailboxReplicas with the set's key; callers must not
 // modify it.
 func (n *Node) mailboxReplicaSet(handle string) *replicaSet {
+	if relay.IsGroupMailbox(handle) {
+		return n.groupReplicaSet(strings.TrimPrefix(handle, relay.GroupMailboxPrefix))
+	}
 	reg := n.registry()
 	if len(reg.ids) == 0 {
 		return reg.alone

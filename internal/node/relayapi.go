@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -132,6 +133,14 @@ func (s *relayService) Send(ctx context.Context, req *connect.Request[tokenimv1.
 
 // admit checks one envelope and stamps the sender and admission time.
 func (s *relayService) admit(e *tokenimv1.Envelope, me string, nowMs int64) error {
+	e.Readers = nil // the node decides them
+	if relay.IsGroupPost(e) {
+		if err := ledger.CheckGroupName(e.Group); err != nil {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group: %w", err))
+		}
+		e.From, e.ReceivedAtMs, e.ExpiresAtMs = me, nowMs, 0
+		return nil
+	}
 	to, err := ledger.NormalizeHandle(e.To)
 	if err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("recipient: %w", err))
@@ -155,28 +164,92 @@ func (s *relayService) admit(e *tokenimv1.Envelope, me string, nowMs int64) erro
 	return nil
 }
 
+// Receive streams the caller's own mailbox and the mailboxes of its
+// groups (the posts it is a reader of), each from the position the
+// request gives (a group it does not give: from the position its last
+// Ack there left on this node). Groups joined or left while the stream
+// is open are picked up within groupsRecheck.
 func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenimv1.ReceiveRequest], stream *connect.ServerStream[tokenimv1.ReceiveResponse]) error {
 	me, err := s.n.caller(req.Header())
 	if err != nil {
 		return err
 	}
-	notify, cancel := s.n.relay.Subscribe(me)
-	defer cancel()
+	if len(req.Msg.Groups) > MaxReceiveGroups {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d groups named (cap %d)", len(req.Msg.Groups), MaxReceiveGroups))
+	}
+	pos := map[string]uint64{} // group → last cursor read
+	var named []string         // read too: a member removed since reads the posts it was a reader of
+	for _, g := range req.Msg.Groups {
+		if err := ledger.CheckGroupName(g.Group); err != nil {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group %q: %w", g.Group, err))
+		}
+		pos[g.Group] = g.After
+		named = append(named, g.Group)
+	}
+	mine := s.n.groupsOf(me, named)
+	subscribe := func() (<-chan struct{}, func()) {
+		names := []string{me}
+		for _, g := range mine.groups {
+			names = append(names, relay.GroupMailbox(g))
+		}
+		return s.n.relay.SubscribeMany(names)
+	}
+	notify, cancel := subscribe()
+	defer func() { cancel() }()
 	s.n.pullMailbox(ctx, me)
+	start := func() error { // positions of groups new to this stream
+		for _, g := range mine.groups {
+			if _, ok := pos[g]; ok {
+				continue
+			}
+			p, err := s.n.relay.Position(relay.GroupMailbox(g), me)
+			if err != nil {
+				return relayError(err)
+			}
+			pos[g] = p
+			s.n.pullMailbox(ctx, relay.GroupMailbox(g))
+		}
+		return nil
+	}
+	if err := start(); err != nil {
+		return err
+	}
+	recheck := time.NewTicker(groupsRecheck)
+	defer recheck.Stop()
 	after, caughtUp := req.Msg.After, false
+	send := func(batch []*tokenimv1.Delivery) error {
+		for _, d := range batch {
+			if err := stream.Send(&tokenimv1.ReceiveResponse{Item: &tokenimv1.ReceiveResponse_Delivery{Delivery: d}}); err != nil {
+				return err
+			}
+		}
+		s.n.metrics.delivered(batch)
+		return nil
+	}
 	for {
 		batch, err := s.n.relay.Read(me, after, readBatch)
 		if err != nil {
 			return relayError(err)
 		}
-		for _, d := range batch {
-			if err := stream.Send(&tokenimv1.ReceiveResponse{Item: &tokenimv1.ReceiveResponse_Delivery{Delivery: d}}); err != nil {
+		if err := send(batch); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			after = batch[len(batch)-1].Cursor
+		}
+		more := len(batch) == readBatch
+		for _, g := range mine.groups {
+			ds, last, err := s.n.relay.ReadGroup(relay.GroupMailbox(g), me, pos[g], readBatch)
+			if err != nil {
+				return relayError(err)
+			}
+			if err := send(ds); err != nil {
 				return err
 			}
-			after = d.Cursor
+			more = more || last != pos[g] // posts it skipped, or a full page: look again
+			pos[g] = last
 		}
-		s.n.metrics.delivered(batch)
-		if len(batch) == readBatch {
+		if more {
 			continue
 		}
 		if !caughtUp {
@@ -191,6 +264,21 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 		case <-s.n.draining:
 			return nil // the node is stopping: a clean end, the client reconnects
 		case <-notify:
+		case <-recheck.C:
+			if _, h := s.n.app.Committed(); h == mine.height {
+				continue
+			}
+			now := s.n.groupsOf(me, named)
+			if slices.Equal(now.groups, mine.groups) {
+				mine.height = now.height
+				continue
+			}
+			cancel()
+			mine = now
+			notify, cancel = subscribe()
+			if err := start(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -200,7 +288,7 @@ func (s *relayService) Ack(_ context.Context, req *connect.Request[tokenimv1.Ack
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ack(me, req.Msg.Cursor); err != nil {
+	if err := s.ack(me, req.Msg.Cursor, req.Msg.Group); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&tokenimv1.AckResponse{}), nil
@@ -214,7 +302,7 @@ func (s *relayService) AckStream(ctx context.Context, stream *connect.ClientStre
 		return nil, err
 	}
 	for stream.Receive() {
-		if err := s.ack(me, stream.Msg().Cursor); err != nil {
+		if err := s.ack(me, stream.Msg().Cursor, stream.Msg().Group); err != nil {
 			return nil, err
 		}
 	}
@@ -225,8 +313,19 @@ func (s *relayService) AckStream(ctx context.Context, stream *connect.ClientStre
 }
 
 // ack deletes me's envelopes up to cursor, here and on the mailbox's other
-// replicas.
-func (s *relayService) ack(me string, cursor uint64) error {
+// replicas; in a group's mailbox it moves me's read position there (the
+// posts go once every reader has passed them).
+func (s *relayService) ack(me string, cursor uint64, group string) error {
+	if group != "" {
+		if err := ledger.CheckGroupName(group); err != nil {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group: %w", err))
+		}
+		if err := s.n.relay.AckGroup(relay.GroupMailbox(group), me, cursor); err != nil {
+			return relayError(err)
+		}
+		s.n.prune.mark(group)
+		return nil
+	}
 	var ids [][]byte
 	if len(s.n.otherReplicas(me)) > 0 { // they are told which ids were acknowledged
 		var err error

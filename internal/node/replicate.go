@@ -26,7 +26,7 @@ func (n *Node) store(ctx context.Context, envs []*tokenimv1.Envelope) (dup []boo
 	groups := map[string][]int{} // replica set → envelope indexes
 	sets := map[string][]string{}
 	for i, e := range envs {
-		rs := n.mailboxReplicaSet(e.To)
+		rs := n.mailboxReplicaSet(mailboxOf(e))
 		groups[rs.key] = append(groups[rs.key], i)
 		sets[rs.key] = rs.nodes
 	}

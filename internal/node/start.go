@@ -70,6 +70,7 @@ type Node struct {
 	auth           *nodeauth.Authenticator
 	stopped        chan struct{}
 	draining       chan struct{} // closed when Stop begins: live streams end cleanly
+	prune          pruner        // group mailboxes to prune (groupmailbox.go)
 	drainOnce      sync.Once
 	known          sync.Map // handles known to be registered
 	logGrew        chan struct{}

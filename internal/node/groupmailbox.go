@@ -1,0 +1,166 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/placement"
+	"github.com/tokenim/tokenim/internal/relay"
+)
+
+// Group mailboxes (relay/group.go): a group post is stored once, in the
+// group's mailbox, with the members its policy lets read it; each member's
+// stream reads it from there. Its replicas are the mailbox's rendezvous
+// winners plus every member's home nodes, so a member finds it where it
+// reads.
+
+// mailboxOf is the mailbox an admitted envelope is stored in.
+func mailboxOf(e *tokenimv1.Envelope) string {
+	if relay.IsGroupPost(e) {
+		return relay.GroupMailbox(e.Group)
+	}
+	return e.To
+}
+
+// groupReplicaSet is the replica set of group's mailbox. It is cached per
+// member count and epoch (every membership change moves one of them: an
+// addition the count, a removal or leave the epoch).
+func (n *Node) groupReplicaSet(group string) *replicaSet {
+	reg := n.registry()
+	if len(reg.ids) == 0 {
+		return reg.alone
+	}
+	mb := relay.GroupMailbox(group)
+	r, h := n.app.Committed()
+	g, err := ledger.GetGroup(r, group)
+	if err != nil {
+		nodes := placement.MailboxReplicas(mb, reg.ids, reg.r, nil)
+		return &replicaSet{nodes: nodes, key: strings.Join(nodes, ",")}
+	}
+	key := fmt.Sprintf("%s/%d/%d", mb, len(g.Members), g.Epoch)
+	if v, ok := reg.replicas.Load(key); ok {
+		return v.(*replicaSet)
+	}
+	var homes []string
+	for _, m := range g.Members {
+		if acct, err := ledger.GetAccount(r, m.Handle); err == nil {
+			for _, id := range acct.HomeNodes {
+				if !slices.Contains(homes, id) {
+					homes = append(homes, id)
+				}
+			}
+		}
+	}
+	slices.Sort(homes)
+	nodes := placement.MailboxReplicas(mb, reg.ids, reg.r, homes)
+	rs := &replicaSet{nodes: nodes, key: strings.Join(nodes, ",")}
+	if h == reg.height {
+		reg.replicas.Store(key, rs)
+	}
+	return rs
+}
+
+// readersOf decides who may read a post by me to gc's group: every other
+// member whose can_read allows it.
+func (gc *groupCheck) readersOf(me string) ([]string, error) {
+	readers := make([]string, 0, len(gc.g.Members))
+	for _, m := range gc.g.Members {
+		if m.Handle == me {
+			continue
+		}
+		err := gc.mayRead(m.Handle)
+		if err == nil {
+			readers = append(readers, m.Handle)
+			continue
+		}
+		if connect.CodeOf(err) != connect.CodePermissionDenied {
+			return nil, err
+		}
+	}
+	return readers, nil
+}
+
+// memberMailboxes is what a member's stream reads: its own mailbox and
+// its groups'.
+type memberMailboxes struct {
+	height int64
+	groups []string // sorted
+}
+
+// groupsOf is what me's stream reads: the groups me is a member of now,
+// and those it named (reader lists decide what it gets from them).
+func (n *Node) groupsOf(me string, named []string) memberMailboxes {
+	r, h := n.app.Committed()
+	gs, err := ledger.GroupsOf(r, me)
+	if err != nil {
+		n.log.Warn("reading a member's groups failed", "err", err)
+	}
+	gs = append(slices.Clone(gs), named...)
+	slices.Sort(gs)
+	return memberMailboxes{height: h, groups: slices.Compact(gs)}
+}
+
+// groupsRecheck is how often a live stream looks for groups its member
+// joined or left (when the chain moved).
+const groupsRecheck = time.Second
+
+// pruner deletes group posts every reader has passed: an AckGroup marks
+// the mailbox, and the sweeper prunes the marked ones.
+type pruner struct {
+	mu    sync.Mutex
+	dirty map[string]struct{} // group names
+}
+
+func (p *pruner) mark(group string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dirty == nil {
+		p.dirty = map[string]struct{}{}
+	}
+	p.dirty[group] = struct{}{}
+}
+
+func (p *pruner) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.dirty))
+	for g := range p.dirty {
+		out = append(out, g)
+	}
+	clear(p.dirty)
+	slices.Sort(out)
+	return out
+}
+
+// pruneGroups prunes the group mailboxes acknowledged in since the last
+// call; a reader who is no longer a member does not hold a post back.
+func (n *Node) pruneGroups() int {
+	total := 0
+	for _, group := range n.prune.take() {
+		r, _ := n.app.Committed()
+		g, err := ledger.GetGroup(r, group)
+		var keep func(string) bool
+		if err == nil {
+			keep = func(m string) bool { return ledger.Role(g, m) != "" }
+		} else if errors.Is(err, ledger.ErrUnknownGroup) {
+			keep = func(string) bool { return false }
+		} else {
+			n.log.Warn("pruning a group mailbox failed", "err", err)
+			continue
+		}
+		k, err := n.relay.Prune(relay.GroupMailbox(group), keep)
+		if err != nil {
+			n.log.Warn("pruning a group mailbox failed", "err", err)
+			continue
+		}
+		total += k
+	}
+	return total
+}
