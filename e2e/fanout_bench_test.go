@@ -34,7 +34,7 @@ import (
 // acknowledges as a device running the SDK does, with connections of its
 // own (HTTP/1.1, as the SDK speaks to an http:// node: one for the Receive
 // stream, one for the AckStream). The post is sent as the client sends it:
-// one request, the 1 KB ciphertext once with 999 copies. The
+// one request, one 1 KB envelope, stored once in the group's mailbox. The
 // ciphertext is opaque: the clients' sender-key encryption is done once
 // per post and is not what is measured. receivers-apart repeats both with
 // the 999 streams read by a child process at the lowest CPU priority (as
@@ -119,26 +119,25 @@ func fanOutPosts(b *testing.B, relayAPI tokenimv1connect.RelayServiceClient, own
 		gc0 := gcCycles()
 		base, pushed := got.Load(), tn.n.Delivered()
 		start := time.Now()
-		ct := make([]byte, 1024)
+		ct, id := make([]byte, 1024), make([]byte, 16)
 		rand.Read(ct)
-		envs := &tokenimv1.SharedCiphertext{Ciphertext: ct}
-		for _, a := range accts[1:] {
-			eid := make([]byte, 16)
-			rand.Read(eid)
-			envs.Copies = append(envs.Copies, &tokenimv1.Envelope{Id: eid, To: a.Handle, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: group})
-		}
-		req := connect.NewRequest(&tokenimv1.SendRequest{Shared: []*tokenimv1.SharedCiphertext{envs}})
+		rand.Read(id)
+		// One post, stored once in the group's mailbox for its 999 readers,
+		// as the client sends it.
+		post := &tokenimv1.Envelope{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: group, Ciphertext: ct}
+		readers := uint64(len(accts) - 1)
+		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{post}})
 		req.Header().Set("Authorization", "Bearer "+owner.Token)
 		if _, err := relayAPI.Send(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 		sendLat = append(sendLat, time.Since(start))
-		for tn.n.Delivered() < pushed+uint64(len(envs.Copies)) {
+		for tn.n.Delivered() < pushed+readers {
 			time.Sleep(50 * time.Microsecond)
 		}
 		nodeLat = append(nodeLat, time.Since(start))
 		recs = append(recs, rec{time.Since(start), gcCycles() - gc0})
-		for got.Load() < base+int64(len(envs.Copies)) {
+		for got.Load() < base+int64(readers) {
 			time.Sleep(100 * time.Microsecond)
 		}
 		lat = append(lat, time.Since(start))
@@ -182,6 +181,8 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 	}
 	once := sync.OnceFunc(ready.Done)
 	var last, acked atomic.Uint64
+	var group atomic.Value // the mailbox of the deliveries: the group's
+	group.Store("")
 	var ackMu sync.Mutex
 	acks := api.AckStream(ctx)
 	acks.RequestHeader().Set("Authorization", "Bearer "+token)
@@ -189,7 +190,7 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 		ackMu.Lock()
 		defer ackMu.Unlock()
 		if l := last.Load(); l > acked.Load() {
-			if err := acks.Send(&tokenimv1.AckRequest{Cursor: l}); err == nil {
+			if err := acks.Send(&tokenimv1.AckRequest{Cursor: l, Group: group.Load().(string)}); err == nil {
 				acked.Store(l)
 			}
 		}
@@ -211,6 +212,7 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 			once()
 			continue
 		}
+		group.Store(s.Msg().GetDelivery().GetGroup())
 		last.Store(s.Msg().GetDelivery().GetCursor())
 		got.Add(1)
 		if last.Load()-acked.Load() >= 128 {

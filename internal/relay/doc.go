@@ -55,11 +55,16 @@
 //	'p' len name prekey id(4)    -> one-time prekey public key
 //	'x' expires ms(8) id(16)     -> more ids: retention index for Expire, one entry
 //	                                per batch and retention end
+//	'm' len "#group" cursor(8)   -> a group post: 0x01 | sha256(readers) | Envelope
+//	                                (its reader list is a shared body under 'b')
+//	'a' len "#group" len name    -> name's read position in the group's mailbox
 //
-// A group post's copies, sent in one Append call, carry one ciphertext: it
+// A group post (group.go) is stored once in its group's mailbox, with its
+// readers; ReadGroup, AckGroup and Prune serve it. Per-member copies of a
+// post (the older form), sent in one Append call, carry one ciphertext: it
 // is stored once under 'b' and each copy's 'm' value is a stub.
 //
-// The committer goroutine is the only writer of 'c', 'm', 'b', 'r' and 's'
+// The committer goroutine is the only writer of 'c', 'm', 'b', 'r', 'a' and 's'
 // keys (Ack goes through its queue too) and of new 'd'/'t' entries; Sweep only
 // deletes 'd'/'t' entries whose envelope is gone and whose window ended.
 package relay

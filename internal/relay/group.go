@@ -272,6 +272,13 @@ func (s *Store) readGroupTail(mailbox, member string, after uint64, limit int) (
 		if len(out) == limit {
 			break
 		}
+		if e.env != nil && e.readers != nil {
+			if e.readers.has(member) {
+				out = append(out, &tokenimv1.Delivery{Cursor: e.cursor, Envelope: e.env, Group: e.env.Group})
+			}
+			last = e.cursor
+			continue
+		}
 		d, err := s.groupDelivery(mailbox, member, e.cursor, e.value, e.readers)
 		if err != nil {
 			return nil, after, true, err

@@ -31,7 +31,15 @@ func (s *Store) Read(recipient string, after uint64, limit int) ([]*tokenimv1.De
 	if out, ok, err := s.readTail(recipient, after, limit); ok {
 		return out, err
 	}
-	return s.readDB(recipient, after, limit)
+	out, err := s.readDB(recipient, after, limit)
+	if err == nil && len(out) < limit {
+		last := after
+		if len(out) > 0 {
+			last = out[len(out)-1].Cursor
+		}
+		s.startTail(recipient, last)
+	}
+	return out, err
 }
 
 // readDB is Read from Pebble (the caller holds dbMu shared).

@@ -34,6 +34,9 @@ type tailEntry struct {
 	value   []byte     // the stored encoding; never modified
 	body    []byte     // a stub's ciphertext (shared by the tails of a group post)
 	readers *readerSet // a group post's readers
+	// env is a group post decoded once for all its readers' streams (it
+	// is never modified: concurrent marshaling of it is safe).
+	env *tokenimv1.Envelope
 }
 
 // updateTails records a committed batch in the tails of subscribed
@@ -91,13 +94,31 @@ func (s *Store) recordInTails(b *builder) {
 				s.dropTail(t)
 				break
 			}
-			t.entries = append(t.entries, tailEntry{cursor: a.cursor, value: a.value, body: a.body, readers: a.readers})
+			te := tailEntry{cursor: a.cursor, value: a.value, body: a.body, readers: a.readers}
+			if a.readers != nil {
+				te.env, _ = decodeValue(a.value, nil) // a failure: each reader decodes, and reports it
+			}
+			t.entries = append(t.entries, te)
 			t.bytes += len(a.value) + len(a.body)
 			s.hold(a.value, a.body)
 		}
 		for t.valid && (len(t.entries) > tailMaxEntries || t.bytes > tailMaxBytes) {
 			s.trimTail(t, t.entries[0].cursor)
 		}
+	}
+}
+
+// startTail makes a subscribed mailbox's invalid tail valid from base: a
+// Read found nothing in Pebble after base. A mailbox no commit has touched
+// since Subscribe is then read from memory too (a member's own mailbox,
+// while its groups' posts wake its stream). A commit that made later
+// cursors visible before this either validated the tail already (it runs
+// after the commit) or comes after it and adds them.
+func (s *Store) startTail(name string, base uint64) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if t := s.tails[name]; t != nil && !t.valid {
+		t.valid, t.base = true, base
 	}
 }
 
