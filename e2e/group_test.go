@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
@@ -240,5 +241,60 @@ func TestGroupJoin(t *testing.T) {
 	}
 	if got := groupTexts(t, bob, club); len(got) != 1 || got[0] != alice.Handle()+": welcome" {
 		t.Fatalf("bob got %q", got)
+	}
+}
+
+// A group post is stored once and deleted once every reader has it: one
+// member's Ack only moves its read position; a member removed before
+// reading does not hold the post back.
+func TestGroupPostPrunedOnceRead(t *testing.T) {
+	ctx := ctxT(t)
+	alice, bob, carol, group := threeInAGroup(t, "pr")
+	if _, err := alice.SendGroup(ctx, group, "read me"); err != nil {
+		t.Fatal(err)
+	}
+	mb := relay.GroupMailbox(group)
+	stored := func() int {
+		ds, err := tn.n.Relay().Read(mb, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds)
+	}
+	if n := stored(); n != 1 {
+		t.Fatalf("%d posts stored, want 1 (once, for both readers)", n)
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the sweeper prunes every second
+	if n := stored(); n != 1 {
+		t.Fatal("the post went before carol read it")
+	}
+	if _, err := carol.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return stored() == 0 }, "the post pruned once both had read it")
+
+	// carol is removed before reading the next post: bob's Ack alone lets it go.
+	if _, err := alice.SendGroup(ctx, group, "while carol is a member"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.GroupRemove(ctx, group, carol.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return stored() == 0 }, "the post pruned once every remaining reader had read it")
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
+		}
 	}
 }
