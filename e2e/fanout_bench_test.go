@@ -168,9 +168,10 @@ func gcCycles() uint64 {
 }
 
 // stream reads one member's stream and acknowledges as the client does:
-// on its AckStream, on a ticker every 300 ms started with the stream
-// (members' tickers are out of phase, as independent devices are) and
-// after 128 unacknowledged envelopes.
+// on its AckStream (opened at once, as a device live for a while has it),
+// on a ticker every 300 ms started with the stream (members' tickers are
+// out of phase, as independent devices are) and after 128 unacknowledged
+// envelopes.
 func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token string, ready *sync.WaitGroup, got *atomic.Int64) {
 	req := connect.NewRequest(&tokenimv1.ReceiveRequest{})
 	req.Header().Set("Authorization", "Bearer "+token)
@@ -186,6 +187,9 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 	var ackMu sync.Mutex
 	acks := api.AckStream(ctx)
 	acks.RequestHeader().Set("Authorization", "Bearer "+token)
+	// A device that has been live a while has its AckStream open: open it
+	// now (an Ack of nothing), not during the first measured posts.
+	acks.Send(&tokenimv1.AckRequest{})
 	ack := func() {
 		ackMu.Lock()
 		defer ackMu.Unlock()

@@ -90,8 +90,9 @@ func (gc *groupCheck) readersOf(me string) ([]string, error) {
 // memberMailboxes is what a member's stream reads: its own mailbox and
 // its groups'.
 type memberMailboxes struct {
-	height int64
-	groups []string // sorted
+	height    int64
+	groups    []string // sorted
+	mailboxes []string // relay.GroupMailbox of each
 }
 
 // groupsOf is what me's stream reads: the groups me is a member of now,
@@ -104,7 +105,12 @@ func (n *Node) groupsOf(me string, named []string) memberMailboxes {
 	}
 	gs = append(slices.Clone(gs), named...)
 	slices.Sort(gs)
-	return memberMailboxes{height: h, groups: slices.Compact(gs)}
+	gs = slices.Compact(gs)
+	mbs := make([]string, len(gs))
+	for i, g := range gs {
+		mbs[i] = relay.GroupMailbox(g)
+	}
+	return memberMailboxes{height: h, groups: gs, mailboxes: mbs}
 }
 
 // groupsRecheck is how often a live stream looks for groups its member

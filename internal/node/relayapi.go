@@ -188,26 +188,22 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 	}
 	mine := s.n.groupsOf(me, named)
 	subscribe := func() (<-chan struct{}, func()) {
-		names := []string{me}
-		for _, g := range mine.groups {
-			names = append(names, relay.GroupMailbox(g))
-		}
-		return s.n.relay.SubscribeMany(names)
+		return s.n.relay.SubscribeMany(append([]string{me}, mine.mailboxes...))
 	}
 	notify, cancel := subscribe()
 	defer func() { cancel() }()
 	s.n.pullMailbox(ctx, me)
 	start := func() error { // positions of groups new to this stream
-		for _, g := range mine.groups {
+		for i, g := range mine.groups {
 			if _, ok := pos[g]; ok {
 				continue
 			}
-			p, err := s.n.relay.Position(relay.GroupMailbox(g), me)
+			p, err := s.n.relay.Position(mine.mailboxes[i], me)
 			if err != nil {
 				return relayError(err)
 			}
 			pos[g] = p
-			s.n.pullMailbox(ctx, relay.GroupMailbox(g))
+			s.n.pullMailbox(ctx, mine.mailboxes[i])
 		}
 		return nil
 	}
@@ -238,15 +234,16 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 			after = batch[len(batch)-1].Cursor
 		}
 		more := len(batch) == readBatch
-		for _, g := range mine.groups {
-			ds, last, err := s.n.relay.ReadGroup(relay.GroupMailbox(g), me, pos[g], readBatch)
+		for i, g := range mine.groups {
+			ds, last, err := s.n.relay.ReadGroup(mine.mailboxes[i], me, pos[g], readBatch)
 			if err != nil {
 				return relayError(err)
 			}
 			if err := send(ds); err != nil {
 				return err
 			}
-			more = more || last != pos[g] // posts it skipped, or a full page: look again
+			// A full page, or a scan that stopped at its cap: look again.
+			more = more || len(ds) == readBatch || last-pos[g] >= relay.MaxGroupScan
 			pos[g] = last
 		}
 		if more {

@@ -53,8 +53,10 @@ const (
 	tagPosition byte = 'a'
 	// readerSetCacheCap bounds the cache of parsed reader lists.
 	readerSetCacheCap = 1024
-	// maxGroupScan caps the posts one ReadGroup looks at.
-	maxGroupScan = 4 * MaxReadLimit
+	// MaxGroupScan caps the posts one ReadGroup looks at: a read that
+	// moved fewer cursors than this, with fewer deliveries than its limit,
+	// reached the end of the mailbox.
+	MaxGroupScan = 4 * MaxReadLimit
 )
 
 func isPost(v []byte) bool { return len(v) > 0 && v[0] == postMark }
@@ -216,7 +218,7 @@ func (s *Store) ReadGroup(mailbox, member string, after uint64, limit int) ([]*t
 	}
 	var out []*tokenimv1.Delivery
 	last, scanned := after, 0
-	for it.First(); it.Valid() && len(out) < limit && scanned < maxGroupScan; it.Next() {
+	for it.First(); it.Valid() && len(out) < limit && scanned < MaxGroupScan; it.Next() {
 		scanned++
 		cursor := mailCursor(it.Key())
 		d, err := s.groupDelivery(mailbox, member, cursor, it.Value(), nil)
