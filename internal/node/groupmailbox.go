@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -103,7 +104,12 @@ func (n *Node) groupsOf(me string, named []string) memberMailboxes {
 	if err != nil {
 		n.log.Warn("reading a member's groups failed", "err", err)
 	}
-	gs = append(slices.Clone(gs), named...)
+	gs = slices.Clone(gs)
+	for _, g := range named {
+		if n.knownGroup(g) {
+			gs = append(gs, g)
+		}
+	}
 	slices.Sort(gs)
 	gs = slices.Compact(gs)
 	mbs := make([]string, len(gs))
@@ -111,6 +117,39 @@ func (n *Node) groupsOf(me string, named []string) memberMailboxes {
 		mbs[i] = relay.GroupMailbox(g)
 	}
 	return memberMailboxes{height: h, groups: gs, mailboxes: mbs}
+}
+
+// knownGroup reports whether group exists (committed).
+func (n *Node) knownGroup(group string) bool {
+	if _, ok := n.knownGroups.Load(group); ok {
+		return true
+	}
+	r, _ := n.app.Committed()
+	if _, err := ledger.GetGroup(r, group); err != nil {
+		return false
+	}
+	n.knownGroups.Store(group, struct{}{})
+	return true
+}
+
+// groupPullEvery spaces a node's pulls of one group mailbox from its
+// other replicas: a group's mailbox holds every post its retention keeps,
+// and its members' streams start all the time.
+const groupPullEvery = 5 * time.Minute
+
+// pullGroupMailbox pulls a group's mailbox from its other replicas in the
+// background, at most every groupPullEvery (the stream reads what arrives:
+// appending wakes it).
+func (n *Node) pullGroupMailbox(mailbox string) {
+	now := time.Now()
+	if v, ok := n.groupPulls.Load(mailbox); ok && now.Sub(v.(time.Time)) < groupPullEvery {
+		return
+	}
+	n.groupPulls.Store(mailbox, now)
+	if len(n.otherReplicas(mailbox)) == 0 {
+		return
+	}
+	go n.pullMailbox(context.Background(), mailbox)
 }
 
 // groupsRecheck is how often a live stream looks for groups its member

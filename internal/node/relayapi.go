@@ -203,7 +203,7 @@ func (s *relayService) Receive(ctx context.Context, req *connect.Request[tokenim
 				return relayError(err)
 			}
 			pos[g] = p
-			s.n.pullMailbox(ctx, mine.mailboxes[i])
+			s.n.pullGroupMailbox(mine.mailboxes[i])
 		}
 		return nil
 	}
@@ -316,6 +316,9 @@ func (s *relayService) ack(me string, cursor uint64, group string) error {
 	if group != "" {
 		if err := ledger.CheckGroupName(group); err != nil {
 			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group: %w", err))
+		}
+		if !s.n.knownGroup(group) { // no read position for a group that does not exist
+			return connect.NewError(connect.CodeNotFound, fmt.Errorf("%w: %s", ledger.ErrUnknownGroup, group))
 		}
 		if err := s.n.relay.AckGroup(relay.GroupMailbox(group), me, cursor); err != nil {
 			return relayError(err)
