@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tokenim/tokenim/internal/signalstore"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/session"
 )
@@ -254,9 +254,9 @@ func (r *receiver) handle(ctx context.Context, res *tokenimv1.ReceiveResponse) e
 	}
 	behind := r.last[d.Group] - r.acked[d.Group]
 	learned := ""
-	if g := m.keyFor; g != "" && isNew {
-		if _, ok := r.last[g]; !ok {
-			learned = g
+	if isNew && m.keyFor != "" {
+		if _, ok := r.last[m.keyFor]; !ok {
+			learned = m.keyFor
 		}
 	}
 	if learned != "" {

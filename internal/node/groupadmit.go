@@ -151,7 +151,7 @@ type readDecision struct {
 // loadGroupCheck reads group and its policy at the committed height and
 // computes what a post by me admitted now gets (its expiry).
 func (n *Node) loadGroupCheck(r ledger.Reader, group, me string, now time.Time) (*groupCheck, error) {
-	g, err := ledger.GetGroup(r, group)
+	g, err := n.group(r, group)
 	if errors.Is(err, ledger.ErrUnknownGroup) {
 		return nil, connect.NewError(connect.CodeNotFound, err)
 	}
@@ -300,7 +300,7 @@ func (n *Node) observeReplicated(envs []*tokenimv1.Envelope, now time.Time) {
 		var p *policy.Policy
 		var v policy.Vars
 		if k.group != "" {
-			g, err := ledger.GetGroup(r, k.group)
+			g, err := n.group(r, k.group)
 			if err != nil {
 				continue
 			}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ func (n *Node) groupReplicaSet(group string) *replicaSet {
 	}
 	mb := relay.GroupMailbox(group)
 	r, h := n.app.Committed()
-	g, err := ledger.GetGroup(r, group)
+	g, err := n.group(r, group)
 	if err != nil {
 		nodes := placement.MailboxReplicas(mb, reg.ids, reg.r, nil)
 		return &replicaSet{nodes: nodes, key: strings.Join(nodes, ",")}
@@ -190,7 +191,7 @@ func (n *Node) pruneGroups() int {
 	total := 0
 	for _, group := range n.prune.take() {
 		r, _ := n.app.Committed()
-		g, err := ledger.GetGroup(r, group)
+		g, err := n.group(r, group)
 		var keep func(string) bool
 		if err == nil {
 			keep = func(m string) bool { return ledger.Role(g, m) != "" }
@@ -208,4 +209,46 @@ func (n *Node) pruneGroups() int {
 		total += k
 	}
 	return total
+}
+
+// groupRecords keeps each group's decoded record while its stored value
+// stays the same: a post to a 1,000-member group read and decoded the
+// group's ~15 KB record (a third of what a post allocated) every time.
+type groupRecords struct {
+	mu sync.Mutex
+	m  map[string]cachedGroup
+}
+
+type cachedGroup struct {
+	raw []byte
+	g   *tokenimv1.GroupRecord
+}
+
+// groupRecordsCap bounds the cache (it starts over when full).
+const groupRecordsCap = 4096
+
+// group reads a group's record at r as ledger.GetGroup does; the record is
+// shared: callers must not modify it.
+func (n *Node) group(r ledger.Reader, name string) (*tokenimv1.GroupRecord, error) {
+	raw, err := r.Get(ledger.GroupStateKey(name))
+	if err != nil || raw == nil {
+		return ledger.GetGroup(r, name) // its error
+	}
+	n.groupCache.mu.Lock()
+	c, ok := n.groupCache.m[name]
+	n.groupCache.mu.Unlock()
+	if ok && bytes.Equal(c.raw, raw) {
+		return c.g, nil
+	}
+	g, err := ledger.GetGroup(r, name)
+	if err != nil {
+		return nil, err
+	}
+	n.groupCache.mu.Lock()
+	defer n.groupCache.mu.Unlock()
+	if n.groupCache.m == nil || len(n.groupCache.m) >= groupRecordsCap {
+		n.groupCache.m = map[string]cachedGroup{}
+	}
+	n.groupCache.m[name] = cachedGroup{raw: bytes.Clone(raw), g: g}
+	return g, nil
 }

@@ -72,9 +72,10 @@ type Node struct {
 	draining       chan struct{} // closed when Stop begins: live streams end cleanly
 	prune          pruner        // group mailboxes to prune (groupmailbox.go)
 	drainOnce      sync.Once
-	known          sync.Map // handles known to be registered
-	knownGroups    sync.Map // groups known to exist (groups are never deleted)
-	groupPulls     sync.Map // group mailbox → time of its last pull (groupmailbox.go)
+	known          sync.Map     // handles known to be registered
+	knownGroups    sync.Map     // groups known to exist (groups are never deleted)
+	groupCache     groupRecords // decoded group records (groupmailbox.go)
+	groupPulls     sync.Map     // group mailbox → time of its last pull (groupmailbox.go)
 	logGrew        chan struct{}
 	cometLog       *gatedWriter
 	// broadcasts bounds the transactions waiting for a block.
