@@ -34,10 +34,17 @@ import (
 // stream ends, is a request of its own, so the client knows the node has
 // it. If the AckStream fails, that Ack is a request and the next opens a
 // new stream (none, if the node has no AckStream).
+//
+// In a group's mailbox an Ack only moves this member's read position (the
+// node deletes a post once every reader has passed it): while the stream
+// is live it goes every groupAckDelay, not every ackDelay — a busy
+// 1,000-member group's members would otherwise send their node 3,300
+// Acks a second that delete nothing.
 const (
-	ackEvery     = 128
-	ackDelay     = 300 * time.Millisecond
-	ackCloseWait = 2 * time.Second
+	ackEvery      = 128
+	ackDelay      = 300 * time.Millisecond
+	groupAckDelay = 2 * time.Second
+	ackCloseWait  = 2 * time.Second
 )
 
 // Sync sends what waits in the outbox, then fetches every envelope waiting
@@ -192,12 +199,13 @@ type receiver struct {
 
 	// Cursors are per mailbox: "" is the account's own, a group name
 	// that group's (Delivery.group).
-	mu       sync.Mutex          // guards last, acked, prekeys and receipts (the stream's loop and ackLoop)
-	last     map[string]uint64   // last processed cursor
-	acked    map[string]uint64   // last acknowledged cursor (sent; written under ackMu too)
-	prekeys  int                 // one-time prekeys consumed
-	receipts map[string][][]byte // 1:1 senders → ids of their messages now stored here, to confirm
-	learned  map[string]bool     // groups a sender key named that had no delivery on this stream yet
+	mu       sync.Mutex           // guards last, acked, prekeys and receipts (the stream's loop and ackLoop)
+	last     map[string]uint64    // last processed cursor
+	acked    map[string]uint64    // last acknowledged cursor (sent; written under ackMu too)
+	ackedAt  map[string]time.Time // when it was sent
+	prekeys  int                  // one-time prekeys consumed
+	receipts map[string][][]byte  // 1:1 senders → ids of their messages now stored here, to confirm
+	learned  map[string]bool      // groups a sender key named that had no delivery on this stream yet
 
 	ackMu     sync.Mutex                                                                  // serializes ack: the local cursor never moves back
 	ackStream *connect.ClientStreamForClient[tokenimv1.AckRequest, tokenimv1.AckResponse] // open AckStream (ackMu)
@@ -301,10 +309,15 @@ func (r *receiver) ack(ctx context.Context, live bool) error {
 	}
 	r.mu.Lock()
 	var todo []*tokenimv1.AckRequest
+	now := time.Now()
 	for mb, last := range r.last {
-		if last > r.acked[mb] {
-			todo = append(todo, &tokenimv1.AckRequest{Cursor: last, Group: mb})
+		if last <= r.acked[mb] {
+			continue
 		}
+		if live && mb != "" && now.Sub(r.ackedAt[mb]) < groupAckDelay && last-r.acked[mb] < ackEvery {
+			continue // a group's read position: not yet
+		}
+		todo = append(todo, &tokenimv1.AckRequest{Cursor: last, Group: mb})
 	}
 	prekeys := r.prekeys
 	r.mu.Unlock()
@@ -324,6 +337,10 @@ func (r *receiver) ack(ctx context.Context, live bool) error {
 		}
 		r.mu.Lock()
 		r.acked[req.Group] = req.Cursor
+		if r.ackedAt == nil {
+			r.ackedAt = map[string]time.Time{}
+		}
+		r.ackedAt[req.Group] = now
 		r.mu.Unlock()
 	}
 	r.sendReceipts(ctx)

@@ -170,8 +170,8 @@ func gcCycles() uint64 {
 // stream reads one member's stream and acknowledges as the client does:
 // on its AckStream (opened at once, as a device live for a while has it),
 // on a ticker every 300 ms started with the stream (members' tickers are
-// out of phase, as independent devices are) and after 128 unacknowledged
-// envelopes.
+// out of phase, as independent devices are) — in a group's mailbox at most
+// every 2 s — and after 128 unacknowledged envelopes.
 func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token string, ready *sync.WaitGroup, got *atomic.Int64) {
 	req := connect.NewRequest(&tokenimv1.ReceiveRequest{})
 	req.Header().Set("Authorization", "Bearer "+token)
@@ -190,12 +190,18 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 	// A device that has been live a while has its AckStream open: open it
 	// now (an Ack of nothing), not during the first measured posts.
 	acks.Send(&tokenimv1.AckRequest{})
-	ack := func() {
+	var ackedAt time.Time
+	ack := func(tick bool) {
 		ackMu.Lock()
 		defer ackMu.Unlock()
+		g := group.Load().(string)
+		if tick && g != "" && time.Since(ackedAt) < 2*time.Second {
+			return // a group's read position: every 2 s, as the client sends it
+		}
 		if l := last.Load(); l > acked.Load() {
-			if err := acks.Send(&tokenimv1.AckRequest{Cursor: l, Group: group.Load().(string)}); err == nil {
+			if err := acks.Send(&tokenimv1.AckRequest{Cursor: l, Group: g}); err == nil {
 				acked.Store(l)
+				ackedAt = time.Now()
 			}
 		}
 	}
@@ -207,7 +213,7 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ack()
+				ack(true)
 			}
 		}
 	}()
@@ -220,7 +226,7 @@ func stream(ctx context.Context, api tokenimv1connect.RelayServiceClient, token 
 		last.Store(s.Msg().GetDelivery().GetCursor())
 		got.Add(1)
 		if last.Load()-acked.Load() >= 128 {
-			ack()
+			ack(false)
 		}
 	}
 	once()
