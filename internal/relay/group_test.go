@@ -196,3 +196,25 @@ func TestGroupMailboxBadInput(t *testing.T) {
 		t.Fatal("AckGroup of no mailbox accepted")
 	}
 }
+
+// A post no one else may read (the sender alone in its group) is stored,
+// logged, read by no one and pruned at once.
+func TestGroupPostWithoutReaders(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	mb := GroupMailbox("solo")
+	p := newPost("solo")
+	p.Group = "solo"
+	mustAppend(t, s, p)
+	if ds, err := s.Read(mb, 0, 0); err != nil || len(ds) != 1 || len(ds[0].Envelope.Readers) != 0 {
+		t.Fatalf("peer read: %v %v", ds, err)
+	}
+	if got, last := readAll(t, s, mb, "alice", 0); len(got) != 0 || last != 1 {
+		t.Fatalf("the sender read its own post (%d), or the scan stopped at %d", len(got), last)
+	}
+	if n, err := s.Prune(mb, nil); err != nil || n != 1 {
+		t.Fatalf("Prune: %d, %v", n, err)
+	}
+	if st := s.Stats(); st.Envelopes != 0 || st.Bytes != 0 {
+		t.Fatalf("%d envelopes, %d bytes left", st.Envelopes, st.Bytes)
+	}
+}
