@@ -150,8 +150,9 @@ func senderKeyName(group string, epoch uint64, handle string) *protocol.SenderKe
 	return protocol.NewSenderKeyName(fmt.Sprintf("%s#%d", group, epoch), protocol.NewSignalAddress(handle, DeviceID))
 }
 
-// groupEnvelopeID gives each member's copy of a group message its own
-// envelope id, bound to the message id inside the encryption.
+// groupEnvelopeID gave each member's copy of a group message its own
+// envelope id, bound to the message id inside the encryption, before group
+// posts were stored once: such copies are still read and verified.
 func groupEnvelopeID(messageID []byte, recipient string) []byte {
 	h := sha256.Sum256(append(append([]byte("tokenim/group-envelope/v1\x00"), messageID...), recipient...))
 	return h[:16]
@@ -159,7 +160,8 @@ func groupEnvelopeID(messageID []byte, recipient string) []byte {
 
 // SendGroup encrypts text once with this account's sender key for the
 // group's current epoch (handing the key to members who lack it, over
-// pairwise sessions) and stores a copy for every other member.
+// pairwise sessions) and sends it once: the nodes store it in the group's
+// mailbox for every member its policy lets read it.
 func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, error) {
 	if len(text) == 0 {
 		return nil, ErrEmpty
@@ -170,8 +172,8 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (*Message, e
 	return c.sendGroupContent(ctx, group, &tokenimv1.Content{Body: &tokenimv1.Content_Text{Text: &tokenimv1.Text{Body: text}}}, text)
 }
 
-// sendGroupContent encrypts content once for the group and stores a copy
-// for every other member; text is what the history shows. As sendContent
+// sendGroupContent encrypts content once for the group and sends it as one
+// group post; text is what the history shows. As sendContent
 // does, it queues what the network cannot take yet: unsealed when the
 // member list cannot be had (it is proven against the chain, from a node)
 // or messages queued before it wait.
@@ -216,7 +218,7 @@ func (c *Client) sendGroupContent(ctx context.Context, group string, content *to
 // sealGroup checks that this account may post to group under its policy
 // (with the member list proven against the chain), hands its sender key to
 // the readers who lack it, and encrypts content once: the message (not
-// stored yet) and the Send requests of its copies. A content that has its
+// stored yet) and the Send request of the post. A content that has its
 // id already (a message queued unsealed) keeps it and its time; the policy
 // is applied as of now, as the nodes will.
 func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1.Content, text string) (*Message, []*tokenimv1.SendRequest, *tokenimv1.GroupRecord, error) {
