@@ -8,24 +8,7 @@ import "sync"
 // until it has caught up. cancel unsubscribes (calling it again is a no-op);
 // the channel is never closed. Any number of subscribers per recipient.
 func (s *Store) Subscribe(recipient string) (notify <-chan struct{}, cancel func()) {
-	ch := make(chan struct{}, 1)
-	s.subMu.Lock()
-	m := s.subs[recipient]
-	if m == nil {
-		m = make(map[chan struct{}]struct{})
-		s.subs[recipient] = m
-		s.tails[recipient] = &tail{}
-	}
-	m[ch] = struct{}{}
-	s.subMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.subMu.Lock()
-			defer s.subMu.Unlock()
-			s.unsubscribe(recipient, ch)
-		})
-	}
+	return s.SubscribeMany([]string{recipient})
 }
 
 // SubscribeMany is Subscribe to several mailboxes with one channel: a
