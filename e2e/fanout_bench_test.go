@@ -39,8 +39,8 @@ import (
 // per post and is not what is measured. receivers-apart repeats both with
 // the 999 streams read by a child process at the lowest CPU priority (as
 // if the members' devices were elsewhere: the node gets the CPU first). The
-// log gives each run's p90/p95, how many posts overlapped a GC cycle, and
-// the slowest posts.
+// log gives each run's p90/p95, how many posts overlapped a GC cycle, the
+// slowest posts, and the bytes allocated per post.
 //
 //	go test ./e2e -run '^$' -bench GroupFanOut -benchtime 300x
 func BenchmarkGroupFanOut1000(b *testing.B) {
@@ -109,6 +109,10 @@ func fanOutPosts(b *testing.B, relayAPI tokenimv1connect.RelayServiceClient, own
 			float64(recs[n/10].d.Microseconds())/1000, float64(recs[n/20].d.Microseconds())/1000, gcs, n, slowest)
 	}()
 	var last time.Time
+	alloc0 := allocBytes()
+	defer func() { // what the GC has to collect, per post (this process: the node, the sender, in-process receivers)
+		b.Logf("allocated per post: %d KB", (allocBytes()-alloc0)/uint64(max(1, len(recs)))/1024)
+	}()
 	for b.Loop() {
 		if gap > 0 && !last.IsZero() {
 			b.StopTimer()
@@ -158,6 +162,13 @@ func fanOutPosts(b *testing.B, relayAPI tokenimv1connect.RelayServiceClient, own
 // on its own device.
 func deviceAPI(url string) tokenimv1connect.RelayServiceClient {
 	return tokenimv1connect.NewRelayServiceClient(client.DefaultHTTPClient(), url)
+}
+
+// allocBytes is how many bytes this process has allocated on the heap.
+func allocBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // gcCycles is how many GC cycles this process has completed.
