@@ -15,7 +15,8 @@ import (
 // A group post sent to one node reaches members whose home nodes are the
 // others: the entry node stores it once in the group's mailbox on its
 // replicas (every member's home node among them), with its readers, and
-// every member decrypts it from its own node.
+// every member decrypts it from its own node; each home node deletes the
+// posts once the members who read from it have acknowledged them.
 func TestGroupPostAcrossNodes(t *testing.T) {
 	ctx := ctxT(t)
 	alice := newUser(t, "gnalice", 0)
@@ -64,6 +65,21 @@ func TestGroupPostAcrossNodes(t *testing.T) {
 			}
 		}
 		expectExactly(t, m.Handle(), got, want)
+	}
+	// Each home node deletes the posts once the members who read from it
+	// have them (its sweeper runs every second).
+	for i := 1; i <= 3; i++ {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ds, err := net4.nodes[i].Relay().Read(mb, 0, 0)
+			if err == nil && len(ds) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d still keeps %d posts its members have read (%v)", i, len(ds), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 

@@ -186,27 +186,42 @@ func (p *pruner) take() []string {
 }
 
 // pruneGroups prunes the group mailboxes acknowledged in since the last
-// call; a reader who is no longer a member does not hold a post back.
+// call. A post goes once every reader who reads from this node has passed
+// it here: a member whose home nodes include this one (on a single node,
+// every member). A reader who is no longer a member does not hold a post
+// back, nor does one whose home is elsewhere: its home node keeps the post
+// until it has read it there. When every member reads here, each reader
+// has the posts, and the other replicas are told to delete them too.
 func (n *Node) pruneGroups() int {
 	total := 0
 	for _, group := range n.prune.take() {
 		r, _ := n.app.Committed()
 		g, err := n.group(r, group)
-		var keep func(string) bool
-		if err == nil {
-			keep = func(m string) bool { return ledger.Role(g, m) != "" }
-		} else if errors.Is(err, ledger.ErrUnknownGroup) {
-			keep = func(string) bool { return false }
-		} else {
+		if err != nil && !errors.Is(err, ledger.ErrUnknownGroup) {
 			n.log.Warn("pruning a group mailbox failed", "err", err)
 			continue
 		}
-		k, err := n.relay.Prune(relay.GroupMailbox(group), keep)
+		local := map[string]bool{} // members who read from this node
+		if g != nil {
+			alone := len(n.registry().ids) == 0
+			for _, m := range g.Members {
+				if alone {
+					local[m.Handle] = true
+				} else if acct, err := ledger.GetAccount(r, m.Handle); err == nil && slices.Contains(acct.HomeNodes, n.nodeID) {
+					local[m.Handle] = true
+				}
+			}
+		}
+		mb := relay.GroupMailbox(group)
+		ids, err := n.relay.Prune(mb, func(m string) bool { return local[m] })
 		if err != nil {
 			n.log.Warn("pruning a group mailbox failed", "err", err)
 			continue
 		}
-		total += k
+		if g != nil && len(local) == len(g.Members) {
+			n.forgetElsewhere(mb, ids)
+		}
+		total += len(ids)
 	}
 	return total
 }

@@ -30,7 +30,7 @@ type request struct {
 	forget   *forgetOp   // Forget
 	groupAck *groupAckOp // AckGroup
 	prune    *pruneOp    // Prune
-	pruned   int         // what Prune deleted
+	pruned   [][]byte    // the ids Prune deleted
 	dup      []bool
 	size     int        // encoded bytes, for batch caps
 	done     chan error // capacity 1; answered once

@@ -345,18 +345,18 @@ func (s *Store) Position(mailbox, member string) (uint64, error) {
 // Prune deletes a group mailbox's oldest posts that every reader for
 // whom keep is true has acknowledged (keep: still a member; a reader
 // removed since does not hold a post back), up to the first one someone
-// has not. It returns how many it deleted.
-func (s *Store) Prune(mailbox string, keep func(member string) bool) (int, error) {
+// has not. It returns the ids it deleted.
+func (s *Store) Prune(mailbox string, keep func(member string) bool) ([][]byte, error) {
 	if err := checkName(mailbox); err != nil {
-		return 0, err
+		return nil, err
 	}
 	op := &pruneOp{mailbox: mailbox, keep: keep}
 	req := &request{prune: op, done: make(chan error, 1)}
 	if err := s.enqueue(req); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := <-req.done; err != nil {
-		return 0, err
+		return nil, err
 	}
 	return req.pruned, nil
 }
@@ -439,10 +439,14 @@ func (b *builder) prune(r *request) error {
 		if err := b.unref(v); err != nil {
 			return err
 		}
+		id, err := valueID(v)
+		if err != nil {
+			return err
+		}
 		b.deleted[string(key)] = true
 		b.dCount--
 		b.dBytes -= int64(len(v))
-		r.pruned++
+		r.pruned = append(r.pruned, id)
 		upTo = cursor
 	}
 	if upTo == 0 {
