@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,5 +111,39 @@ func TestGroupMailboxBadInput(t *testing.T) {
 	// bob still reads the post.
 	if got := groupTexts(t, bob, group); len(got) != 1 {
 		t.Fatalf("bob got %q", got)
+	}
+}
+
+// The node decides a post's readers: a list the sender sends is ignored.
+func TestGroupPostReadersAreTheNodes(t *testing.T) {
+	ctx := ctxT(t)
+	tap := &tokenTap{}
+	alice := newUserVia(t, "gra", tap)
+	bob, _ := newUser(t, "grb")
+	carol, _ := newUser(t, "grc")
+	group := uniqueHandle("readers")
+	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	tap.mu.Lock()
+	token := tap.token
+	tap.mu.Unlock()
+	id, ct := make([]byte, 16), make([]byte, 300)
+	rand.Read(id)
+	rand.Read(ct)
+	req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP,
+		Group: group, Ciphertext: ct, Readers: []string{"someone_else"}}}})
+	req.Header().Set("Authorization", "Bearer "+token)
+	if _, err := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url()).Send(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := tn.n.Relay().Read(relay.GroupMailbox(group), 0, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("%d posts stored, %v", len(ds), err)
+	}
+	want := []string{bob.Handle(), carol.Handle()}
+	slices.Sort(want)
+	if got := ds[0].Envelope.Readers; !slices.Equal(got, want) {
+		t.Fatalf("readers %v, want %v (the members but the sender)", got, want)
 	}
 }
