@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -177,12 +178,22 @@ func (c *Client) Close() error {
 	return errors.Join(err, c.unlock())
 }
 
+// connectionFailed reports whether err is the connection failing under a
+// call (the node went away in the middle of it: a broken pipe, a reset),
+// which the RPC layer may report as canceled; not the caller's own
+// cancellation.
+func connectionFailed(err error) bool {
+	var op *net.OpError
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		(errors.As(err, &op) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
+}
+
 // netErr turns transport failures into ErrNodeUnreachable.
 func (c *Client) netErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if connect.CodeOf(err) == connect.CodeUnavailable {
+	if connect.CodeOf(err) == connect.CodeUnavailable || connectionFailed(err) {
 		var ce *connect.Error
 		if errors.As(err, &ce) {
 			switch ce.Meta().Get(relay.ReasonHeader) {
