@@ -29,6 +29,13 @@ func (tt *tokenTap) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// get returns the last token seen.
+func (tt *tokenTap) get() string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.token
+}
+
 // newUserVia registers a fresh account whose client sends its requests
 // through rt.
 func newUserVia(t *testing.T, base string, rt http.RoundTripper) *client.Client {
@@ -58,9 +65,7 @@ func TestGroupCanRead(t *testing.T) {
 	relayAPI := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
 	refused := func(env *tokenimv1.Envelope, who string) {
 		t.Helper()
-		tap.mu.Lock()
-		token := tap.token
-		tap.mu.Unlock()
+		token := tap.get()
 		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}})
 		req.Header().Set("Authorization", "Bearer "+token)
 		_, err := relayAPI.Send(ctx, req)

@@ -27,9 +27,7 @@ func TestGroupMailboxBadInput(t *testing.T) {
 	if _, err := mallory.Sync(ctx); err != nil { // authenticates: the tap has a token
 		t.Fatal(err)
 	}
-	tap.mu.Lock()
-	token := tap.token
-	tap.mu.Unlock()
+	token := tap.get()
 	api := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
 	authed := func(h http.Header) { h.Set("Authorization", "Bearer "+token) }
 	post := func(g string) *tokenimv1.Envelope {
@@ -125,9 +123,7 @@ func TestGroupPostReadersAreTheNodes(t *testing.T) {
 	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
 		t.Fatal(err)
 	}
-	tap.mu.Lock()
-	token := tap.token
-	tap.mu.Unlock()
+	token := tap.get()
 	id, ct := make([]byte, 16), make([]byte, 300)
 	rand.Read(id)
 	rand.Read(ct)
