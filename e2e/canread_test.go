@@ -9,7 +9,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/tokenim/tokenim/client"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
-	"github.com/tokenim/tokenim/gen/tokenim/v1/tokenimv1connect"
 	"github.com/tokenim/tokenim/internal/relay"
 )
 
@@ -62,13 +61,9 @@ func TestGroupCanRead(t *testing.T) {
 	bob, _ := newUser(t, "crb")
 	carol, _ := newUser(t, "crc")
 	dave, _ := newUser(t, "crd")
-	relayAPI := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
 	refused := func(env *tokenimv1.Envelope, who string) {
 		t.Helper()
-		token := tap.get()
-		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}})
-		req.Header().Set("Authorization", "Bearer "+token)
-		_, err := relayAPI.Send(ctx, req)
+		err := sendAs(ctx, tap.get(), env)
 		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "rule can_read") || !strings.Contains(err.Error(), "@"+who) {
 			t.Fatalf("a copy for %s: %v", who, err)
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -30,19 +31,8 @@ func TestGroupMailboxBadInput(t *testing.T) {
 	token := tap.get()
 	api := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url())
 	authed := func(h http.Header) { h.Set("Authorization", "Bearer "+token) }
-	post := func(g string) *tokenimv1.Envelope {
-		id, ct := make([]byte, 16), make([]byte, 300)
-		rand.Read(id)
-		rand.Read(ct)
-		return &tokenimv1.Envelope{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g, Ciphertext: ct,
-			Readers: []string{"mallory_friend"}}
-	}
-	send := func(e *tokenimv1.Envelope) error {
-		req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{e}})
-		authed(req.Header())
-		_, err := api.Send(ctx, req)
-		return err
-	}
+	post := func(g string) *tokenimv1.Envelope { return rawPost(g, "mallory_friend") }
+	send := func(e *tokenimv1.Envelope) error { return sendAs(ctx, token, e) }
 	mb := relay.GroupMailbox(group)
 	before, _ := tn.n.Relay().Read(mb, 0, 0)
 	for _, tc := range []struct {
@@ -123,14 +113,7 @@ func TestGroupPostReadersAreTheNodes(t *testing.T) {
 	if err := alice.CreateGroup(ctx, group, []string{bob.Handle(), carol.Handle()}, ""); err != nil {
 		t.Fatal(err)
 	}
-	token := tap.get()
-	id, ct := make([]byte, 16), make([]byte, 300)
-	rand.Read(id)
-	rand.Read(ct)
-	req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP,
-		Group: group, Ciphertext: ct, Readers: []string{"someone_else"}}}})
-	req.Header().Set("Authorization", "Bearer "+token)
-	if _, err := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url()).Send(ctx, req); err != nil {
+	if err := sendAs(ctx, tap.get(), rawPost(group, "someone_else")); err != nil {
 		t.Fatal(err)
 	}
 	ds, err := tn.n.Relay().Read(relay.GroupMailbox(group), 0, 0)
@@ -142,4 +125,21 @@ func TestGroupPostReadersAreTheNodes(t *testing.T) {
 	if got := ds[0].Envelope.Readers; !slices.Equal(got, want) {
 		t.Fatalf("readers %v, want %v (the members but the sender)", got, want)
 	}
+}
+
+// rawPost is a group post with a random id and ciphertext, naming readers
+// of its own (the node ignores them).
+func rawPost(group string, readers ...string) *tokenimv1.Envelope {
+	id, ct := make([]byte, 16), make([]byte, 300)
+	rand.Read(id)
+	rand.Read(ct)
+	return &tokenimv1.Envelope{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: group, Ciphertext: ct, Readers: readers}
+}
+
+// sendAs sends envelopes straight to the node's API with a session token.
+func sendAs(ctx context.Context, token string, envs ...*tokenimv1.Envelope) error {
+	req := connect.NewRequest(&tokenimv1.SendRequest{Envelopes: envs})
+	req.Header().Set("Authorization", "Bearer "+token)
+	_, err := tokenimv1connect.NewRelayServiceClient(http.DefaultClient, tn.url()).Send(ctx, req)
+	return err
 }

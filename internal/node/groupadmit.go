@@ -124,6 +124,15 @@ func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) 
 // target decides alike for all recipients of one role: it is evaluated
 // once per role (a post to 1,000 members: one evaluation, not 1,000).
 func (gc *groupCheck) mayRead(to string) error {
+	if r := gc.readDecision(to); r.err != nil || !r.d.Allowed {
+		return denied(r.d, r.err, "@"+to)
+	}
+	return nil
+}
+
+// readDecision is can_read's decision for one recipient, once per role
+// when the rule does not refer to target.
+func (gc *groupCheck) readDecision(to string) readDecision {
 	v := gc.v
 	v.Action, v.Target, v.TargetRole = "read", to, ledger.Role(gc.g, to)
 	perRole := !gc.p.Uses("can_read", "target")
@@ -137,10 +146,7 @@ func (gc *groupCheck) mayRead(to string) error {
 			gc.byRole[v.TargetRole] = r
 		}
 	}
-	if r.err != nil || !r.d.Allowed {
-		return denied(r.d, r.err, "@"+to)
-	}
-	return nil
+	return r
 }
 
 type readDecision struct {

@@ -77,13 +77,12 @@ func (gc *groupCheck) readersOf(me string) ([]string, error) {
 		if m.Handle == me {
 			continue
 		}
-		err := gc.mayRead(m.Handle)
-		if err == nil {
-			readers = append(readers, m.Handle)
-			continue
+		r := gc.readDecision(m.Handle)
+		if r.err != nil {
+			return nil, connect.NewError(connect.CodeInternal, r.err)
 		}
-		if connect.CodeOf(err) != connect.CodePermissionDenied {
-			return nil, err
+		if r.d.Allowed {
+			readers = append(readers, m.Handle)
 		}
 	}
 	return readers, nil
@@ -126,7 +125,7 @@ func (n *Node) knownGroup(group string) bool {
 		return true
 	}
 	r, _ := n.app.Committed()
-	if _, err := ledger.GetGroup(r, group); err != nil {
+	if raw, err := r.Get(ledger.GroupStateKey(group)); err != nil || raw == nil {
 		return false
 	}
 	n.knownGroups.Store(group, struct{}{})
@@ -201,17 +200,7 @@ func (n *Node) pruneGroups() int {
 			n.log.Warn("pruning a group mailbox failed", "err", err)
 			continue
 		}
-		local := map[string]bool{} // members who read from this node
-		if g != nil {
-			alone := len(n.registry().ids) == 0
-			for _, m := range g.Members {
-				if alone {
-					local[m.Handle] = true
-				} else if acct, err := ledger.GetAccount(r, m.Handle); err == nil && slices.Contains(acct.HomeNodes, n.nodeID) {
-					local[m.Handle] = true
-				}
-			}
-		}
+		local := n.localReaders(group, g)
 		mb := relay.GroupMailbox(group)
 		ids, err := n.relay.Prune(mb, func(m string) bool { return local[m] })
 		if err != nil {
@@ -224,6 +213,38 @@ func (n *Node) pruneGroups() int {
 		total += len(ids)
 	}
 	return total
+}
+
+// localReaders are g's members who read from this node: those whose home
+// nodes include it (on a single node, every member). Cached like the
+// group's replica set (per member count and epoch; a home-node change
+// drops it), so a busy group's sweep does not read every member's account
+// every second.
+func (n *Node) localReaders(group string, g *tokenimv1.GroupRecord) map[string]bool {
+	local := map[string]bool{}
+	if g == nil {
+		return local
+	}
+	reg := n.registry()
+	alone := len(reg.ids) == 0
+	key := fmt.Sprintf("%s/%d/%d/local", relay.GroupMailbox(group), len(g.Members), g.Epoch)
+	if !alone {
+		if v, ok := reg.replicas.Load(key); ok {
+			return v.(map[string]bool)
+		}
+	}
+	r, h := n.app.Committed()
+	for _, m := range g.Members {
+		if alone {
+			local[m.Handle] = true
+		} else if acct, err := ledger.GetAccount(r, m.Handle); err == nil && slices.Contains(acct.HomeNodes, n.nodeID) {
+			local[m.Handle] = true
+		}
+	}
+	if !alone && h == reg.height {
+		reg.replicas.Store(key, local)
+	}
+	return local
 }
 
 // groupRecords keeps each group's decoded record while its stored value

@@ -18,7 +18,9 @@ type registry struct {
 	nodes  map[string]*tokenimv1.NodeRecord
 	ids    []string // sorted
 	r      int
-	// handle → *replicaSet: mailbox placement at height. Carried to the
+	// handle → *replicaSet: mailbox placement at height (and, under keys
+	// starting with a group's mailbox name, that group's replica set and
+	// the members who read from this node: groupmailbox.go). Carried to the
 	// next height's registry when the nodes and replication factor are
 	// the same, less the accounts whose home nodes changed in between: a
 	// new block does not make the next post to a 1,000-member group read

@@ -155,8 +155,8 @@ func (s *Store) postReaders(v []byte) (*readerSet, error) {
 func (s *Store) encodePost(e *tokenimv1.Envelope, enc *encoded) error {
 	blob, sorted := encodeReaders(e.Readers)
 	h := sha256.Sum256(blob)
-	c := &tokenimv1.Envelope{Id: e.Id, From: e.From, Type: e.Type, Ciphertext: e.Ciphertext, ReceivedAtMs: e.ReceivedAtMs,
-		Group: e.Group, Epoch: e.Epoch, ExpiresAtMs: e.ExpiresAtMs, Commitment: e.Commitment}
+	c := bareCopy(e)
+	c.Ciphertext = e.Ciphertext
 	out := make([]byte, 0, stubHeader+marshalOpts.Size(c))
 	out = append(out, postMark)
 	out = append(out, h[:]...)
