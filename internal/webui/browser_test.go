@@ -126,6 +126,11 @@ func TestBrowserChat(t *testing.T) {
 	createAccount(t, actx1, aliceURL, alice) // starts the browser
 	bctx := tab(t, actx1)                    // a second tab in it
 	createAccount(t, bctx, bobURL, bob)
+	// Swapped-in content is live at once: with htmx's default settle delay a
+	// click in its first 20 ms went nowhere (a details panel stayed "loading…").
+	if d, err := chromedp.Run(actx1, chromedp.Evaluate[int]("htmx.config.defaultSettleDelay")); err != nil || d != 0 {
+		t.Fatalf("htmx settle delay %d ms (%v), want 0", d, err)
+	}
 
 	// A third member, through the SDK.
 	carol, err := client.Create(context.Background(), client.Config{Home: t.TempDir(), NodeURL: nodeURL, Passphrase: []byte("pw"), KeystoreWorkFactor: 10}, handle("carol"))
