@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -291,9 +292,16 @@ func readCase(path string) (policy.Vars, error) {
 	if err != nil {
 		return policy.Vars{}, err
 	}
+	// A misspelt field would otherwise leave its input empty and the
+	// dry run would answer a question no one asked.
 	var c policyCase
-	if err := json.Unmarshal(b, &c); err != nil {
-		return policy.Vars{}, fmt.Errorf("%s: %w", path, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return policy.Vars{}, withHint(fmt.Errorf("%s: %w", path, err), "see `tokenim policy test --help` for the JSON fields")
+	}
+	if dec.More() {
+		return policy.Vars{}, fmt.Errorf("%s: more than one JSON object", path)
 	}
 	if c.Now.IsZero() {
 		c.Now = time.Now()
