@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
 	"github.com/tokenim/tokenim/internal/policy"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/signalerror"
@@ -251,6 +253,9 @@ func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := c.rememberReaders(g, to); err != nil {
+		return nil, nil, nil, err
+	}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter,
 		Notice: content.GetPolicyNotice() != nil}
 	post := &tokenimv1.Envelope{Id: id, Type: tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP, Group: g.Name, Epoch: g.Epoch,
@@ -411,7 +416,6 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 	if err != nil {
 		return fmt.Errorf("sender key: %w", err)
 	}
-	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
 	var need []string
 	for _, m := range to {
 		if _, done, err := c.store.Get(bucketSKSent, skSentKey(g.Name, g.Epoch, m)); err != nil {
@@ -419,6 +423,23 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 		} else if !done {
 			need = append(need, m)
 		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	// A member who did not read this account's last post starts reading
+	// at the next one: its number tells it that those below are not
+	// missing (they were posted while it was not a reader).
+	last, next, err := c.lastReaders(g.Name)
+	if err != nil {
+		return err
+	}
+	bodyFor := func(m string) *tokenimv1.SenderKeyDistribution {
+		body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
+		if _, ok := slices.BinarySearch(last, m); !ok {
+			body.Since = next
+		}
+		return body
 	}
 	// Several at a time: each is a new 1:1 session for a first post (the
 	// member's proven keys, its prekey bundle, X3DH), mostly waiting on the
@@ -438,7 +459,7 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := c.sendSenderKey(ctx, m, body); err != nil {
+			if err := c.sendSenderKey(ctx, m, bodyFor(m)); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
 		}()
@@ -462,7 +483,52 @@ func (c *Client) sendSenderKey(ctx context.Context, member string, body *tokenim
 	if _, err := c.sendContent(ctx, member, content, ""); err != nil {
 		return fmt.Errorf("hand the sender key to @%s: %w", member, err)
 	}
-	return c.store.Put(bucketSKSent, skSentKey(body.Group, body.Epoch, member), body.Skdm)
+	k := skSentKey(body.Group, body.Epoch, member)
+	return c.store.Update(func(tx *signalstore.Tx) error {
+		if body.Since > 0 { // a re-request gets it again
+			if err := tx.Put(bucketMeta, metaSKSince+k, binary.BigEndian.AppendUint64(nil, body.Since)); err != nil {
+				return err
+			}
+		}
+		return tx.Put(bucketSKSent, k, body.Skdm)
+	})
+}
+
+// Who read this account's last post to a group (sorted handles, JSON),
+// and the number a member handed a sender key was told it starts at.
+const (
+	metaReaders = "readers/"
+	metaSKSince = "sk_since/"
+)
+
+// lastReaders returns the readers of this account's last post to group
+// and the number its next post gets.
+func (c *Client) lastReaders(group string) (last []string, next uint64, err error) {
+	if b, ok, err := c.store.Get(bucketMeta, "out_counter/group/"+group); err != nil {
+		return nil, 0, err
+	} else if ok && len(b) == 8 {
+		next = binary.BigEndian.Uint64(b)
+	}
+	b, ok, err := c.store.Get(bucketMeta, metaReaders+group)
+	if err == nil && ok {
+		err = json.Unmarshal(b, &last)
+	}
+	return last, next + 1, err
+}
+
+// rememberReaders records the readers of the post just numbered, if they
+// are not those of the one before.
+func (c *Client) rememberReaders(g *tokenimv1.GroupRecord, to []string) error {
+	sorted := slices.Sorted(slices.Values(to))
+	last, _, err := c.lastReaders(g.Name)
+	if err != nil || slices.Equal(last, sorted) {
+		return err
+	}
+	b, err := json.Marshal(sorted)
+	if err != nil {
+		return err
+	}
+	return c.store.Put(bucketMeta, metaReaders+g.Name, b)
 }
 
 // requestSenderKey asks from, once per (group, epoch), for its sender key.
@@ -504,7 +570,13 @@ func (c *Client) answerSenderKeyRequest(ctx context.Context, from string, req *t
 		c.store.Delete(bucketSKSent, skSentKey(g.Name, g.Epoch, from))
 		return c.distributeSenderKey(ctx, g, to)
 	}
-	return c.sendSenderKey(ctx, from, &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm})
+	body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm}
+	if b, ok, err := c.store.Get(bucketMeta, metaSKSince+skSentKey(g.Name, g.Epoch, from)); err != nil {
+		return err
+	} else if ok && len(b) == 8 {
+		body.Since = binary.BigEndian.Uint64(b)
+	}
+	return c.sendSenderKey(ctx, from, body)
 }
 
 const bucketSKSent = "sender_key_sent"

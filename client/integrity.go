@@ -113,6 +113,39 @@ func (c *Client) track(m *Message, sender, key string, n uint64) (replayed bool,
 	return false, nil
 }
 
+// startsAt records that this account reads sender's messages in direction
+// key from number n on (a sender key handed to a new reader says so): the
+// numbers below that never arrived are not missing.
+func (c *Client) startsAt(sender, key string, n uint64) error {
+	if n <= 1 {
+		return nil
+	}
+	k := metaInSeen + sender + "/" + key
+	return c.store.Update(func(tx *signalstore.Tx) error {
+		var s seen
+		if b, ok, err := tx.Get(bucketMeta, k); err != nil {
+			return err
+		} else if ok {
+			if err := json.Unmarshal(b, &s); err != nil {
+				return fmt.Errorf("gap record: %w", err)
+			}
+		}
+		if s.Contiguous >= n-1 {
+			return nil
+		}
+		s.Contiguous = n - 1
+		s.Above = slices.DeleteFunc(s.Above, func(a uint64) bool { return a <= n-1 })
+		for len(s.Above) > 0 && s.Above[0] == s.Contiguous+1 {
+			s.Contiguous, s.Above = s.Above[0], s.Above[1:]
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketMeta, k, b)
+	})
+}
+
 // Gap is a run of messages a sender numbered but this client never
 // received: dropped by a node, or still on their way from another replica.
 type Gap struct {

@@ -551,6 +551,8 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 			return err // not processed: it stays on the node
 		} else if err != nil {
 			m.State = StateRejected
+		} else if err := c.startsAt(env.From, "group/"+skd.Group, skd.Since); err != nil {
+			return err
 		} else if err := c.retryPending(ctx, skd.Group, skd.Epoch, env.From); err != nil {
 			return err
 		} else {

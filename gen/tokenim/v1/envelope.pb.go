@@ -656,7 +656,13 @@ type SenderKeyDistribution struct {
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// skdm is libsignal's serialized SenderKeyDistributionMessage.
-	Skdm          []byte `protobuf:"bytes,3,opt,name=skdm,proto3" json:"skdm,omitempty"`
+	Skdm []byte `protobuf:"bytes,3,opt,name=skdm,proto3" json:"skdm,omitempty"`
+	// since, when set, is the number (Content.counter) of the sender's first
+	// group message this member reads: it was not a reader of the sender's
+	// messages before (just added, or added again after a removal), so the
+	// numbers below are not missing. 0: it read the sender's earlier
+	// messages of the group (or the sender's client predates the field).
+	Since         uint64 `protobuf:"varint,4,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -712,6 +718,13 @@ func (x *SenderKeyDistribution) GetSkdm() []byte {
 	return nil
 }
 
+func (x *SenderKeyDistribution) GetSince() uint64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
 var File_tokenim_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_tokenim_v1_envelope_proto_rawDesc = "" +
@@ -764,11 +777,12 @@ const file_tokenim_v1_envelope_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x01 \x01(\tR\bpolicyId\">\n" +
 	"\x10SenderKeyRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"W\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"m\n" +
 	"\x15SenderKeyDistribution\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
-	"\x04skdm\x18\x03 \x01(\fR\x04skdm*{\n" +
+	"\x04skdm\x18\x03 \x01(\fR\x04skdm\x12\x14\n" +
+	"\x05since\x18\x04 \x01(\x04R\x05since*{\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ENVELOPE_TYPE_PREKEY\x10\x01\x12\x19\n" +
