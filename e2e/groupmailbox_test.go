@@ -50,6 +50,13 @@ func TestGroupMailboxBadInput(t *testing.T) {
 			t.Fatalf("%s: %v (want %v naming %q)", tc.what, err, tc.code, tc.says)
 		}
 	}
+	// A refusal says which chain state decided it (replayable at that height).
+	h := tn.n.Height()
+	err := send(post(group))
+	var at int64
+	if _, scanErr := fmt.Sscanf(err.Error()[strings.LastIndex(err.Error(), "(decided"):], "(decided on the chain's state at height %d)", &at); scanErr != nil || at < h || at > h+5 {
+		t.Fatalf("the refusal names height %d (%v), the chain is at %d: %v", at, scanErr, h, err)
+	}
 	if after, _ := tn.n.Relay().Read(mb, 0, 0); len(after) != len(before) {
 		t.Fatalf("refused posts were stored: %d posts, was %d", len(after), len(before))
 	}

@@ -61,8 +61,9 @@ type groupCheck struct {
 
 // admitGroup checks the GROUP envelopes of one Send call: the post once per
 // group, the read rule once per recipient.
-func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) error {
-	r, _ := n.app.Committed()
+func (n *Node) admitGroup(envs []*tokenimv1.Envelope, me string, now time.Time) (err error) {
+	r, height := n.app.Committed()
+	defer func() { err = asOfHeight(err, height) }()
 	var order []string
 	byGroup := map[string][]*tokenimv1.Envelope{}
 	for _, e := range envs {
@@ -178,8 +179,9 @@ func (n *Node) loadGroupCheck(r ledger.Reader, group, me string, now time.Time) 
 // admitDirect applies a 1:1 conversation's policy, if it has one: the
 // sender may post (size, rate, read-only date, can_post with both parties
 // as members) and the envelope gets the policy's expiry.
-func (n *Node) admitDirect(envs []*tokenimv1.Envelope, me string, now time.Time) error {
-	r, _ := n.app.Committed()
+func (n *Node) admitDirect(envs []*tokenimv1.Envelope, me string, now time.Time) (err error) {
+	r, height := n.app.Committed()
+	defer func() { err = asOfHeight(err, height) }()
 	for _, e := range envs {
 		if e.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 			continue
@@ -358,6 +360,17 @@ func idPrefix(id []byte) uint64 {
 	var p [8]byte
 	copy(p[:], id)
 	return binary.BigEndian.Uint64(p[:])
+}
+
+// asOfHeight says in a policy's refusal which chain state decided it: the
+// sender can replay the decision (`tokenim policy test`, the group as
+// `group show --at` proves it at that height).
+func asOfHeight(err error, height int64) error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodePermissionDenied {
+		return err
+	}
+	return connect.NewError(ce.Code(), fmt.Errorf("%w (decided on the chain's state at height %d)", ce.Unwrap(), height))
 }
 
 func denied(d policy.Decision, err error, what string) error {
