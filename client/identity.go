@@ -83,26 +83,33 @@ type provenKey struct {
 	at   time.Time
 }
 
-// buildSession fetches handle's prekey bundle and runs X3DH. The bundle's
-// identity key must equal the chain's record. Called with c.mu held.
-func (c *Client) buildSession(ctx context.Context, handle string, addr *protocol.SignalAddress) error {
+// fetchBundle fetches handle's prekey bundle, whose identity key must
+// equal the chain's record (proven). It asks the network and changes no
+// Signal state: it runs without c.mu.
+func (c *Client) fetchBundle(ctx context.Context, handle string) (*prekey.Bundle, error) {
 	acct, err := c.chainIdentity(ctx, handle)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res, err := call(ctx, c, "get prekey bundle", &tokenimv1.GetPrekeyBundleRequest{Handle: handle}, c.relay.GetPrekeyBundle)
 	if connect.CodeOf(err) == connect.CodeNotFound {
-		return fmt.Errorf("%w: @%s", ErrUnknownHandle, handle)
+		return nil, fmt.Errorf("%w: @%s", ErrUnknownHandle, handle)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ba := res.Account
 	if ba.GetHandle() != handle || !bytes.Equal(ba.IdentityKey, acct.IdentityKey) {
-		return fmt.Errorf("%w: the node's bundle for @%s has another identity key", ErrIdentityMismatch, handle)
+		return nil, fmt.Errorf("%w: the node's bundle for @%s has another identity key", ErrIdentityMismatch, handle)
 	}
-	bundle, err := toBundle(ba, res.OneTimePrekey)
-	if err != nil {
+	return toBundle(ba, res.OneTimePrekey)
+}
+
+// processBundle runs X3DH with a fetched bundle, unless a session with
+// handle was built meanwhile (by another send to it). Called with c.mu
+// held.
+func (c *Client) processBundle(ctx context.Context, handle string, addr *protocol.SignalAddress, bundle *prekey.Bundle) error {
+	if has, err := c.store.ContainsSession(ctx, addr); err != nil || has {
 		return err
 	}
 	b := session.NewBuilderFromSignal(c.store, addr, c.store.Serializer())

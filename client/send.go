@@ -11,6 +11,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"go.mau.fi/libsignal/keys/prekey"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/session"
 )
@@ -104,18 +105,28 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 		return nil, nil, err
 	}
 	content.From, content.To = c.Handle(), to
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	// The session first: building one asks the network, and a message is
-	// numbered only once it can be sealed (a failed try leaves no gap the
-	// recipient would report as a missing message).
+	// The session first, and a message is numbered only once it can be
+	// sealed (a failed try leaves no gap the recipient would report as a
+	// missing message). Building one asks the network: that part runs
+	// outside c.mu, so a sender key handed to 999 new members fetches
+	// their proven keys and bundles several at a time.
 	addr := protocol.NewSignalAddress(to, DeviceID)
+	c.mu.Lock()
 	has, err := c.store.ContainsSession(ctx, addr)
+	c.mu.Unlock()
 	if err != nil {
 		return nil, nil, err
 	}
+	var bundle *prekey.Bundle
 	if !has {
-		if err := c.buildSession(ctx, to, addr); err != nil {
+		if bundle, err = c.fetchBundle(ctx, to); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bundle != nil {
+		if err := c.processBundle(ctx, to, addr, bundle); err != nil {
 			return nil, nil, err
 		}
 	}
