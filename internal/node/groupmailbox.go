@@ -201,6 +201,13 @@ func (n *Node) pruneGroups() int {
 			continue
 		}
 		local := n.localReaders(group, g)
+		if len(local) == 0 {
+			// No member reads here (yet: a client names its node a home
+			// node before it reads there). Pruning would go by no one's
+			// reading: the posts stay until their retention, a spare copy
+			// for a home node that was down when they were sent.
+			continue
+		}
 		mb := relay.GroupMailbox(group)
 		ids, err := n.relay.Prune(mb, func(m string) bool { return local[m] })
 		if err != nil {
