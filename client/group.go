@@ -379,20 +379,24 @@ func (c *Client) readers(ctx context.Context, g *tokenimv1.GroupRecord, now time
 // groupEncrypt numbers content in the group and encrypts it with this
 // account's sender key; it returns the ciphertext and the content bytes.
 func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) (ct, raw []byte, err error) {
-	if err := c.stamp("group/"+g.Name, content); err != nil {
-		return nil, nil, err
-	}
-	pt, err := codec.Marshal(content)
-	if err != nil {
-		return nil, nil, err
-	}
-	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
-	cipher := groups.NewGroupCipher(b, senderKeyName(g.Name, g.Epoch, c.Handle()), c.store)
-	m, err := cipher.Encrypt(ctx, pad(pt))
-	if err != nil {
-		return nil, nil, fmt.Errorf("group encrypt: %w", err)
-	}
-	return m.SignedSerialize(), pt, nil
+	err = c.store.Update(func(tx *signalstore.Tx) error { // the number and the sender key's step, one commit
+		if err := stampTx(tx, "group/"+g.Name, content); err != nil {
+			return err
+		}
+		var err error
+		if raw, err = codec.Marshal(content); err != nil {
+			return err
+		}
+		st := tx.Signal()
+		b := groups.NewGroupSessionBuilder(st, st.Serializer())
+		m, err := groups.NewGroupCipher(b, senderKeyName(g.Name, g.Epoch, c.Handle()), st).Encrypt(ctx, pad(raw))
+		if err != nil {
+			return fmt.Errorf("group encrypt: %w", err)
+		}
+		ct = m.SignedSerialize()
+		return nil
+	})
+	return ct, raw, err
 }
 
 // fanOut makes reqs in order; when one fails it returns those not made yet

@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/libsignal/keys/identity"
 	"go.mau.fi/libsignal/keys/prekey"
@@ -105,14 +106,14 @@ func (c *Client) fetchBundle(ctx context.Context, handle string) (*prekey.Bundle
 	return toBundle(ba, res.OneTimePrekey)
 }
 
-// processBundle runs X3DH with a fetched bundle, unless a session with
-// handle was built meanwhile (by another send to it). Called with c.mu
-// held.
-func (c *Client) processBundle(ctx context.Context, handle string, addr *protocol.SignalAddress, bundle *prekey.Bundle) error {
-	if has, err := c.store.ContainsSession(ctx, addr); err != nil || has {
+// processBundle runs X3DH with a fetched bundle through st (the store,
+// or one bound to a transaction), unless a session with handle was built
+// meanwhile (by another send to it). Called with c.mu held.
+func (c *Client) processBundle(ctx context.Context, st *signalstore.Store, handle string, addr *protocol.SignalAddress, bundle *prekey.Bundle) error {
+	if has, err := st.ContainsSession(ctx, addr); err != nil || has {
 		return err
 	}
-	b := session.NewBuilderFromSignal(c.store, addr, c.store.Serializer())
+	b := session.NewBuilderFromSignal(st, addr, st.Serializer())
 	if err := b.ProcessBundle(ctx, bundle); err != nil {
 		return fmt.Errorf("X3DH with @%s: %w", handle, err)
 	}

@@ -38,32 +38,31 @@ const (
 	metaInSeen  = "in_seen/"
 )
 
-// stamp numbers content in its conversation (key: a handle, or
-// "group/<name>"): counter, the previous message's id and a fresh nonce.
-// Called with c.mu held; the counter and last id persist before use.
-func (c *Client) stamp(key string, content *tokenimv1.Content) error {
+// stampTx numbers content in its conversation (key: a handle, or
+// "group/<name>") within tx: counter, the previous message's id and a
+// fresh nonce. The number is taken only if tx commits, with the sender's
+// ratchet or sender-key step (seal, groupEncrypt: called with c.mu held).
+func stampTx(tx *signalstore.Tx, key string, content *tokenimv1.Content) error {
 	content.Nonce = make([]byte, 32)
 	if _, err := rand.Read(content.Nonce); err != nil {
 		return err
 	}
-	return c.store.Update(func(tx *signalstore.Tx) error { // one transaction: one fsync pair, not two
-		n := uint64(0)
-		if b, ok, err := tx.Get(bucketMeta, "out_counter/"+key); err != nil {
-			return err
-		} else if ok && len(b) == 8 {
-			n = binary.BigEndian.Uint64(b)
-		}
-		n++
-		prev, _, err := tx.Get(bucketMeta, metaOutLast+key)
-		if err != nil {
-			return err
-		}
-		content.Counter, content.PrevId = n, prev
-		if err := tx.Put(bucketMeta, "out_counter/"+key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
-			return err
-		}
-		return tx.Put(bucketMeta, metaOutLast+key, content.MessageId)
-	})
+	n := uint64(0)
+	if b, ok, err := tx.Get(bucketMeta, "out_counter/"+key); err != nil {
+		return err
+	} else if ok && len(b) == 8 {
+		n = binary.BigEndian.Uint64(b)
+	}
+	n++
+	prev, _, err := tx.Get(bucketMeta, metaOutLast+key)
+	if err != nil {
+		return err
+	}
+	content.Counter, content.PrevId = n, prev
+	if err := tx.Put(bucketMeta, "out_counter/"+key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return err
+	}
+	return tx.Put(bucketMeta, metaOutLast+key, content.MessageId)
 }
 
 // seen is what arrived of one direction: every counter up to Contiguous,

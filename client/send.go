@@ -11,6 +11,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"go.mau.fi/libsignal/keys/prekey"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/session"
@@ -125,24 +126,35 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if bundle != nil {
-		if err := c.processBundle(ctx, to, addr, bundle); err != nil {
-			return nil, nil, err
+	// The session (X3DH), the number and the ratchet step commit together:
+	// one commit on the path of every message, and a try that fails takes
+	// neither a number nor a message key.
+	var pt []byte
+	var ct protocol.CiphertextMessage
+	err = c.store.Update(func(tx *signalstore.Tx) error {
+		st := tx.Signal()
+		if bundle != nil {
+			if err := c.processBundle(ctx, st, to, addr, bundle); err != nil {
+				return err
+			}
 		}
-	}
-	if err := c.stamp(to, content); err != nil {
+		if err := stampTx(tx, to, content); err != nil {
+			return err
+		}
+		var err error
+		if pt, err = codec.Marshal(content); err != nil {
+			return err
+		}
+		cipher := session.NewCipher(session.NewBuilderFromSignal(st, addr, st.Serializer()), addr)
+		if ct, err = cipher.Encrypt(ctx, pad(pt)); err != nil {
+			return fmt.Errorf("encrypt for @%s: %w", to, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	counter := content.Counter
-	pt, err := codec.Marshal(content)
-	if err != nil {
-		return nil, nil, err
-	}
-	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, c.store.Serializer()), addr)
-	ct, err := cipher.Encrypt(ctx, pad(pt))
-	if err != nil {
-		return nil, nil, fmt.Errorf("encrypt for @%s: %w", to, err)
-	}
 	typ := tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE
 	if ct.Type() == protocol.PREKEY_TYPE {
 		typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY

@@ -28,7 +28,14 @@ func (s *Store) SaveIdentity(_ context.Context, addr *protocol.SignalAddress, id
 	if addr == nil || identityKey == nil || identityKey.PublicKey() == nil {
 		return fmt.Errorf("%w: nil address or identity key", ErrInvalid)
 	}
-	return s.putOne(bucketIdentity, s.addrKey(addr), identityKey.Serialize())
+	// libsignal saves the peer's identity after every encrypt and decrypt;
+	// the same key again writes nothing (a commit is two fsyncs on the
+	// path of every message).
+	k, v := s.addrKey(addr), identityKey.Serialize()
+	if cur, ok, err := s.getOne(bucketIdentity, k); err == nil && ok && bytes.Equal(cur, v) {
+		return nil
+	}
+	return s.putOne(bucketIdentity, k, v)
 }
 
 // IsTrustedIdentity reports whether identityKey may be used for addr: true

@@ -23,11 +23,38 @@ type Tx struct {
 // Update runs fn in one read-write transaction: all of its Puts and
 // Deletes are committed together, or none if fn returns an error.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{s: s, tx: btx}) })
+	return s.update(func(btx *bolt.Tx) error { return fn(&Tx{s: s, tx: btx}) })
 }
 
 func (s *Store) view(fn func(tx *Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{s: s, tx: btx}) })
+	return s.read(func(btx *bolt.Tx) error { return fn(&Tx{s: s, tx: btx}) })
+}
+
+// Signal returns the store bound to this transaction: what libsignal
+// writes through it (session, identity, sender key, prekey records) is
+// committed with the transaction's other writes, in one commit, and what
+// it reads sees them. Use it only inside the Update callback, on its
+// goroutine.
+func (t *Tx) Signal() *Store {
+	bound := *t.s
+	bound.btx = t.tx
+	return &bound
+}
+
+// update and read run fn in a transaction of their own, or in the one the
+// store is bound to (Tx.Signal).
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if s.btx != nil {
+		return fn(s.btx)
+	}
+	return s.db.Update(fn)
+}
+
+func (s *Store) read(fn func(*bolt.Tx) error) error {
+	if s.btx != nil {
+		return fn(s.btx)
+	}
+	return s.db.View(fn)
 }
 
 // Put stores value under bucket/key, replacing any previous value.
@@ -167,11 +194,11 @@ func (s *Store) del(tx *bolt.Tx, bucket string, key []byte) error {
 // Helpers for the libsignal stores: one transaction per call.
 
 func (s *Store) putOne(bucket string, key, value []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return s.put(tx, bucket, key, value) })
+	return s.update(func(tx *bolt.Tx) error { return s.put(tx, bucket, key, value) })
 }
 
 func (s *Store) getOne(bucket string, key []byte) (value []byte, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.read(func(tx *bolt.Tx) error {
 		value, ok, err = s.get(tx, bucket, key)
 		return err
 	})
@@ -179,7 +206,7 @@ func (s *Store) getOne(bucket string, key []byte) (value []byte, ok bool, err er
 }
 
 func (s *Store) hasOne(bucket string, key []byte) (ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.read(func(tx *bolt.Tx) error {
 		ok = s.has(tx, bucket, key)
 		return nil
 	})
@@ -187,5 +214,5 @@ func (s *Store) hasOne(bucket string, key []byte) (ok bool, err error) {
 }
 
 func (s *Store) delOne(bucket string, key []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return s.del(tx, bucket, key) })
+	return s.update(func(tx *bolt.Tx) error { return s.del(tx, bucket, key) })
 }

@@ -63,7 +63,7 @@ func (s *Store) LoadSignedPreKey(_ context.Context, signedPreKeyID uint32) (*rec
 // LoadSignedPreKeys returns every signed prekey in id order.
 func (s *Store) LoadSignedPreKeys(_ context.Context) ([]*record.SignedPreKey, error) {
 	var out []*record.SignedPreKey
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketSignedPreKey)).ForEach(func(k, v []byte) error {
 			plain, err := s.open(bucketSignedPreKey, k, v)
 			if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -269,4 +271,72 @@ func TestChangedIdentityNotTrusted(t *testing.T) {
 	if _, ok, err := alice.st.RemoteIdentity(ctx, stranger); err != nil || ok {
 		t.Fatalf("RemoteIdentity of unknown address: ok=%v err=%v", ok, err)
 	}
+}
+
+// A ratchet step taken through a store bound to a transaction commits with
+// the transaction's other writes, or not at all: a failed transaction
+// leaves the session as it was (the same message key is used again), a
+// committed one advances it.
+func TestBoundTransaction(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 1)
+	b := session.NewBuilderFromSignal(alice.st, bob.addr, alice.st.Serializer())
+	if err := b.ProcessBundle(ctx, bob.publishBundle(t, ctx)); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, ctx, alice, bob, "hello", protocol.PREKEY_TYPE)
+	exchange(t, ctx, bob, alice, "hi", protocol.WHISPER_TYPE)
+
+	// In a transaction that fails: neither the session nor the other write
+	// stays.
+	var first []byte
+	failed := errors.New("the message could not be stored")
+	err := alice.st.Update(func(tx *Tx) error {
+		st := tx.Signal()
+		c := session.NewCipher(session.NewBuilderFromSignal(st, bob.addr, st.Serializer()), bob.addr)
+		m, err := c.Encrypt(ctx, []byte("lost"))
+		if err != nil {
+			return err
+		}
+		first = m.Serialize()
+		if err := tx.Put("history", "m1", []byte("lost")); err != nil {
+			return err
+		}
+		// Read back inside: the bound store sees its own write.
+		if rec, err := st.LoadSession(ctx, bob.addr); err != nil || rec.SessionState().SenderChainKey().Index() == 0 {
+			return fmt.Errorf("the bound store does not see its write: %v", err)
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatal(err)
+	}
+	if _, ok, _ := alice.st.Get("history", "m1"); ok {
+		t.Fatal("the failed transaction's write stayed")
+	}
+	// Committed: one commit for the step and the message.
+	var second []byte
+	if err := alice.st.Update(func(tx *Tx) error {
+		st := tx.Signal()
+		c := session.NewCipher(session.NewBuilderFromSignal(st, bob.addr, st.Serializer()), bob.addr)
+		m, err := c.Encrypt(ctx, []byte("kept"))
+		if err != nil {
+			return err
+		}
+		second = m.Serialize()
+		return tx.Put("history", "m1", []byte("kept"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m1, _ := protocol.NewSignalMessageFromBytes(first, alice.st.Serializer().SignalMessage)
+	m2, _ := protocol.NewSignalMessageFromBytes(second, alice.st.Serializer().SignalMessage)
+	if m1.Counter() != m2.Counter() {
+		t.Fatalf("the rolled-back step moved the chain: counters %d then %d", m1.Counter(), m2.Counter())
+	}
+	if got := receive(t, ctx, bob, alice, second, protocol.WHISPER_TYPE); got != "kept" {
+		t.Fatalf("bob got %q", got)
+	}
+	exchange(t, ctx, alice, bob, "next", protocol.WHISPER_TYPE) // the committed step holds
+	alice.reopen(t)
+	exchange(t, ctx, alice, bob, "after reopen", protocol.WHISPER_TYPE)
 }

@@ -43,7 +43,7 @@ func (s *Store) LoadSession(_ context.Context, addr *protocol.SignalAddress) (*r
 func (s *Store) GetSubDeviceSessions(_ context.Context, name string) ([]uint32, error) {
 	prefix := s.blind("addr", name)
 	var ids []uint32
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx) error {
 		c := tx.Bucket([]byte(bucketSession)).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) != len(prefix)+4 {
@@ -88,7 +88,7 @@ func (s *Store) DeleteSession(_ context.Context, addr *protocol.SignalAddress) e
 
 // DeleteAllSessions deletes every session record.
 func (s *Store) DeleteAllSessions(_ context.Context) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte(bucketSession)); err != nil {
 			return fmt.Errorf("signalstore: %w", err)
 		}

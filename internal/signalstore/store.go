@@ -54,6 +54,7 @@ type Store struct {
 	local    *identity.KeyPair
 	regID    uint32
 	ser      *serialize.Serializer
+	btx      *bolt.Tx // set on a store bound to a transaction (Tx.Signal)
 }
 
 // Open opens or creates the store at path (mode 0600). key is the local
