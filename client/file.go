@@ -18,6 +18,7 @@ import (
 	tokenimv1 "github.com/tokenim/tokenim/gen/tokenim/v1"
 	"github.com/tokenim/tokenim/internal/codec"
 	"github.com/tokenim/tokenim/internal/ledger"
+	"github.com/tokenim/tokenim/internal/signalstore"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -337,7 +338,17 @@ func (c *Client) fileOf(messageID string) (*tokenimv1.File, error) {
 
 // rememberFile keeps a message's File body (with its key) locally.
 func (c *Client) rememberFile(messageID string, f *tokenimv1.File) (*FileRef, error) {
-	if err := c.store.Put(bucketFileKeys, messageID, codec.MustMarshal(f)); err != nil {
+	var ref *FileRef
+	err := c.store.Update(func(tx *signalstore.Tx) (err error) {
+		ref, err = rememberFileTx(tx, messageID, f)
+		return err
+	})
+	return ref, err
+}
+
+// rememberFileTx is rememberFile within tx.
+func rememberFileTx(tx *signalstore.Tx, messageID string, f *tokenimv1.File) (*FileRef, error) {
+	if err := tx.Put(bucketFileKeys, messageID, codec.MustMarshal(f)); err != nil {
 		return nil, err
 	}
 	return &FileRef{Name: fileName(f.Name), Size: f.Size, ManifestHash: hex.EncodeToString(f.ManifestHash)}, nil

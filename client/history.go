@@ -91,50 +91,54 @@ func (c *Client) hasMessage(id []byte) (bool, error) {
 // putMessage adds or updates m in the history, and (if cursor > 0) records
 // the receive cursor of scope (mailboxScope), in one transaction.
 func (c *Client) putMessage(m *Message, scope string, cursor uint64) error {
-	err := c.store.Update(func(tx *signalstore.Tx) error {
-		if m.seq == 0 {
-			if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
-				return err
-			} else if ok && len(b) == 8 {
-				m.seq = binary.BigEndian.Uint64(b)
-			}
-		}
-		if m.seq == 0 {
-			next := uint64(1)
-			if b, ok, err := tx.Get(bucketMeta, metaHistSeq); err != nil {
-				return err
-			} else if ok && len(b) == 8 {
-				next = binary.BigEndian.Uint64(b) + 1
-			}
-			m.seq = next
-			if err := tx.Put(bucketMeta, metaHistSeq, binary.BigEndian.AppendUint64(nil, next)); err != nil {
-				return err
-			}
-			if err := tx.Put(bucketMsgID, m.ID, binary.BigEndian.AppendUint64(nil, next)); err != nil {
-				return err
-			}
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(bucketHistory, seqKey(m.seq), b); err != nil {
-			return err
-		}
-		for _, w := range m.meta {
-			if err := tx.Put(bucketMeta, w.key, w.value); err != nil {
-				return err
-			}
-		}
-		if cursor > 0 {
-			return tx.Put(bucketMeta, cursorKey(scope), binary.BigEndian.AppendUint64(nil, cursor))
-		}
-		return nil
-	})
+	err := c.store.Update(func(tx *signalstore.Tx) error { return putMessageTx(tx, m, scope, cursor) })
 	if err == nil {
 		m.meta = nil
 	}
 	return err
+}
+
+// putMessageTx is putMessage within tx (the caller clears m.meta once tx
+// commits).
+func putMessageTx(tx *signalstore.Tx, m *Message, scope string, cursor uint64) error {
+	if m.seq == 0 {
+		if b, ok, err := tx.Get(bucketMsgID, m.ID); err != nil {
+			return err
+		} else if ok && len(b) == 8 {
+			m.seq = binary.BigEndian.Uint64(b)
+		}
+	}
+	if m.seq == 0 {
+		next := uint64(1)
+		if b, ok, err := tx.Get(bucketMeta, metaHistSeq); err != nil {
+			return err
+		} else if ok && len(b) == 8 {
+			next = binary.BigEndian.Uint64(b) + 1
+		}
+		m.seq = next
+		if err := tx.Put(bucketMeta, metaHistSeq, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketMsgID, m.ID, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucketHistory, seqKey(m.seq), b); err != nil {
+		return err
+	}
+	for _, w := range m.meta {
+		if err := tx.Put(bucketMeta, w.key, w.value); err != nil {
+			return err
+		}
+	}
+	if cursor > 0 {
+		return tx.Put(bucketMeta, cursorKey(scope), binary.BigEndian.AppendUint64(nil, cursor))
+	}
+	return nil
 }
 
 // Receive cursors are per node: each replica numbers its copy of the

@@ -310,7 +310,7 @@ func (c *Client) sealDraft(ctx context.Context, key string, e *outboxEntry, msg 
 		}
 		sealed, reqs = m, rs
 	} else {
-		env, m, err := c.seal(ctx, e.To, content, msg.Text)
+		env, m, err := c.seal(ctx, e.To, content, msg.Text, nil)
 		if err != nil {
 			return err
 		}

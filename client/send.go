@@ -57,27 +57,33 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 			return c.queueDraft(to, "", content, text, why)
 		}
 	}
-	env, msg, err := c.seal(ctx, to, content, text)
+	receipt := content.GetReceipt() != nil // not kept in the history: it only changes the state of others
+	// The message is kept (as sending) in the commit that seals it.
+	env, msg, err := c.seal(ctx, to, content, text, func(tx *signalstore.Tx, msg *Message) error {
+		if receipt {
+			return nil
+		}
+		if f := content.GetFile(); f != nil {
+			var err error
+			if msg.File, err = rememberFileTx(tx, msg.ID, f); err != nil {
+				return err
+			}
+		}
+		if control {
+			msg.State = StateControl
+		}
+		return putMessageTx(tx, msg, "", 0)
+	})
 	if err != nil {
 		if retryable(err) && !control {
 			return c.queueDraft(to, "", content, text, err)
 		}
 		return nil, err
 	}
+	msg.meta = nil // written with it
 	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
-	if content.GetReceipt() != nil { // not kept in the history: it only changes the state of others
+	if receipt {
 		_, err := call(ctx, c, "send", req, c.relay.Send)
-		return nil, err
-	}
-	if f := content.GetFile(); f != nil {
-		if msg.File, err = c.rememberFile(msg.ID, f); err != nil {
-			return nil, err
-		}
-	}
-	if control {
-		msg.State = StateControl
-	}
-	if err := c.putMessage(msg, "", 0); err != nil {
 		return nil, err
 	}
 	if _, err := call(ctx, c, "send", req, c.relay.Send); err != nil {
@@ -100,7 +106,7 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 // seal builds the envelope: a session (X3DH on first use), then one
 // Double Ratchet step over the padded Content. A content that has its id
 // already (a message queued unsealed) keeps it and its time.
-func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content, text string) (*tokenimv1.Envelope, *Message, error) {
+func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content, text string, keep func(*signalstore.Tx, *Message) error) (*tokenimv1.Envelope, *Message, error) {
 	id, now, err := messageIdentity(content)
 	if err != nil {
 		return nil, nil, err
@@ -126,11 +132,12 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The session (X3DH), the number and the ratchet step commit together:
-	// one commit on the path of every message, and a try that fails takes
-	// neither a number nor a message key.
-	var pt []byte
-	var ct protocol.CiphertextMessage
+	// The session (X3DH), the number, the ratchet step and what keep
+	// writes (the message itself) commit together: one commit on the path
+	// of every message, and a try that fails takes neither a number nor a
+	// message key.
+	var env *tokenimv1.Envelope
+	var msg *Message
 	err = c.store.Update(func(tx *signalstore.Tx) error {
 		st := tx.Signal()
 		if bundle != nil {
@@ -141,27 +148,30 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 		if err := stampTx(tx, to, content); err != nil {
 			return err
 		}
-		var err error
-		if pt, err = codec.Marshal(content); err != nil {
+		pt, err := codec.Marshal(content)
+		if err != nil {
 			return err
 		}
 		cipher := session.NewCipher(session.NewBuilderFromSignal(st, addr, st.Serializer()), addr)
-		if ct, err = cipher.Encrypt(ctx, pad(pt)); err != nil {
+		ct, err := cipher.Encrypt(ctx, pad(pt))
+		if err != nil {
 			return fmt.Errorf("encrypt for @%s: %w", to, err)
+		}
+		typ := tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE
+		if ct.Type() == protocol.PREKEY_TYPE {
+			typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY
+		}
+		env = &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize(), Commitment: Commitment(pt)}
+		msg = &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter,
+			Evidence: evidenceOf(env, pt), Notice: content.GetPolicyNotice() != nil}
+		if keep != nil {
+			return keep(tx, msg)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	counter := content.Counter
-	typ := tokenimv1.EnvelopeType_ENVELOPE_TYPE_MESSAGE
-	if ct.Type() == protocol.PREKEY_TYPE {
-		typ = tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY
-	}
-	env := &tokenimv1.Envelope{Id: id, To: to, Type: typ, Ciphertext: ct.Serialize(), Commitment: Commitment(pt)}
-	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: to, Text: text, SentAt: now.UTC(), Outgoing: true, State: StateSending, Counter: counter,
-		Evidence: evidenceOf(env, pt), Notice: content.GetPolicyNotice() != nil}
 	return env, msg, nil
 }
 
