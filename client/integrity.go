@@ -80,13 +80,18 @@ const maxAbove = 4096
 // (putMessage writes it in m's transaction: one commit, and nothing is
 // recorded for a message not stored), and reports whether n had arrived
 // before (a replay: same number, another message).
-func (c *Client) track(m *Message, sender, key string, n uint64) (replayed bool, err error) {
+// Within a transaction (tx set) it reads through it.
+func (c *Client) track(tx *signalstore.Tx, m *Message, sender, key string, n uint64) (replayed bool, err error) {
 	if n == 0 {
 		return false, nil
 	}
 	k := metaInSeen + sender + "/" + key
+	get := c.store.Get
+	if tx != nil {
+		get = tx.Get
+	}
 	var s seen
-	if b, ok, err := c.store.Get(bucketMeta, k); err != nil {
+	if b, ok, err := get(bucketMeta, k); err != nil {
 		return false, err
 	} else if ok {
 		if err := json.Unmarshal(b, &s); err != nil {

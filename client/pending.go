@@ -57,7 +57,7 @@ func (c *Client) retryPending(ctx context.Context, group string, epoch uint64, f
 			m.ExpiresAt = time.UnixMilli(env.ExpiresAtMs).UTC()
 		}
 		content, err := c.groupDecrypt(ctx, env)
-		if err := c.fill(ctx, m, env, content, err); err != nil {
+		if err := c.fill(ctx, nil, m, env, content, err); err != nil {
 			return err
 		}
 		if err := c.putMessage(m, "", 0); err != nil {

@@ -492,10 +492,18 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	if env.ExpiresAtMs > 0 {
 		m.ExpiresAt = time.UnixMilli(env.ExpiresAtMs).UTC()
 	}
+	scope := mailboxScope(nodeID, d.Group)
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 		content, err = c.groupDecrypt(ctx, env)
 		m.Group, m.To = env.Group, env.Group
 	} else {
+		done, derr := c.openDirect(ctx, m, env, scope, d.Cursor)
+		if derr != nil {
+			return nil, false, derr
+		}
+		if done {
+			return m, true, nil
+		}
 		content, err = c.decrypt(ctx, env)
 	}
 	if errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled) {
@@ -509,10 +517,10 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 		if err := c.requestSenderKey(ctx, env); err != nil {
 			return nil, false, err
 		}
-	} else if err := c.fill(ctx, m, env, content, err); err != nil {
+	} else if err := c.fill(ctx, nil, m, env, content, err); err != nil {
 		return nil, false, err
 	}
-	if err := c.putMessage(m, mailboxScope(nodeID, d.Group), d.Cursor); err != nil {
+	if err := c.putMessage(m, scope, d.Cursor); err != nil {
 		return nil, false, err
 	}
 	return m, true, nil
@@ -521,7 +529,11 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 // fill completes m from a decrypted envelope (or the decryption error):
 // state, text, numbering and evidence; a sender key it carries is
 // accepted, and group messages that waited for it are decrypted.
-func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, content *tokenimv1.Content, err error) error {
+//
+// Within a transaction (tx set: the one that took the decryption's ratchet
+// step) only contents that need nothing from the network are filled
+// (local), and its writes go through tx.
+func (c *Client) fill(ctx context.Context, tx *signalstore.Tx, m *Message, env *tokenimv1.Envelope, content *tokenimv1.Content, err error) error {
 	switch {
 	case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrCommitment):
 		m.State = StateRejected
@@ -542,7 +554,7 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP && env.To != "" {
 		m.Evidence.Member = c.Handle() // a member's copy (before group mailboxes)
 	}
-	if m.Replayed, err = c.track(m, env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
+	if m.Replayed, err = c.track(tx, m, env.From, dirKey(env, c.Handle()), content.Counter); err != nil {
 		return err
 	}
 	if skd := content.GetSenderKey(); skd != nil {
@@ -597,20 +609,79 @@ func (c *Client) fill(ctx context.Context, m *Message, env *tokenimv1.Envelope, 
 	}
 	if f := content.GetFile(); f != nil {
 		m.Text = fileText(f)
-		if m.File, err = c.rememberFile(m.ID, f); err != nil {
+		if tx != nil {
+			m.File, err = rememberFileTx(tx, m.ID, f)
+		} else {
+			m.File, err = c.rememberFile(m.ID, f)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// local reports whether fill needs nothing from the network for content:
+// a text or a file (not a sender key, a request for one, a receipt or a
+// policy notice).
+func local(content *tokenimv1.Content) bool {
+	return content.GetText() != nil || content.GetFile() != nil
+}
+
+// errNotLocal rolls back a one-commit open whose content needs the network.
+var errNotLocal = errors.New("the content needs the network")
+
+// openDirect opens a 1:1 envelope in one commit: the ratchet step of its
+// decryption and the message with its cursor (a crash cannot leave a step
+// taken and the message lost, and the path of every message has one commit
+// fewer). It reports false, having changed nothing, for a content that
+// needs the network (open then takes the usual path).
+func (c *Client) openDirect(ctx context.Context, m *Message, env *tokenimv1.Envelope, scope string, cursor uint64) (bool, error) {
+	var acct *tokenimv1.Account
+	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY {
+		var err error // the sender's proven identity, fetched before the transaction
+		if acct, err = c.chainIdentity(ctx, env.From); err != nil {
+			if errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled) {
+				return false, err
+			}
+			return false, nil // decrypt reports it as before
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.store.Update(func(tx *signalstore.Tx) error {
+		content, err := c.decryptWith(ctx, tx.Signal(), env, acct)
+		if err == nil && !local(content) {
+			return errNotLocal
+		}
+		if err := c.fill(ctx, tx, m, env, content, err); err != nil {
+			return err
+		}
+		return putMessageTx(tx, m, scope, cursor)
+	})
+	if errors.Is(err, errNotLocal) {
+		return false, nil
+	}
+	if err == nil {
+		m.meta = nil
+	}
+	return err == nil, err
+}
+
 // decrypt returns the Content of an envelope, or ErrDecrypt.
 func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.decryptWith(ctx, c.store, env, nil)
+}
+
+// decryptWith decrypts through st (the store, or one bound to a
+// transaction), with c.mu held. acct is the sender's proven account for a
+// PREKEY envelope, or nil to fetch it.
+func (c *Client) decryptWith(ctx context.Context, st *signalstore.Store, env *tokenimv1.Envelope, acct *tokenimv1.Account) (*tokenimv1.Content, error) {
 	addr := protocol.NewSignalAddress(env.From, DeviceID)
-	ser := c.store.Serializer()
-	cipher := session.NewCipher(session.NewBuilderFromSignal(c.store, addr, ser), addr)
+	ser := st.Serializer()
+	cipher := session.NewCipher(session.NewBuilderFromSignal(st, addr, ser), addr)
 	if len(env.Ciphertext) == 0 {
 		return nil, ErrDecrypt // libsignal's parsers panic on empty input
 	}
@@ -621,9 +692,10 @@ func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenim
 		if err != nil {
 			return nil, ErrDecrypt
 		}
-		acct, err := c.chainIdentity(ctx, env.From)
-		if err != nil {
-			return nil, err
+		if acct == nil {
+			if acct, err = c.chainIdentity(ctx, env.From); err != nil {
+				return nil, err
+			}
 		}
 		if !bytes.Equal(msg.IdentityKey().Serialize(), acct.IdentityKey) {
 			return nil, fmt.Errorf("%w: a first message claiming to be from @%s carries another identity key", ErrIdentityMismatch, env.From)
