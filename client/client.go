@@ -71,6 +71,8 @@ type Client struct {
 	outMu      sync.Mutex // one outbox flush at a time (outbox.go)
 	outboxHook atomic.Pointer[func(Message)]
 
+	trustMu sync.Mutex // one move of the trusted header at a time (trust.go)
+
 	epochsMu sync.Mutex
 	epochs   map[string]*tokenimv1.GroupRecord // closed epochs' proven final records, by group/epoch (group.go)
 

@@ -159,11 +159,11 @@ type groupAt struct {
 // groupAtHeight fetches and checks a group's record in the state at.height
 // left, for an export.
 func (c *Client) groupAtHeight(ctx context.Context, at groupAt) (*ExportGroup, error) {
-	res, err := c.stateProof(ctx, "group/"+at.name, at.height)
+	res, floor, err := c.stateProof(ctx, "group/"+at.name, at.height)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := c.CheckGroupProof(ctx, at.name, at.height, res); err != nil {
+	if _, _, err := c.checkGroupProof(ctx, at.name, at.height, res, floor); err != nil {
 		return nil, err
 	}
 	return &ExportGroup{Name: at.name, Height: at.height, Record: res.Value, Proof: res.Proof}, nil

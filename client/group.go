@@ -684,17 +684,23 @@ func (c *Client) closedEpoch(ctx context.Context, g *tokenimv1.GroupRecord, epoc
 
 // groupDecrypt opens a GROUP envelope with the sender's key for its epoch.
 func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.groupDecryptWith(ctx, c.store, env)
+}
+
+// groupDecryptWith decrypts through st (the store, or one bound to a
+// transaction), with c.mu held.
+func (c *Client) groupDecryptWith(ctx context.Context, st *signalstore.Store, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
 	if len(env.Ciphertext) == 0 {
 		return nil, ErrDecrypt
 	}
-	msg, err := protocol.NewSenderKeyMessageFromBytes(env.Ciphertext, c.store.Serializer().SenderKeyMessage)
+	msg, err := protocol.NewSenderKeyMessageFromBytes(env.Ciphertext, st.Serializer().SenderKeyMessage)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	c.mu.Lock()
-	b := groups.NewGroupSessionBuilder(c.store, c.store.Serializer())
-	pt, err := groups.NewGroupCipher(b, senderKeyName(env.Group, env.Epoch, env.From), c.store).Decrypt(ctx, msg)
-	c.mu.Unlock()
+	b := groups.NewGroupSessionBuilder(st, st.Serializer())
+	pt, err := groups.NewGroupCipher(b, senderKeyName(env.Group, env.Epoch, env.From), st).Decrypt(ctx, msg)
 	if errors.Is(err, signalerror.ErrNoSenderKeyForUser) {
 		return nil, errNoSenderKey
 	}
@@ -725,11 +731,11 @@ func (c *Client) groupDecrypt(ctx context.Context, env *tokenimv1.Envelope) (*to
 // Groups lists the groups this account belongs to, as the chain proves it
 // (a node can neither hide one nor add one).
 func (c *Client) Groups(ctx context.Context) ([]string, error) {
-	res, err := c.stateProof(ctx, "groups/"+c.Handle(), 0)
+	res, floor, err := c.stateProof(ctx, "groups/"+c.Handle(), 0)
 	if err != nil {
 		return nil, err
 	}
-	value, _, err := c.checkStateProof(ctx, "the groups of @"+c.Handle(), ledger.AccountGroupsStateKey(c.Handle()), 0, res)
+	value, _, err := c.checkStateProof(ctx, "the groups of @"+c.Handle(), ledger.AccountGroupsStateKey(c.Handle()), 0, res, floor)
 	if err != nil || value == nil { // none yet: proven absent
 		return nil, err
 	}

@@ -494,16 +494,16 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	}
 	scope := mailboxScope(nodeID, d.Group)
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
-		content, err = c.groupDecrypt(ctx, env)
 		m.Group, m.To = env.Group, env.Group
+	}
+	if done, err := c.openOnce(ctx, m, env, scope, d.Cursor); err != nil {
+		return nil, false, err
+	} else if done {
+		return m, true, nil
+	}
+	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
+		content, err = c.groupDecrypt(ctx, env)
 	} else {
-		done, derr := c.openDirect(ctx, m, env, scope, d.Cursor)
-		if derr != nil {
-			return nil, false, derr
-		}
-		if done {
-			return m, true, nil
-		}
 		content, err = c.decrypt(ctx, env)
 	}
 	if errors.Is(err, ErrNodeUnreachable) || errors.Is(err, context.Canceled) {
@@ -631,12 +631,14 @@ func local(content *tokenimv1.Content) bool {
 // errNotLocal rolls back a one-commit open whose content needs the network.
 var errNotLocal = errors.New("the content needs the network")
 
-// openDirect opens a 1:1 envelope in one commit: the ratchet step of its
-// decryption and the message with its cursor (a crash cannot leave a step
-// taken and the message lost, and the path of every message has one commit
-// fewer). It reports false, having changed nothing, for a content that
-// needs the network (open then takes the usual path).
-func (c *Client) openDirect(ctx context.Context, m *Message, env *tokenimv1.Envelope, scope string, cursor uint64) (bool, error) {
+// openOnce opens an envelope in one commit: the ratchet (or sender-key)
+// step of its decryption and the message with its cursor (a crash cannot
+// leave a step taken and the message lost, and the path of every message
+// has one commit fewer). It reports false, having changed nothing, for a
+// content that needs the network, or a group post whose sender key has
+// not arrived (open then takes the usual path).
+func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelope, scope string, cursor uint64) (bool, error) {
+	group := env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP
 	var acct *tokenimv1.Account
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_PREKEY {
 		var err error // the sender's proven identity, fetched before the transaction
@@ -650,8 +652,14 @@ func (c *Client) openDirect(ctx context.Context, m *Message, env *tokenimv1.Enve
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.store.Update(func(tx *signalstore.Tx) error {
-		content, err := c.decryptWith(ctx, tx.Signal(), env, acct)
-		if err == nil && !local(content) {
+		var content *tokenimv1.Content
+		var err error
+		if group {
+			content, err = c.groupDecryptWith(ctx, tx.Signal(), env)
+		} else {
+			content, err = c.decryptWith(ctx, tx.Signal(), env, acct)
+		}
+		if errors.Is(err, errNoSenderKey) || err == nil && !local(content) {
 			return errNotLocal
 		}
 		if err := c.fill(ctx, tx, m, env, content, err); err != nil {

@@ -91,6 +91,20 @@ func (c *Client) loadTrust(ctx context.Context) (*trust, *types.ValidatorSet, er
 	return &t, vals, c.saveTrust(&t)
 }
 
+// advanceTrust moves the trusted header to height (with its validators)
+// unless a check made meanwhile moved it further: proofs checked at the
+// same time never move it back.
+func (c *Client) advanceTrust(ctx context.Context, height int64, vals *types.ValidatorSet) error {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	t, _, err := c.loadTrust(ctx)
+	if err != nil || height <= t.Height {
+		return err
+	}
+	t.Height, t.Validators = height, msgproof.EncodeValidators(vals)
+	return c.saveTrust(t)
+}
+
 func (c *Client) saveTrust(t *trust) error {
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -188,8 +202,7 @@ func (c *Client) verifyHeader(ctx context.Context, lb *tokenimv1.GetLightBlockRe
 		return nil, nil, err
 	}
 	if sh.Height > t.Height {
-		t.Height, t.Validators = sh.Height, msgproof.EncodeValidators(vals)
-		if err := c.saveTrust(t); err != nil {
+		if err := c.advanceTrust(ctx, sh.Height, vals); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -210,11 +223,11 @@ func (c *Client) ProveAccountAt(ctx context.Context, handle string, height int64
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := c.stateProof(ctx, "account/"+h, height)
+	res, floor, err := c.stateProof(ctx, "account/"+h, height)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.checkAccountProofAt(ctx, h, height, res)
+	return c.checkAccountProofAt(ctx, h, height, res, floor)
 }
 
 // CheckAccountProof checks a node's GetStateProof answer for handle h
@@ -225,11 +238,11 @@ func (c *Client) CheckAccountProof(ctx context.Context, h string, res *tokenimv1
 }
 
 func (c *Client) checkAccountProof(ctx context.Context, h string, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
-	return c.checkAccountProofAt(ctx, h, 0, res)
+	return c.checkAccountProofAt(ctx, h, 0, res, -1)
 }
 
-func (c *Client) checkAccountProofAt(ctx context.Context, h string, height int64, res *tokenimv1.GetStateProofResponse) (*tokenimv1.Account, *Proven, error) {
-	value, pr, err := c.checkStateProof(ctx, "@"+h, ledger.AccountStateKey(h), height, res)
+func (c *Client) checkAccountProofAt(ctx context.Context, h string, height int64, res *tokenimv1.GetStateProofResponse, floor int64) (*tokenimv1.Account, *Proven, error) {
+	value, pr, err := c.checkStateProof(ctx, "@"+h, ledger.AccountStateKey(h), height, res, floor)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -251,31 +264,42 @@ func (c *Client) ProveGroup(ctx context.Context, name string, height int64) (*to
 	if err := ledger.CheckGroupName(name); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.stateProof(ctx, "group/"+name, height)
+	res, floor, err := c.stateProof(ctx, "group/"+name, height)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.CheckGroupProof(ctx, name, height, res)
+	return c.checkGroupProof(ctx, name, height, res, floor)
 }
 
 // stateProof asks the node for a GetStateProof answer (what: kind/name;
-// height 0: the latest state), to be checked by the caller.
-func (c *Client) stateProof(ctx context.Context, what string, height int64) (*tokenimv1.GetStateProofResponse, error) {
+// height 0: the latest state), to be checked by the caller, and returns
+// the newest block this client had verified when it asked: an answer to
+// "the latest" must not be older (one verified meanwhile, by a request
+// made at the same time, does not count against it).
+func (c *Client) stateProof(ctx context.Context, what string, height int64) (*tokenimv1.GetStateProofResponse, int64, error) {
 	if height < 0 {
-		return nil, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
+		return nil, 0, fmt.Errorf("height %d: want 0 (the latest) or a block height", height)
+	}
+	t, _, err := c.loadTrust(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
 	res, err := c.node.GetStateProof(ctx, connect.NewRequest(&tokenimv1.GetStateProofRequest{What: what, Height: height}))
 	if err != nil {
-		return nil, c.netErr("prove "+what, err)
+		return nil, 0, c.netErr("prove "+what, err)
 	}
-	return res.Msg, nil
+	return res.Msg, t.Height, nil
 }
 
 // CheckGroupProof checks a node's GetStateProof answer for group name at
 // height (ProveGroup without the network call; auditors use it on answers
 // they kept).
 func (c *Client) CheckGroupProof(ctx context.Context, name string, height int64, res *tokenimv1.GetStateProofResponse) (*tokenimv1.GroupRecord, *Proven, error) {
-	value, pr, err := c.checkStateProof(ctx, "group "+name, ledger.GroupStateKey(name), height, res)
+	return c.checkGroupProof(ctx, name, height, res, -1)
+}
+
+func (c *Client) checkGroupProof(ctx context.Context, name string, height int64, res *tokenimv1.GetStateProofResponse, floor int64) (*tokenimv1.GroupRecord, *Proven, error) {
+	value, pr, err := c.checkStateProof(ctx, "group "+name, ledger.GroupStateKey(name), height, res, floor)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,11 +315,12 @@ func (c *Client) CheckGroupProof(ctx context.Context, name string, height int64,
 
 // checkStateProof checks a node's GetStateProof answer for key: the header
 // against the trusted validators, the ICS23 proof against its app hash.
-// At height 0 the header must not be older than one this client already
-// verified (a node cannot serve stale state); at a height it must be block
-// height+1, whose app hash is the root of the state block height left.
-// value is nil when the key is proven absent.
-func (c *Client) checkStateProof(ctx context.Context, what string, key []byte, height int64, res *tokenimv1.GetStateProofResponse) ([]byte, *Proven, error) {
+// At height 0 the header must not be older than floor, the newest block
+// this client had verified when it asked (a node cannot serve stale
+// state; floor < 0: the newest it has verified now); at a height it must
+// be block height+1, whose app hash is the root of the state block height
+// left. value is nil when the key is proven absent.
+func (c *Client) checkStateProof(ctx context.Context, what string, key []byte, height int64, res *tokenimv1.GetStateProofResponse, floor int64) ([]byte, *Proven, error) {
 	t, _, err := c.loadTrust(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -304,9 +329,12 @@ func (c *Client) checkStateProof(ctx context.Context, what string, key []byte, h
 	if err != nil {
 		return nil, nil, err
 	}
+	if floor < 0 {
+		floor = t.Height
+	}
 	switch {
-	case height == 0 && sh.Height < t.Height:
-		return nil, nil, fmt.Errorf("%w: the node proved %s at block %d, older than block %d this client already verified", ErrUnproven, what, sh.Height, t.Height)
+	case height == 0 && sh.Height < floor:
+		return nil, nil, fmt.Errorf("%w: the node proved %s at block %d, older than block %d this client already verified", ErrUnproven, what, sh.Height, floor)
 	case height > 0 && sh.Height != height+1:
 		return nil, nil, fmt.Errorf("%w: asked for %s at block %d, the node proved it against block %d (want %d)", ErrUnproven, what, height, sh.Height, height+1)
 	}

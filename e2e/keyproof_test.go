@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +133,44 @@ func resignedByStranger(t *testing.T, res *tokenimv1.GetStateProofResponse) *tok
 	out := proto.Clone(res).(*tokenimv1.GetStateProofResponse)
 	out.LightBlock = &tokenimv1.GetLightBlockResponse{SignedHeader: b, Validators: msgproof.EncodeValidators(vals)}
 	return out
+}
+
+// Proofs asked for at the same time, across blocks, all hold: an answer is
+// checked against what the client had verified when it asked, not against
+// a newer header another answer brought meanwhile (a sender key handed to
+// many members proves their keys several at a time).
+func TestConcurrentProofs(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "cpra")
+	bob, _ := newUser(t, "cprb")
+	start := tn.n.Height()
+	deadline := time.Now().Add(20 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tn.n.Height() < start+3 && time.Now().Before(deadline) {
+				if _, _, err := alice.ProveAccount(ctx, bob.Handle()); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	// Blocks come with transactions: bob rotates his signed prekey.
+	for tn.n.Height() < start+3 && time.Now().Before(deadline) {
+		if err := bob.RotateSignedPrekey(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if tn.n.Height() < start+3 {
+		t.Fatalf("the chain did not move (height %d, was %d)", tn.n.Height(), start)
+	}
 }
