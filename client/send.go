@@ -94,9 +94,12 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		c.putMessage(msg, "", 0)
 		return nil, deniedErr(err)
 	}
-	if msg.State != StateControl {
-		msg.State = c.storedState(msg.ID)
+	if control {
+		// Kept as it was sealed: it is never shown, and a sender key handed
+		// to 999 members would cost as many more commits and policy lookups.
+		return msg, nil
 	}
+	msg.State = c.storedState(msg.ID)
 	if exp, err := c.directExpiry(ctx, to, msg.SentAt); err == nil {
 		msg.ExpiresAt = exp
 	}
