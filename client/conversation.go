@@ -128,7 +128,7 @@ func (c *Client) directExpiry(ctx context.Context, peer string, now time.Time) (
 	if err != nil || res.Msg.Policy == nil {
 		return time.Time{}, err
 	}
-	p, err := policy.Compile(res.Msg.Policy.Source)
+	p, err := compiled(res.Msg.Policy.Source)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -161,7 +161,7 @@ func (c *Client) DirectDisappearing(ctx context.Context, peer string) (Disappear
 	if err != nil || res.Policy == nil {
 		return Disappearing{}, err
 	}
-	p, err := policy.Compile(res.Policy.Source)
+	p, err := compiled(res.Policy.Source)
 	if err != nil {
 		return Disappearing{}, err
 	}

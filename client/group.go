@@ -320,7 +320,17 @@ func (c *Client) policyByID(ctx context.Context, id string) (*policy.Policy, err
 		}
 		src = rec.Source
 	}
-	p, err := policy.Compile(src)
+	return compiled(src)
+}
+
+// compiled returns source compiled, once per policy id (the hash of the
+// source: a policy never changes).
+func compiled(source string) (*policy.Policy, error) {
+	id := policy.ID(source)
+	if p, ok := policies.Load(id); ok {
+		return p.(*policy.Policy), nil
+	}
+	p, err := policy.Compile(source)
 	if err != nil {
 		return nil, err
 	}
