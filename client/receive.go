@@ -496,7 +496,9 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	if env.Type == tokenimv1.EnvelopeType_ENVELOPE_TYPE_GROUP {
 		m.Group, m.To = env.Group, env.Group
 	}
-	if done, err := c.openOnce(ctx, m, env, scope, d.Cursor); err != nil {
+	if done, err := c.openOnce(ctx, m, env, scope, d.Cursor); errors.Is(err, errSeen) {
+		return nil, false, nil
+	} else if err != nil {
 		return nil, false, err
 	} else if done {
 		return m, true, nil
@@ -652,6 +654,12 @@ func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.store.Update(func(tx *signalstore.Tx) error {
+		if _, seen, err := tx.Get(bucketMsgID, m.ID); err != nil || seen {
+			if err == nil {
+				err = errSeen // opened meanwhile (another stream of this client)
+			}
+			return err
+		}
 		var content *tokenimv1.Content
 		var err error
 		if group {
@@ -675,6 +683,9 @@ func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelo
 	}
 	return err == nil, err
 }
+
+// errSeen: the envelope was opened meanwhile; nothing is changed.
+var errSeen = errors.New("already opened")
 
 // decrypt returns the Content of an envelope, or ErrDecrypt.
 func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {
