@@ -248,12 +248,9 @@ func (c *Client) sealGroup(ctx context.Context, group string, content *tokenimv1
 	}
 	content.Group, content.From = group, c.Handle()
 	c.mu.Lock()
-	ct, raw, err := c.groupEncrypt(ctx, g, content)
+	ct, raw, err := c.groupEncrypt(ctx, g, content, to)
 	c.mu.Unlock()
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := c.rememberReaders(g, to); err != nil {
 		return nil, nil, nil, err
 	}
 	msg := &Message{ID: hex.EncodeToString(id), From: c.Handle(), To: group, Group: group, Text: text, SentAt: sent.UTC(), Outgoing: true, State: StateSending, Counter: content.Counter,
@@ -388,9 +385,12 @@ func (c *Client) readers(ctx context.Context, g *tokenimv1.GroupRecord, now time
 
 // groupEncrypt numbers content in the group and encrypts it with this
 // account's sender key; it returns the ciphertext and the content bytes.
-func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content) (ct, raw []byte, err error) {
-	err = c.store.Update(func(tx *signalstore.Tx) error { // the number and the sender key's step, one commit
+func (c *Client) groupEncrypt(ctx context.Context, g *tokenimv1.GroupRecord, content *tokenimv1.Content, readers []string) (ct, raw []byte, err error) {
+	err = c.store.Update(func(tx *signalstore.Tx) error { // the number, its readers and the sender key's step, one commit
 		if err := stampTx(tx, "group/"+g.Name, content); err != nil {
+			return err
+		}
+		if err := rememberReadersTx(tx, g.Name, readers); err != nil {
 			return err
 		}
 		var err error
@@ -444,14 +444,14 @@ func (c *Client) distributeSenderKey(ctx context.Context, g *tokenimv1.GroupReco
 	// A member who did not read this account's last post starts reading
 	// at the next one: its number tells it that those below are not
 	// missing (they were posted while it was not a reader).
-	last, next, err := c.lastReaders(g.Name)
+	last, next, known, err := c.lastReaders(g.Name)
 	if err != nil {
 		return err
 	}
 	bodyFor := func(m string) *tokenimv1.SenderKeyDistribution {
 		body := &tokenimv1.SenderKeyDistribution{Group: g.Name, Epoch: g.Epoch, Skdm: skdm.Serialize()}
-		if _, ok := slices.BinarySearch(last, m); !ok {
-			body.Since = next
+		if _, ok := slices.BinarySearch(last, m); known && !ok {
+			body.Since = next // (unknown: posts from before this record was kept; say nothing)
 		}
 		return body
 	}
@@ -499,10 +499,14 @@ func (c *Client) sendSenderKey(ctx context.Context, member string, body *tokenim
 	}
 	k := skSentKey(body.Group, body.Epoch, member)
 	return c.store.Update(func(tx *signalstore.Tx) error {
-		if body.Since > 0 { // a re-request gets it again
-			if err := tx.Put(bucketMeta, metaSKSince+k, binary.BigEndian.AppendUint64(nil, body.Since)); err != nil {
-				return err
-			}
+		var err error // a re-request gets the same since again
+		if body.Since > 0 {
+			err = tx.Put(bucketMeta, metaSKSince+k, binary.BigEndian.AppendUint64(nil, body.Since))
+		} else {
+			err = tx.Delete(bucketMeta, metaSKSince+k)
+		}
+		if err != nil {
+			return err
 		}
 		return tx.Put(bucketSKSent, k, body.Skdm)
 	})
@@ -516,10 +520,11 @@ const (
 )
 
 // lastReaders returns the readers of this account's last post to group
-// and the number its next post gets.
-func (c *Client) lastReaders(group string) (last []string, next uint64, err error) {
+// (known: recorded; a post before this client kept the record, or none,
+// leaves it unknown) and the number its next post gets.
+func (c *Client) lastReaders(group string) (last []string, next uint64, known bool, err error) {
 	if b, ok, err := c.store.Get(bucketMeta, "out_counter/group/"+group); err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	} else if ok && len(b) == 8 {
 		next = binary.BigEndian.Uint64(b)
 	}
@@ -527,22 +532,29 @@ func (c *Client) lastReaders(group string) (last []string, next uint64, err erro
 	if err == nil && ok {
 		err = json.Unmarshal(b, &last)
 	}
-	return last, next + 1, err
+	return last, next + 1, ok || next == 0, err
 }
 
-// rememberReaders records the readers of the post just numbered, if they
-// are not those of the one before.
-func (c *Client) rememberReaders(g *tokenimv1.GroupRecord, to []string) error {
+// rememberReadersTx records, in the transaction that numbers a post, its
+// readers, if they are not those of the one before.
+func rememberReadersTx(tx *signalstore.Tx, group string, to []string) error {
 	sorted := slices.Sorted(slices.Values(to))
-	last, _, err := c.lastReaders(g.Name)
-	if err != nil || slices.Equal(last, sorted) {
+	var last []string
+	if b, ok, err := tx.Get(bucketMeta, metaReaders+group); err != nil {
 		return err
+	} else if ok {
+		if err := json.Unmarshal(b, &last); err != nil {
+			return err
+		}
+	}
+	if last != nil && slices.Equal(last, sorted) {
+		return nil
 	}
 	b, err := json.Marshal(sorted)
 	if err != nil {
 		return err
 	}
-	return c.store.Put(bucketMeta, metaReaders+g.Name, b)
+	return tx.Put(bucketMeta, metaReaders+group, b)
 }
 
 // requestSenderKey asks from, once per (group, epoch), for its sender key.

@@ -522,9 +522,24 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	} else if err := c.fill(ctx, nil, m, env, content, err); err != nil {
 		return nil, false, err
 	}
-	if err := c.putMessage(m, scope, d.Cursor); err != nil {
+	// Another stream of this client may have opened it meanwhile (then
+	// this decryption failed as a repeat): what that one stored stays.
+	err = c.store.Update(func(tx *signalstore.Tx) error {
+		if _, seen, err := tx.Get(bucketMsgID, m.ID); err != nil || seen {
+			if err == nil {
+				err = errSeen
+			}
+			return err
+		}
+		return putMessageTx(tx, m, scope, d.Cursor)
+	})
+	if errors.Is(err, errSeen) {
+		return nil, false, nil
+	}
+	if err != nil {
 		return nil, false, err
 	}
+	m.meta = nil
 	return m, true, nil
 }
 

@@ -120,20 +120,27 @@ func (c *Client) seal(ctx context.Context, to string, content *tokenimv1.Content
 	// missing message). Building one asks the network: that part runs
 	// outside c.mu, so a sender key handed to 999 new members fetches
 	// their proven keys and bundles several at a time.
+	// The lock is held from the check that finds a session (or after
+	// the bundle for one is fetched) to the ratchet step: a session
+	// deleted in between (a key change accepted) would leave nothing to
+	// encrypt with.
 	addr := protocol.NewSignalAddress(to, DeviceID)
-	c.mu.Lock()
-	has, err := c.store.ContainsSession(ctx, addr)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, nil, err
-	}
 	var bundle *prekey.Bundle
-	if !has {
+	for {
+		c.mu.Lock()
+		has, err := c.store.ContainsSession(ctx, addr)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, nil, err
+		}
+		if has || bundle != nil {
+			break // processBundle builds the session unless one exists by now
+		}
+		c.mu.Unlock()
 		if bundle, err = c.fetchBundle(ctx, to); err != nil {
 			return nil, nil, err
 		}
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The session (X3DH), the number, the ratchet step and what keep
 	// writes (the message itself) commit together: one commit on the path
