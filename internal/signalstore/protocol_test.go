@@ -287,24 +287,31 @@ func TestBoundTransaction(t *testing.T) {
 	exchange(t, ctx, alice, bob, "hello", protocol.PREKEY_TYPE)
 	exchange(t, ctx, bob, alice, "hi", protocol.WHISPER_TYPE)
 
-	// In a transaction that fails: neither the session nor the other write
-	// stays.
-	var first []byte
-	failed := errors.New("the message could not be stored")
-	err := alice.st.Update(func(tx *Tx) error {
+	// sealIn encrypts text to bob and keeps it under history/m1, in tx.
+	sealIn := func(tx *Tx, text string) ([]byte, error) {
 		st := tx.Signal()
-		c := session.NewCipher(session.NewBuilderFromSignal(st, bob.addr, st.Serializer()), bob.addr)
-		m, err := c.Encrypt(ctx, []byte("lost"))
+		before, err := st.LoadSession(ctx, bob.addr)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		first = m.Serialize()
-		if err := tx.Put("history", "m1", []byte("lost")); err != nil {
-			return err
+		index := before.SessionState().SenderChainKey().Index()
+		m, err := session.NewCipher(session.NewBuilderFromSignal(st, bob.addr, st.Serializer()), bob.addr).Encrypt(ctx, []byte(text))
+		if err != nil {
+			return nil, err
 		}
 		// Read back inside: the bound store sees its own write.
-		if rec, err := st.LoadSession(ctx, bob.addr); err != nil || rec.SessionState().SenderChainKey().Index() == 0 {
-			return fmt.Errorf("the bound store does not see its write: %v", err)
+		if after, err := st.LoadSession(ctx, bob.addr); err != nil || after.SessionState().SenderChainKey().Index() != index+1 {
+			return nil, fmt.Errorf("the bound store does not see its write (%v)", err)
+		}
+		return m.Serialize(), tx.Put("history", "m1", []byte(text))
+	}
+	// In a transaction that fails: neither the session nor the other write
+	// stays.
+	var first, second []byte
+	failed := errors.New("the message could not be stored")
+	err := alice.st.Update(func(tx *Tx) (err error) {
+		if first, err = sealIn(tx, "lost"); err != nil {
+			return err
 		}
 		return failed
 	})
@@ -315,16 +322,9 @@ func TestBoundTransaction(t *testing.T) {
 		t.Fatal("the failed transaction's write stayed")
 	}
 	// Committed: one commit for the step and the message.
-	var second []byte
-	if err := alice.st.Update(func(tx *Tx) error {
-		st := tx.Signal()
-		c := session.NewCipher(session.NewBuilderFromSignal(st, bob.addr, st.Serializer()), bob.addr)
-		m, err := c.Encrypt(ctx, []byte("kept"))
-		if err != nil {
-			return err
-		}
-		second = m.Serialize()
-		return tx.Put("history", "m1", []byte("kept"))
+	if err := alice.st.Update(func(tx *Tx) (err error) {
+		second, err = sealIn(tx, "kept")
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
