@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -172,5 +174,61 @@ func TestConcurrentProofs(t *testing.T) {
 	}
 	if tn.n.Height() < start+3 {
 		t.Fatalf("the chain did not move (height %d, was %d)", tn.n.Height(), start)
+	}
+}
+
+// A key change accepted while messages go out to that contact: every
+// send either uses the old session to its end or builds a new one (the
+// client's lock covers the check that finds a session and the ratchet
+// step), and the contact decrypts every message.
+func TestSendWhileAcceptingAKeyChange(t *testing.T) {
+	ctx := ctxT(t)
+	alice, _ := newUser(t, "skca")
+	bob, _ := newUser(t, "skcb")
+	const n = 30
+	done := make(chan struct{})
+	var accepts int
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			if err := alice.AcceptKeyChange(ctx, bob.Handle()); err != nil {
+				t.Errorf("accept: %v", err)
+				return
+			}
+			accepts++
+		}
+	}()
+	var want []string
+	for i := range n {
+		text := fmt.Sprintf("during key changes %02d", i)
+		if _, err := alice.Send(ctx, bob.Handle(), text); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		want = append(want, text)
+	}
+	<-done
+	if accepts != n {
+		t.Fatalf("%d accepts", accepts)
+	}
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); len(got) < n && time.Now().Before(deadline); {
+		if _, err := bob.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hist, err := bob.History(func(m *client.Message) bool { return m.From == alice.Handle() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, m := range hist {
+			if m.State != client.StateReceived {
+				t.Fatalf("bob: %q is %s", m.Text, m.State)
+			}
+			got = append(got, m.Text)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("bob decrypted %d of %d: %q", len(got), n, got)
 	}
 }
