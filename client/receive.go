@@ -524,15 +524,7 @@ func (c *Client) open(ctx context.Context, nodeID string, d *tokenimv1.Delivery)
 	}
 	// Another stream of this client may have opened it meanwhile (then
 	// this decryption failed as a repeat): what that one stored stays.
-	err = c.store.Update(func(tx *signalstore.Tx) error {
-		if _, seen, err := tx.Get(bucketMsgID, m.ID); err != nil || seen {
-			if err == nil {
-				err = errSeen
-			}
-			return err
-		}
-		return putMessageTx(tx, m, scope, d.Cursor)
-	})
+	err = c.store.Update(func(tx *signalstore.Tx) error { return putNewMessageTx(tx, m, scope, d.Cursor) })
 	if errors.Is(err, errSeen) {
 		return nil, false, nil
 	}
@@ -669,10 +661,7 @@ func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.store.Update(func(tx *signalstore.Tx) error {
-		if _, seen, err := tx.Get(bucketMsgID, m.ID); err != nil || seen {
-			if err == nil {
-				err = errSeen // opened meanwhile (another stream of this client)
-			}
+		if err := notSeenTx(tx, m.ID); err != nil {
 			return err
 		}
 		var content *tokenimv1.Content
@@ -688,7 +677,7 @@ func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelo
 		if err := c.fill(ctx, tx, m, env, content, err); err != nil {
 			return err
 		}
-		return putMessageTx(tx, m, scope, cursor)
+		return putMessageTx(tx, m, scope, cursor) // notSeenTx checked it above, in this transaction
 	})
 	if errors.Is(err, errNotLocal) {
 		return false, nil
@@ -701,6 +690,27 @@ func (c *Client) openOnce(ctx context.Context, m *Message, env *tokenimv1.Envelo
 
 // errSeen: the envelope was opened meanwhile; nothing is changed.
 var errSeen = errors.New("already opened")
+
+// notSeenTx returns errSeen if the history has message id already
+// (opened meanwhile by another stream of this client).
+func notSeenTx(tx *signalstore.Tx, id string) error {
+	if _, seen, err := tx.Get(bucketMsgID, id); err != nil || seen {
+		if err == nil {
+			err = errSeen
+		}
+		return err
+	}
+	return nil
+}
+
+// putNewMessageTx stores m unless it was opened meanwhile (errSeen): what
+// that stored stays.
+func putNewMessageTx(tx *signalstore.Tx, m *Message, scope string, cursor uint64) error {
+	if err := notSeenTx(tx, m.ID); err != nil {
+		return err
+	}
+	return putMessageTx(tx, m, scope, cursor)
+}
 
 // decrypt returns the Content of an envelope, or ErrDecrypt.
 func (c *Client) decrypt(ctx context.Context, env *tokenimv1.Envelope) (*tokenimv1.Content, error) {

@@ -80,7 +80,6 @@ func (c *Client) sendContent(ctx context.Context, to string, content *tokenimv1.
 		}
 		return nil, err
 	}
-	msg.meta = nil // written with it
 	req := &tokenimv1.SendRequest{Envelopes: []*tokenimv1.Envelope{env}}
 	if receipt {
 		_, err := call(ctx, c, "send", req, c.relay.Send)
